@@ -1,0 +1,56 @@
+"""The ``ipw`` command line: thin commands that call the library.
+
+Sub-command groups live next to the code they drive (``ipw/<package>/cli.py``) and are loaded
+lazily, so ``ipw devices`` does not import torch and a broken optional part does not break the rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute" of a click command; loaded on first use.
+COMMANDS: dict[str, str] = {
+    "devices": "ipw.profilers.cli:devices",
+    "measure": "ipw.profilers.cli:measure",
+    "density": "ipw.density.cli:density",
+    "capacity": "ipw.capacity.cli:capacity",
+    "cmr": "ipw.cmr.cli:cmr",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported only when listed or run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._load(name) is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name and module_name.startswith(e.name):
+                return None  # that part of ipw is not in this build
+            raise
+        return getattr(module, attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ipw")
+def main() -> None:
+    """ipw: intelligence per watt, measured on the machine in front of you.
+
+    \b
+    Start here:
+      ipw devices            what can be measured on this machine, and how
+      ipw measure -- CMD     energy, power and time of one command
+    """
