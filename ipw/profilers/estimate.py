@@ -1,0 +1,83 @@
+"""The labelled estimate: CPU energy from CPU time, for machines with no energy counter.
+
+This is a model, not a measurement, and every reading it makes says so (``measured=False``, source
+``estimate.cpu_util_tdp``). The model, per logical core:
+
+    P_core = P_idle + (P_max - P_idle) * u,   P_max = TDP / n_logical,   P_idle = f_idle * P_max
+
+where ``u`` is the core's busy share. Summed over cores and integrated over a window [t0, t1]:
+
+    E = n_logical * P_idle * (t1 - t0) + (P_max - P_idle) * busy_core_seconds(t0, t1)    [J]
+
+``busy_core_seconds`` comes from psutil's system-wide CPU times (user + nice + system + irq +
+softirq; idle, iowait and steal are not busy, and guest time is already inside user). CPU time is a
+counter, so the estimate needs no polling: it is exact *for the model* at the window's own edges,
+with the kernel's tick (usually 10 ms) as update period.
+
+Defaults (override with arguments, or ``IPW_CPU_TDP_W`` for the TDP): TDP = 10 W per logical core,
+f_idle = 0.3. Real CPUs differ by a factor of several either way; treat results as orders of
+magnitude, and prefer any measured counter (RAPL, NVML, powermetrics), which discovery always does.
+"""
+
+from __future__ import annotations
+
+import os
+
+import psutil
+
+from ipw.profilers.base import Domain, DomainInfo, Meter, now
+
+SOURCE = "estimate.cpu_util_tdp"
+DEFAULT_TDP_W_PER_CORE = 10.0
+DEFAULT_IDLE_FRACTION = 0.3
+_NOT_BUSY = ("idle", "iowait", "steal", "guest", "guest_nice")
+
+
+def busy_cpu_seconds() -> float:
+    """System-wide busy CPU time [core-seconds] since boot."""
+    times = psutil.cpu_times()
+    return sum(v for k, v in times._asdict().items() if k not in _NOT_BUSY)
+
+
+def default_tdp_w(n_logical: int) -> float:
+    env = os.environ.get("IPW_CPU_TDP_W")
+    return float(env) if env else DEFAULT_TDP_W_PER_CORE * n_logical
+
+
+class CpuEstimateMeter(Meter):
+    """Estimated whole-CPU energy [J] from CPU time and a TDP model (see the module docstring)."""
+
+    family = "estimate"
+
+    def __init__(self, tdp_w: float | None = None, idle_fraction: float = DEFAULT_IDLE_FRACTION) -> None:
+        self.n_logical = psutil.cpu_count(logical=True) or 1
+        self.tdp_w = tdp_w if tdp_w is not None else default_tdp_w(self.n_logical)
+        if self.tdp_w <= 0 or not 0 <= idle_fraction <= 1:
+            raise ValueError("the estimate needs tdp_w > 0 and 0 <= idle_fraction <= 1")
+        self.idle_fraction = idle_fraction
+        p_max = self.tdp_w / self.n_logical
+        self.p_idle_core_w = idle_fraction * p_max
+        self.p_dynamic_core_w = p_max - self.p_idle_core_w
+        tick_s = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+        super().__init__([DomainInfo(Domain.CPU.value, SOURCE, False, tick_s, p_max * tick_s)])
+        self._t0 = now()
+        self._busy0 = busy_cpu_seconds()
+
+    def _read_energy_j(self) -> dict[str, float]:
+        elapsed_s = now() - self._t0
+        busy_s = busy_cpu_seconds() - self._busy0
+        return {Domain.CPU.value: self.model_energy_j(elapsed_s, busy_s)}
+
+    def model_energy_j(self, elapsed_s: float, busy_core_s: float) -> float:
+        """The model's energy [J] for ``elapsed_s`` wall seconds with ``busy_core_s`` busy core-seconds."""
+        return self.n_logical * self.p_idle_core_w * elapsed_s + self.p_dynamic_core_w * busy_core_s
+
+    def describe(self) -> dict:
+        return super().describe() | {
+            "model": {
+                "tdp_w": self.tdp_w,
+                "idle_fraction": self.idle_fraction,
+                "logical_cores": self.n_logical,
+            },
+            "note": "estimate: CPU time x TDP model, not a measurement",
+        }

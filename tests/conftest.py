@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ipw.profilers import base
+from tests.fakes.clock import FakeClock
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    """Simulated time, patched in where ipw stamps readings."""
+    fake = FakeClock()
+    monkeypatch.setattr(base, "now", fake)
+    return fake
