@@ -67,7 +67,9 @@ class Reading:
     """One domain's cumulative energy [J] since its meter was opened, read at ``t_s`` (monotonic s).
 
     ``power_w`` is an instantaneous or averaged power the family reports beside its energy, when it
-    does (None otherwise: windows never need it).
+    does (None otherwise: windows never need it). The counter was read at some instant within
+    ``t_s +- t_err_s``: ``t_s`` is the midpoint of the clock read just before and just after the
+    counter read, and windows add ``t_err_s`` to their uncertainty.
     """
 
     domain: str
@@ -76,6 +78,7 @@ class Reading:
     source: str
     measured: bool
     power_w: float | None = None
+    t_err_s: float = 0.0
 
 
 class Meter(ABC):
@@ -99,14 +102,16 @@ class Meter(ABC):
         return tuple(self.infos)
 
     def read(self) -> list[Reading]:
-        """Read every domain once; the timestamp is taken right after the counter read."""
+        """Read every domain once, stamped with the midpoint of clock reads around the counter read."""
         with self._lock:
+            t_before = now()
             values = self._read_energy_j()
-            t = now()
+            t_after = now()
+            t, t_err = 0.5 * (t_before + t_after), 0.5 * (t_after - t_before)
             for d, e in values.items():
                 self._note_change(d, t, e)
         return [
-            Reading(d, t, e, self.infos[d].source, self.infos[d].measured, self._power_w(d))
+            Reading(d, t, e, self.infos[d].source, self.infos[d].measured, self._power_w(d), t_err)
             for d, e in values.items()
         ]
 

@@ -10,7 +10,7 @@ the two reads (never the previous window's last sample), so time between windows
 window. Each domain also gets an uncertainty bound from its counter's update period and resolution:
 either edge may be stale by up to one update period, so
 
-    uncertainty_j = 2 * (P * update_period_s + resolution_j)
+    uncertainty_j = 2 * (P * update_period_s + resolution_j) + P * (t_err_start + t_err_end)
 
 with P the largest of the window's mean power, its peak power and the counter's recent power
 (:meth:`Meter.recent_power_w`: a window too short to see its counter change reads 0 J, and its
@@ -215,7 +215,8 @@ class Profiler:
             powers = [s.power_w for s in samples if s.domain == domain and s.power_w is not None]
             peak = max(powers) if powers else None
             power = max(avg, peak or 0.0, recent[domain] or 0.0)
-            bound = 2 * (power * info.update_period_s + info.resolution_j) if power > 0 else float("inf")
+            edges_s = 2 * info.update_period_s + r0.t_err_s + r1.t_err_s
+            bound = power * edges_s + 2 * info.resolution_j if power > 0 else float("inf")
             if bound == float("inf"):
                 flags.append(f"unbounded:{domain}")
             idle = self.idle.power_w.get(domain) if self.idle else None
