@@ -17,7 +17,8 @@ from pathlib import Path
 from types import ModuleType
 
 from ipw.errors import IpwError, MeterUnavailable
-from ipw.profilers.base import Meter, now
+from ipw.profilers import base
+from ipw.profilers.base import Meter
 from ipw.profilers.rapl import DEFAULT_ROOT
 
 
@@ -63,11 +64,11 @@ def probe_update_period(read_raw: Callable[[], float], duration_s: float = 0.2) 
     None when the counter changed fewer than three times (idle, or slower than the probe).
     """
     changes, last = [], read_raw()
-    end = now() + duration_s
-    while now() < end:
+    end = base.now() + duration_s
+    while base.now() < end:
         value = read_raw()
         if value != last:
-            changes.append(now())
+            changes.append(base.now())
             last = value
     gaps = [b - a for a, b in zip(changes, changes[1:])]
     return statistics.median(gaps) if len(gaps) >= 2 else None

@@ -122,11 +122,9 @@ def _nowhere():
     return Path("/nonexistent/powercap")
 
 
-def test_probe_recovers_counter_update_period():
-    import time
-
+def test_probe_recovers_counter_update_period(clock):
     trace = Trace()
-    meter = NvmlMeter(0, nvml=FakeNvml([FakeGpu(trace, update_s=0.005)], time.monotonic))
+    meter = NvmlMeter(0, nvml=FakeNvml([FakeGpu(trace, update_s=0.005)], clock))
     period = probe_update_period(meter.raw_counter_j, duration_s=0.2)
     assert period == pytest.approx(0.005, rel=0.2)
 

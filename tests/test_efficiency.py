@@ -1,0 +1,56 @@
+"""IPW metrics against hand-computed values, with their units."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from ipw.efficiency import accuracy, bootstrap, coverage, ipj, ipw, summarize
+
+
+def frame(correct, energy_j, e2e_s, **extra):
+    return pd.DataFrame({"id": [f"q{i}" for i in range(len(correct))], "correct": correct,
+                         "energy_j": energy_j, "e2e_s": e2e_s, "measured": True, **extra})  # fmt: skip
+
+
+def test_accuracy_counts_scored_only():
+    assert accuracy(pd.Series([True, False, None, True])) == pytest.approx(2 / 3)
+    assert math.isnan(accuracy(pd.Series([None, None])))
+
+
+def test_ipw_and_ipj_by_hand():
+    # energies 10 J and 30 J over 2 s and 3 s: powers 5 W and 10 W
+    f = frame([True, False], [10.0, 30.0], [2.0, 3.0], energy_above_idle_j=[4.0, 12.0], domain=["a", "b"])
+    row = summarize(f, n_boot=50).iloc[0]
+    assert row["accuracy"] == 0.5
+    assert row["power_w_mean"] == pytest.approx(7.5)  # mean of per-query power, W
+    assert row["ipw_per_w[total]"] == pytest.approx(0.5 / 7.5)  # 1/W
+    assert row["ipj_per_j[total]"] == pytest.approx(0.5 / 20.0)  # 1/J
+    above = summarize(f, energy="above_idle", n_boot=50).iloc[0]
+    assert above["ipj_per_j[above_idle]"] == pytest.approx(0.5 / 8.0)
+    assert ipw(0.5, 7.5) == pytest.approx(1 / 15) and ipj(0.5, 20.0) == 0.025
+    by = summarize(f, by="domain", n_boot=50).set_index("domain")
+    assert by.loc["a", "accuracy"] == 1.0 and by.loc["b", "ipj_per_j[total]"] == 0.0
+
+
+def test_bootstrap_interval_contains_the_point_estimate():
+    f = frame([True, False] * 50, [1.0, 3.0] * 50, [1.0] * 100)
+    ci = bootstrap(f, n_boot=500, seed=1)
+    assert ci["accuracy"].low < 0.5 < ci["accuracy"].high
+    assert ci["ipj"].low < 0.5 / 2.0 < ci["ipj"].high
+    assert ci["accuracy"].high - ci["accuracy"].low < 0.3
+
+
+def test_coverage_and_best_of_local():
+    a = frame([True, False, False, True], [1.0, 1.0, 1.0, 5.0], [1.0] * 4)
+    b = frame([False, True, False, True], [2.0, 2.0, 2.0, 2.0], [1.0] * 4)
+    cov = coverage({"a": a, "b": b})
+    assert cov["coverage"] == 0.75  # q0 by a, q1 by b, q3 by both; q2 by none
+    best = cov["best_of_local"]
+    # routed energies: q0 a (1), q1 b (2), q2 none -> cheapest (a, 1), q3 both -> cheaper correct (b, 2)
+    assert best["energy_j_mean"] == pytest.approx((1 + 2 + 1 + 2) / 4)
+    assert best["ipj_per_j"] == pytest.approx(0.75 / 1.5)
+    with pytest.raises(ValueError):
+        coverage({"a": a, "c": frame([True], [1.0], [1.0]).assign(id=["zz"])})
