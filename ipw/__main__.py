@@ -1,0 +1,3 @@
+from ipw.cli import main
+
+main()
