@@ -1,0 +1,29 @@
+"""Densing Law of LLMs (Xiao et al., arXiv 2412.04315; Nature Machine Intelligence 2025).
+
+Capacity density rho = N_hat / N, the effective parameter size N_hat read off a reference
+model family's loss law and loss-to-score sigmoid, and the density trend over release dates.
+Pure functions over numbers and pandas frames; :mod:`ipw.density.loss` is the one adapter that
+runs a model (imported lazily, it needs torch and transformers). See docs/density.md.
+"""
+
+from ipw.density.errors import (
+    DensityError, FitDidNotConverge, LossOutOfRange, ScoreOutOfRange, TooFewPoints,
+)
+from ipw.density.fitting import FitResult
+from ipw.density.laws import (
+    DEFAULT_D0_TOKENS, DensityLaws, fit_loss_law, fit_score_law, loss_for_score, loss_law,
+    params_for_loss, score_law, score_range,
+)
+from ipw.density.ruler import FamilyRuler, fit_family_ruler
+from ipw.density.trend import (
+    CHATGPT_RELEASE, DAYS_PER_MONTH, TrendFit, doubling_time_days, doubling_time_months,
+    fit_trend, fit_trend_split, frontier,
+)
+
+__all__ = [
+    "CHATGPT_RELEASE", "DAYS_PER_MONTH", "DEFAULT_D0_TOKENS", "DensityError", "DensityLaws",
+    "FamilyRuler", "FitDidNotConverge", "FitResult", "LossOutOfRange", "ScoreOutOfRange",
+    "TooFewPoints", "TrendFit", "doubling_time_days", "doubling_time_months", "fit_family_ruler",
+    "fit_loss_law", "fit_score_law", "fit_trend", "fit_trend_split", "frontier",
+    "loss_for_score", "loss_law", "params_for_loss", "score_law", "score_range",
+]
