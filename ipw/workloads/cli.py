@@ -45,7 +45,10 @@ def _print_summary(run_path: Path) -> None:
 @click.option("--queries", default="default", show_default=True, help="'default' (shipped set) or a JSONL file.")
 @click.option("--lm-eval-task", help="Run this lm-eval task instead (offline: its data must be local files).")
 @click.option("--lm-eval-include", type=click.Path(exists=True, file_okay=False), help="Folder with the lm-eval task YAML.")
-@click.option("--limit", type=int, help="Only the first N queries.")
+@click.option("--limit", type=int, help="Only N queries, taken round-robin across domains.")
+@click.option("--judge-base-url", help="OpenAI-compatible server that grades queries whose grader is 'judge'.")
+@click.option("--judge-model", help="The judge's model name on that server.")
+@click.option("--judge-api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable with the judge's API key.")
 @click.option("--max-tokens", default=64, show_default=True)
 @click.option("--temperature", default=0.0, show_default=True)
 @click.option("--seed", default=0, show_default=True)
@@ -90,11 +93,15 @@ def profile(**o) -> None:
                 if not o["lm_eval_include"]:
                     raise click.UsageError("--lm-eval-task needs --lm-eval-include (offline task files)")
                 lm_eval = {"task_name": o["lm_eval_task"], "include_path": o["lm_eval_include"]}
+            judge = None
+            if o["judge_base_url"]:
+                judge = {"base_url": o["judge_base_url"], "model": o["judge_model"] or "default",
+                         "api_key_env": o["judge_api_key_env"]}  # fmt: skip
             config = runner.RunConfig(
                 engine=o["engine"], engine_options=options, queries=o["queries"],
                 settings=GenerationSettings(max_tokens=o["max_tokens"], temperature=o["temperature"], seed=o["seed"]),
                 warmup=o["warmup"], limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None,
-                runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval,
+                runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge,
             )  # fmt: skip
             store = runner.profile(config, progress=not o["quiet"])
     except IpwError as e:

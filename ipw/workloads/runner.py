@@ -37,6 +37,7 @@ class RunConfig:
     runs_dir: str = "runs"
     run_id: str | None = None
     lm_eval: dict | None = None
+    judge: dict | None = None  # options of an OpenAI-compatible engine grading "judge" queries
 
     def to_dict(self) -> dict:
         return asdict(self) | {"settings": self.settings.to_dict()}
@@ -170,7 +171,29 @@ def _measure(profiler: Profiler, engine: Engine, prompt: str, settings: Generati
     return generation, error, w.result
 
 
-def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool = True, judge: Engine | None = None) -> RunStore:
+def select(queries, limit: int | None) -> list:
+    """All queries, or ``limit`` of them taken round-robin across domains in file order, so that a
+    short run still covers every domain."""
+    queries = list(queries)
+    if not limit or limit >= len(queries):
+        return queries
+    by_domain: dict[str, list] = {}
+    for q in queries:
+        by_domain.setdefault(q.domain, []).append(q)
+    picked, rank = [], 0
+    while len(picked) < limit:
+        picked += [qs[rank] for qs in by_domain.values() if rank < len(qs)][: limit - len(picked)]
+        rank += 1
+    return picked
+
+
+def query_settings(settings: GenerationSettings, query) -> GenerationSettings:
+    """The settings for one query: an lm-eval task's ``until`` strings become stop strings."""
+    until = tuple(query.meta.get("until", ()) or ())
+    return replace(settings, stop=tuple(dict.fromkeys(settings.stop + until))) if until else settings
+
+
+def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool = True) -> RunStore:
     """Run every query of the set not yet in ``store``; the heart of profile and resume."""
     from ipw.profilers.discover import discover
     from ipw.workloads.grading import Grade, grade
@@ -180,7 +203,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool =
     manifest = store.manifest
     if manifest.get("queryset", {}).get("sha256") not in (None, queries.sha256):
         raise IpwError(f"the query set {queries.path} changed since run {store.path.name} started; start a new run")
-    todo_all = list(queries.queries)[: config.limit] if config.limit else list(queries.queries)
+    todo_all = select(queries.queries, config.limit)
     done = store.done_ids()
     sessions = manifest.get("sessions", []) + [_session_entry()]
     session = len(sessions) - 1
@@ -195,6 +218,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool =
     )
     status = "interrupted"
     bar = None
+    judge = get_engine("openai", **config.judge) if config.judge else None
     try:
         if config.idle_s > 0:
             idle = profiler.measure_idle(config.idle_s)
@@ -203,7 +227,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool =
             engine.generate(render_prompt(q), config.settings)
         bar = _Progress(len(todo_all), store.records(), progress)
         for q in (q for q in todo_all if q.id not in done):
-            generation, error, m = _measure(profiler, engine, render_prompt(q), config.settings, q.id)
+            generation, error, m = _measure(profiler, engine, render_prompt(q), query_settings(config.settings, q), q.id)
             if generation is not None:
                 g = grade(q, generation.text, judge=judge)
             else:
@@ -220,6 +244,8 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool =
             timeline["session"] = session
         store.append_timeline(timeline)
         profiler.close()
+        if judge is not None:
+            judge.close()
         sessions[session] |= {"status": status, "ended": datetime.now(timezone.utc).isoformat()}
         store.update_manifest(sessions=sessions, status=status)
     write_summary(store)

@@ -1,0 +1,102 @@
+"""Loading query sets: names, paths, hashes, and an error naming file and line for every bad line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from ipw.errors import InputFileError, IpwError
+from ipw.workloads.querysets import MC_INSTRUCTION, Query, load_queryset, render_prompt, shipped
+
+GOOD = {"id": "q1", "prompt": "What is 2 + 2?", "answer": "4", "grader": "numeric", "domain": "arithmetic"}
+
+
+def write(tmp_path, *lines, name="set.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    return path
+
+
+def test_loads_a_file_with_hash_and_domains(tmp_path):
+    mc = {"id": "q2", "prompt": "Pick", "answer": "b", "grader": "mc", "domain": "logic", "choices": ["x", "y"],
+          "difficulty": "easy", "source": "mine"}  # fmt: skip
+    path = write(tmp_path, GOOD, "", "# a comment line", mc)
+    qs = load_queryset(path)
+    assert qs.name == "set" and qs.path == str(path) and len(qs) == 2
+    assert qs.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert qs.domains() == {"arithmetic": 1, "logic": 1}
+    q1, q2 = qs.queries
+    assert q1 == Query("q1", "What is 2 + 2?", "4", "numeric", "arithmetic")
+    assert q2.answer == "B" and q2.choices == ("x", "y") and q2.meta == {"source": "mine"}
+
+
+def test_numbers_become_text(tmp_path):
+    qs = load_queryset(write(tmp_path, GOOD | {"id": 7, "answer": 0.25, "tolerance": 0.01}))
+    assert qs.queries[0].id == "7" and qs.queries[0].answer == "0.25" and qs.queries[0].tolerance == 0.01
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ('{"id": "q9", "prompt": ', "bad JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ({k: v for k, v in GOOD.items() if k != "answer"}, "missing field(s) answer"),
+        (GOOD | {"grader": "exakt"}, "did you mean 'exact'"),
+        (GOOD | {"id": "q1"}, "duplicate id 'q1' (first used on line 1)"),
+        (GOOD | {"id": "m", "grader": "mc"}, "needs 'choices'"),
+        (GOOD | {"id": "m", "grader": "mc", "choices": ["a", "b"], "answer": "C"}, "not one of the choice letters A, B"),
+        (GOOD | {"id": "m", "grader": "mc", "choices": ["no", "yes"], "answer": "yes"}, "text of choice B"),
+        (GOOD | {"id": "e", "prompt": "   "}, "empty prompt"),
+        (GOOD | {"id": "n", "answer": "four"}, "is not a number"),
+        (GOOD | {"id": "t", "tolerence": 0.1}, "did you mean 'tolerance'"),
+        (GOOD | {"id": "d", "difficulty": "hardest"}, "did you mean 'hard'"),
+        (GOOD | {"id": "r", "grader": "regex"}, "needs 'pattern'"),
+        (GOOD | {"id": "r", "grader": "regex", "pattern": "(unclosed"}, "not a valid regex"),
+        (GOOD | {"id": "c", "choices": ["a", "b"]}, "only used by the mc grader"),
+        (GOOD | {"id": "a", "answer": ""}, "answer must be"),
+        (GOOD | {"id": "t", "tolerance": -1}, "tolerance must be"),
+        (GOOD | {"id": "m", "meta": [1]}, "meta must be a JSON object"),
+    ],
+)
+def test_malformed_line_names_file_and_line(tmp_path, bad, message):
+    path = write(tmp_path, GOOD, "", bad)
+    with pytest.raises(InputFileError) as err:
+        load_queryset(path)
+    assert err.value.line == 3 and err.value.path == str(path)
+    assert str(err.value).startswith(f"{path}:3: ") and message in str(err.value)
+
+
+def test_empty_file_and_missing_file(tmp_path):
+    with pytest.raises(InputFileError, match="no queries"):
+        load_queryset(write(tmp_path, "", "# nothing"))
+    with pytest.raises(InputFileError, match="no such query set file"):
+        load_queryset(tmp_path / "absent.jsonl")
+
+
+def test_not_utf8_names_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + '{"id": "caf\xe9"}\n'.encode("latin-1"))
+    with pytest.raises(InputFileError) as err:
+        load_queryset(path)
+    assert err.value.line == 2 and "UTF-8" in str(err.value)
+
+
+def test_shipped_names_and_unknown_name():
+    assert "default" in shipped()
+    assert load_queryset("default").name == "default"
+    with pytest.raises(IpwError) as err:
+        load_queryset("defualt")
+    assert "shipped sets (" in str(err.value) and "default" in str(err.value) and "Did you mean 'default'" in str(err.value)
+
+
+def test_render_prompt_appends_lettered_choices():
+    q = Query("m", "Which is a colour?", "B", "mc", "d", choices=("Dog", "Red", "Seven"))
+    assert render_prompt(q) == f"Which is a colour?\n\nA) Dog\nB) Red\nC) Seven\n{MC_INSTRUCTION}"
+    listed = Query("m", "Which?\n(A) Dog\n(B) Red\nAnswer with A or B.", "B", "mc", "d", choices=("Dog", "Red"))
+    assert render_prompt(listed) == listed.prompt
+    half = Query("m", "Which?\nA) Dog", "B", "mc", "d", choices=("Dog", "Red"))
+    assert render_prompt(half).endswith(f"B) Red\n{MC_INSTRUCTION}")
+    plain = Query("p", "What is 2 + 2?", "4", "numeric", "d")
+    assert render_prompt(plain) == plain.prompt
