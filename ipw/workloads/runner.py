@@ -119,6 +119,7 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
                        "uncertainty_j": _finite(d.uncertainty_j), "parent": d.parent}
             for d in m.domains.values()
         },  # fmt: skip
+        "engine_extra": generation.extra if generation else {},
         "session": session,
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "error": error,

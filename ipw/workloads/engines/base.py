@@ -41,7 +41,7 @@ class Generation:
     """One answer with its timing. Times are monotonic seconds (:func:`ipw.profilers.base.now`)."""
 
     text: str
-    input_tokens: int
+    input_tokens: int | None  # None where a server does not report it
     output_tokens: int
     t_start_s: float
     t_end_s: float

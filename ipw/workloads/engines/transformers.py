@@ -6,9 +6,10 @@ anything else is a local folder with ``config.json``. Nothing is fetched: ``HF_H
 for the load.
 
 Token timestamps come from a streamer's ``put``, which ``generate`` calls in its own loop as each
-token is chosen, so they are read times, not consumer arrival times. Output tokens count every
-generated token, the end-of-sequence token included (each is one decode step); the text excludes
-special tokens. Stop strings are applied to the decoded text after generation, and recorded.
+token is chosen, so they are read times, not consumer arrival times. Output tokens count the
+generated tokens without a final end-of-sequence token, as llama.cpp and OpenAI-compatible servers
+count them; the last token time is then that of the last token counted. The text excludes special
+tokens. Stop strings are applied to the decoded text after generation, and recorded.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class TransformersEngine(Engine):
         if self.chat and not has_template:
             raise IpwError(f"{self.model_name} has no chat template; use chat=False (completion)")
         self.dtype = dtype
+        eos = self.model.generation_config.eos_token_id
+        self._eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
 
     def _encode(self, prompt: str):
         if self.chat:
@@ -126,15 +129,19 @@ class TransformersEngine(Engine):
         if stopped:
             text = text[: min(text.index(s) for s in stopped)]
         n_out = int(new.shape[0])
+        times = streamer.times[:n_out]
+        if n_out and int(new[-1]) in self._eos_ids:
+            n_out -= 1
+            times = times[:n_out]
         return Generation(
             text=text,
             input_tokens=int(inputs["input_ids"].shape[1]),
             output_tokens=n_out,
             t_start_s=t_start,
             t_end_s=t_end,
-            t_first_token_s=streamer.times[0] if streamer.times else None,
-            t_last_token_s=streamer.times[-1] if streamer.times else None,
-            finish_reason="stop" if stopped or n_out < settings.max_tokens else "length",
+            t_first_token_s=times[0] if times else None,
+            t_last_token_s=times[-1] if times else None,
+            finish_reason="stop" if stopped or int(new.shape[0]) < settings.max_tokens else "length",
         )
 
     def describe(self) -> dict:
