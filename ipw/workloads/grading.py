@@ -3,7 +3,8 @@
 ``grade(query, output, judge=None)`` picks the query's grader by name from :data:`GRADERS`:
 
 - ``exact``: SQuAD-style normalised match against the whole output, its last non-empty line, or
-  the text after the last "answer:"/"answer is" (plus ``meta["aliases"]``).
+  the text after the last "answer:"/"answer is" (plus ``meta["aliases"]``); or a final sentence
+  that ends with the reference and names no alternatives ("The capital of France is Paris.").
 - ``numeric``: the number after the last "answer" marker, else the final number in the output,
   compared exactly for integer references and within 1e-6 relative otherwise (or the query's
   absolute ``tolerance``).
@@ -77,7 +78,9 @@ def _after_marker(text: str) -> str | None:
 def grade_exact(query: Query, output: str, judge: Engine | None = None) -> Grade:
     """Correct when the normalised reference (or an alias) equals the normalised whole output, its
     last non-empty line (unless another line is a short bare answer of at most three words: a list of
-    candidates), or the text after the last answer marker. Containment is not enough."""
+    candidates), or the text after the last answer marker; or when the final sentence of the last
+    line ends with the reference and names no alternatives (no comma, semicolon, "or", "not",
+    "nor"): "The capital of France is Paris." Containment elsewhere is not enough."""
     refs = [query.answer, *query.meta.get("aliases", [])]
     wanted = {normalize(str(r)) for r in refs} - {""}
     lines = _lines(output)
@@ -92,8 +95,24 @@ def grade_exact(query: Query, output: str, judge: Engine | None = None) -> Grade
     for where, text in candidates:
         if normalize(text) in wanted:
             return Grade(True, text.strip(), "exact", f"{where} matches the reference")
+    sentence = _final_sentence(lines[-1]) if lines and not listed else ""
+    if sentence and not _ALTERNATIVES.search(sentence):
+        words = normalize(sentence).split()
+        for ref in wanted:
+            n = len(ref.split())
+            if len(words) > n and " ".join(words[-n:]) == ref:
+                return Grade(True, sentence.strip(), "exact", "the final sentence ends with the reference")
     shown = (marker if marker is not None else lines[-1] if lines else "").strip()
     return Grade(False, shown or None, "exact", "no match: neither the whole output, its last line nor the text after 'answer:' equals the reference")  # fmt: skip
+
+
+_ALTERNATIVES = re.compile(r"(?i),|;|\bor\b|\bnot\b|\bnor\b")
+
+
+def _final_sentence(line: str) -> str:
+    """The last sentence of a line (sentences end with . ! or ? followed by a space)."""
+    parts = [p for p in re.split(r"(?<=[.!?])\s+", line.strip()) if p.strip()]
+    return parts[-1] if parts else ""
 
 
 # ----------------------------------------------------------------------------- numeric

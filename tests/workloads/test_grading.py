@@ -33,7 +33,8 @@ def test_normalize_is_squad_style():
         ("The answer is Paris.", True),
         ("Answer: paris", True),
         ("The capital of France is:\nParis", True),
-        ("The capital of France is Paris.", False),  # containment is not enough
+        ("The capital of France is Paris.", True),  # a final sentence ending with the reference
+        ("Paris is the capital of France.", False),  # containment elsewhere is not enough
         ("Paris, Lyon, Marseille", False),
         ("Lyon\nParis", False),  # a list of short candidates: the last line does not count
         ("Paris\nLyon", False),
@@ -196,3 +197,21 @@ def test_registry_did_you_mean():
     assert set(GRADERS) == {"exact", "numeric", "mc", "regex", "judge"}
     with pytest.raises(IpwError, match="Did you mean 'numeric'"):
         get_grader("numerc")
+
+
+@pytest.mark.parametrize(
+    "output, correct",
+    [
+        ("The capital of France is Paris.", True),
+        ("I think so. The capital of France is Paris!", True),
+        ("It is not Lyon, it is Paris.", False),  # names an alternative
+        ("Paris or Lyon", False),
+        ("Paris is the capital of France.", False),  # the reference does not end the sentence
+        ("The capital is Paris. Or maybe Lyon.", False),
+    ],
+)
+def test_exact_accepts_a_final_sentence_ending_with_the_reference(output, correct):
+    from ipw.workloads.querysets import parse_query
+
+    q = parse_query('{"id": "x", "prompt": "Capital of France?", "answer": "Paris", "grader": "exact", "domain": "facts"}')
+    assert grade(q, output).correct is correct
