@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 
 from ipw.cmr.analysis import CmrAnalysis, ModelAnalysis  # noqa: E402
 from ipw.cmr.laws import cmr_law  # noqa: E402
+from ipw.plotting import save_figure  # noqa: E402
 
 _EXTRAPOLATE = 2.5  # CMR panel runs to this multiple of the largest fitted budget (paper Fig. 5: 250/100)
 
@@ -27,7 +28,7 @@ def plot_analysis(result: CmrAnalysis, path: str | Path) -> Path:
         _loss_panel(row[1], m, data, "domain")
         _region_panel(row[2], m, result.config.eps)
         _cmr_panel(row[3], m)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_constants(constants: pd.DataFrame, tokens: np.ndarray, token_unit: float, path: str | Path) -> Path:
@@ -42,7 +43,7 @@ def plot_constants(constants: pd.DataFrame, tokens: np.ndarray, token_unit: floa
            title="CMR law R_CMR(T) = a4 T^s4 + b3 (Eq. 8)", ylim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 def _loss_panel(ax, m: ModelAnalysis, data: pd.DataFrame, target: str) -> None:
@@ -90,12 +91,3 @@ def _cmr_panel(ax, m: ModelAnalysis) -> None:
            title=f"{m.model}: CMR against T")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

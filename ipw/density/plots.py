@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 from ipw.density.fitting import FitResult  # noqa: E402
 from ipw.density.laws import loss_law, score_law  # noqa: E402
 from ipw.density.trend import TrendFit  # noqa: E402
+from ipw.plotting import save_figure  # noqa: E402
 
 
 def plot_fit(frame: pd.DataFrame, loss_fit: FitResult, score_fit: FitResult | None, path: Path | str) -> Path:
@@ -34,7 +35,7 @@ def plot_fit(frame: pd.DataFrame, loss_fit: FitResult, score_fit: FitResult | No
         ax.plot(grid, score_law(grid, **score_fit.params), "r-")
         ax.set(xlabel="loss [nats/token]", ylabel="score [fraction]",
                title=f"score law, R^2 = {score_fit.r2:.4f}")
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_trend(frame: pd.DataFrame, fits: dict[str, TrendFit], path: Path | str) -> Path:
@@ -56,13 +57,4 @@ def plot_trend(frame: pd.DataFrame, fits: dict[str, TrendFit], path: Path | str)
                         fontsize=6, alpha=0.7)
     ax.set(xlabel="release date", ylabel="ln(density)", title="Densing law: ln(rho) = A*t + B")
     ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: Path | str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
