@@ -56,4 +56,11 @@ def main() -> None:
       ipw devices            what can be measured on this machine, and how
       ipw profile            the shipped model on the shipped query set: accuracy, energy, IPW
       ipw measure -- CMD     energy, power and time of one command
+
+    \b
+    The papers' metrics:
+      ipw compare RUN...     coverage and best-of-local across runs
+      ipw density ...        Densing Law: effective size, density, doubling time
+      ipw capacity           Information Capacity of a model on text corpora
+      ipw cmr ...            CMR scaling law for continual pre-training
     """
