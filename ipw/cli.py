@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "measure": "ipw.profilers.cli:measure",
     "profile": "ipw.workloads.cli:profile",
     "compare": "ipw.workloads.cli:compare",
+    "report": "ipw.reports.cli:report",
     "density": "ipw.density.cli:density",
     "capacity": "ipw.capacity.cli:capacity",
     "cmr": "ipw.cmr.cli:cmr",
@@ -56,6 +57,7 @@ def main() -> None:
       ipw devices            what can be measured on this machine, and how
       ipw profile            the shipped model on the shipped query set: accuracy, energy, IPW
       ipw measure -- CMD     energy, power and time of one command
+      ipw report RUN... -o report.html   a self-contained HTML report
 
     \b
     The papers' metrics:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+BOOTSTRAP_CELLS = 4_000_000  # resampled indices held at once (32 MB of int64)
 ENERGY_COLUMNS = {"total": "energy_j", "above_idle": "energy_above_idle_j"}
 
 
@@ -64,10 +65,17 @@ def bootstrap(frame: pd.DataFrame, energy: str = "total", n_boot: int = 1000, se
     if len(c) < 2:
         nan = Interval(float("nan"), float("nan"))
         return {"accuracy": nan, "ipw": nan, "ipj": nan}
-    idx = np.random.default_rng(seed).integers(0, len(c), size=(n_boot, len(c)))
-    acc = c[idx].mean(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        stats = {"accuracy": acc, "ipw": acc / p[idx].mean(axis=1), "ipj": acc / e[idx].mean(axis=1)}
+    rng = np.random.default_rng(seed)
+    stats: dict[str, list[np.ndarray]] = {"accuracy": [], "ipw": [], "ipj": []}
+    chunk = max(1, BOOTSTRAP_CELLS // len(c))  # resamples per chunk: memory stays bounded on big runs
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, len(c), size=(min(chunk, n_boot - start), len(c)))
+        acc = c[idx].mean(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stats["accuracy"].append(acc)
+            stats["ipw"].append(acc / p[idx].mean(axis=1))
+            stats["ipj"].append(acc / e[idx].mean(axis=1))
+    stats = {k: np.concatenate(v) for k, v in stats.items()}
     return {k: Interval(*np.nanpercentile(v, [2.5, 97.5])) for k, v in stats.items()}
 
 
@@ -121,7 +129,7 @@ def coverage(runs: dict[str, pd.DataFrame]) -> dict:
     any_correct = correct.any(axis=1)
     masked = energy.where(correct, np.inf)  # energy of correct models only
     chosen = masked.idxmin(axis=1).where(any_correct, energy.idxmin(axis=1))
-    routed_energy = np.array([energy.at[i, m] for i, m in chosen.items()])
+    routed_energy = energy.to_numpy()[np.arange(len(ids)), energy.columns.get_indexer(chosen)]
     routed_acc = float(any_correct.mean())
     return {
         "queries": len(ids),

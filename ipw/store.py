@@ -174,7 +174,7 @@ def load(run: Path | str) -> Run:
     if not (store.path / MANIFEST).is_file():
         raise IpwError(f"{store.path} is not an ipw run (no {MANIFEST})")
     records = store.records()
-    queries = pd.json_normalize(records, max_level=0) if records else pd.DataFrame()
+    queries = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     tl_path = store.path / TIMELINE
     timeline = pd.read_parquet(tl_path) if tl_path.is_file() else pd.DataFrame()
     return Run(store.path, store.manifest, queries, timeline, store.read_json(IDLE, []), store.read_json(SUMMARY))

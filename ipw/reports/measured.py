@@ -1,0 +1,155 @@
+"""Providers for what ``ipw profile`` measured: one :class:`Section` each.
+
+Overview (per model x hardware), per-domain breakdown, energy and power, comparison (coverage and
+best-of-local when the runs share query ids), sample answers, provenance. Metrics from
+:mod:`ipw.efficiency`; tables from :mod:`ipw.reports.tables`; figures from :mod:`ipw.reports.plots`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ipw.reports import plots as P
+from ipw.reports import tables as T
+from ipw.reports.section import Section, Table, plots
+from ipw.store import Run
+
+ESTIMATE_WARNING = ("{names}: energy is an ESTIMATE (no energy counter was available; see Provenance), "
+                    "not a measurement. Every energy, IPW and IPJ of these runs is labelled 'estimate'.")
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"{x:.1%}"
+
+
+def _g(x: float, unit: str = "") -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.4g}{unit}"
+
+
+def overview(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section:
+    lines, warnings = [], []
+    for r in summary.itertuples(index=False):
+        tag = " (estimate)" if r.energy == T.ESTIMATE else ""
+        lines.append(
+            f"{r.run}: {r.model} on {r.hardware}: accuracy {_pct(r.accuracy)} "
+            f"[{_pct(r.accuracy_ci_low)} - {_pct(r.accuracy_ci_high)}], IPW {_g(r.ipw_per_w, ' /W')}, "
+            f"IPJ {_g(r.ipj_per_j, ' /J')}, {_g(r.energy_j_mean, ' J')}/query{tag} over {r.n} queries")
+    empty = [n for n, r in runs.items() if r.queries.empty]
+    if empty:
+        warnings.append(f"no query records in: {', '.join(empty)}")
+    est = summary.loc[summary["energy"] == T.ESTIMATE, "run"].tolist()
+    if est:
+        warnings.append(ESTIMATE_WARNING.format(names=", ".join(est)))
+    if est and len(est) < len(summary):
+        warnings.append("measured and estimated energies are side by side here: do not compare them as equals.")
+    failed = summary.loc[summary["errors"] > 0, ["run", "errors"]]
+    for r in failed.itertuples(index=False):
+        warnings.append(f"{r.run}: {r.errors} queries failed in the engine (scored as wrong).")
+    frontier = T.frontier_table(summary)
+    reduced = summary.loc[summary["n"].map(T.n_boot_for) < 1000, ["run", "n"]]
+    if len(reduced):
+        lines.append("bootstrap resamples: " + ", ".join(f"{r.run}: {T.n_boot_for(r.n)} (over {r.n} queries)"
+                                                        for r in reduced.itertuples(index=False)))
+    return Section(
+        "Summary per model x hardware",
+        intro=("Accuracy = correct / scored; IPW = accuracy / mean per-query power [1/W]; IPJ = accuracy / "
+               "mean per-query energy [1/J] (IPW paper, arXiv 2511.07885, section 3); 95% percentile-bootstrap "
+               "intervals over queries. Energy per query is the query's own meter window, total and above the "
+               "idle baseline. TTFT: time to first token; TPOT: time per output token after the first."),
+        summary=tuple(lines), warnings=tuple(warnings),
+        tables=(Table("One row per run", summary),
+                Table("Accuracy against energy per query (on_front: on the Pareto frontier)", frontier)),
+        figures=plots(("Accuracy against energy per query; red: the Pareto frontier", P.accuracy_vs_energy(summary))),
+        key="summary",
+    )
+
+
+def domains(domain: pd.DataFrame) -> Section:
+    return Section(
+        "Per domain", intro="The same metrics within each query domain.",
+        tables=(Table("One row per run and domain", domain),),
+        figures=plots(("Accuracy and energy per query by domain", P.domain_bars(domain))),
+        key="domains",
+    )
+
+
+def energy(runs: Mapping[str, Run]) -> Section:
+    no_tl = [n for n, r in runs.items() if r.timeline is None or r.timeline.empty]
+    warnings = [f"no power timeline in {', '.join(no_tl)} (profile with --hz 10 to record one)"] if no_tl else []
+    lines = []
+    for n, r in runs.items():
+        q = r.queries
+        if q.empty or "energy_j" not in q:
+            continue
+        e = pd.to_numeric(q["energy_j"], errors="coerce")
+        tag = " (estimate)" if T.energy_kind(q) == T.ESTIMATE else ""
+        lines.append(f"{n}: energy per query{tag} median {_g(e.median(), ' J')}, 90th percentile "
+                     f"{_g(e.quantile(0.9), ' J')}, max {_g(e.max(), ' J')}, total {_g(e.sum(), ' J')}")
+    return Section(
+        "Energy and power", summary=tuple(lines), warnings=tuple(warnings),
+        figures=plots(("Power over time (averaged into bins for long runs)", P.power_timeline(runs)),
+                      ("Energy per query: histogram and ECDF", P.energy_distribution(runs)),
+                      ("Energy per query above the idle baseline", P.energy_distribution(runs, "energy_above_idle_j"))),
+        key="energy",
+    )
+
+
+def compare(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section | None:
+    """Side by side, relative to the best run; coverage and best-of-local when ids are shared."""
+    if len(summary) < 2:
+        return None
+    side = summary[["run", "model", "hardware", "accuracy", "ipw_per_w", "ipj_per_j", "energy_j_mean",
+                    "e2e_s_mean", "energy"]].copy()
+    side["ipw_vs_best"] = side["ipw_per_w"] / side["ipw_per_w"].max()
+    side["ipj_vs_best"] = side["ipj_per_j"] / side["ipj_per_j"].max()
+    tables, lines, warnings = [Table("Side by side (vs_best: share of the best run's value)", side)], [], []
+    try:
+        cov, routed, n = T.coverage_tables({r: runs[r] for r in summary["run"]})
+    except ValueError as e:
+        warnings.append(f"no coverage: {e}")
+    else:
+        best = cov.iloc[-1]
+        tag = " (estimate)" if best["energy"] == T.ESTIMATE else ""
+        lines.append(f"coverage over {n} common queries: {_pct(best['accuracy'])} answered correctly by at least one run")
+        lines.append(f"best-of-local routing: accuracy {_pct(best['accuracy'])}, {_g(best['energy_j_mean'], ' J')}"
+                     f"/query{tag}, IPJ {_g(best['ipj_per_j'], ' /J')}")
+        tables += [Table(f"Coverage and best-of-local over the {n} common queries", cov,
+                         note="Routing sends each query to a run that answered it correctly, the least-energy "
+                              "one where several did (an oracle: an upper bound, as in the IPW paper, section 4)."),
+                   Table("Queries routed to each run", routed)]
+    return Section("Comparison", summary=tuple(lines), warnings=tuple(warnings), tables=tuple(tables), key="compare")
+
+
+def samples(runs: Mapping[str, Run]) -> Section:
+    return Section(
+        "Sample answers", intro="A few answers per run exactly as the model wrote them (shown as text).",
+        tables=(Table("First correct and first wrong answers per run", T.samples_table(runs)),), key="samples",
+    )
+
+
+def _by_field(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per field, one column per run: easier to read side by side."""
+    if frame.empty:
+        return frame
+    return frame.set_index("run").T.rename_axis("field").reset_index().rename_axis(None, axis=1)
+
+
+def provenance(runs: Mapping[str, Run]) -> Section:
+    meters = T.meters_table(runs)
+    warnings = []
+    est = meters.loc[meters["energy"] == T.ESTIMATE]
+    for r in est.drop_duplicates(["run", "source"]).itertuples(index=False):
+        warnings.append(f"{r.run}: domain {r.domain} comes from {r.source}, an estimate ({r.note})".rstrip(" ()"))
+    return Section(
+        "Provenance",
+        intro="Where every number comes from: the meters and their sources, meter families looked for and "
+              "not found, the idle baseline, record flags, and the versions of everything involved.",
+        warnings=tuple(warnings),
+        tables=(Table("Meters and sources", meters), Table("Meter families not available", T.absent_table(runs)),
+                Table("Idle baseline", T.idle_table(runs)), Table("Record flags", T.flags_table(runs)),
+                Table("Versions (one column per run)", _by_field(T.versions_table(runs)))),
+        key="provenance",
+    )

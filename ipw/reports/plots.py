@@ -1,0 +1,204 @@
+"""The report's plots as matplotlib Figures (Agg backend; no display needed).
+
+Each function returns a ``matplotlib.figure.Figure`` (or None when there is nothing to draw), for a
+notebook or for :mod:`ipw.reports.html`, which embeds them as PNG. Titles and legends say
+"estimate" wherever an energy shown is one. Large runs stay fast: timelines are averaged into at
+most ``max_points`` bins per curve, distributions are drawn from arrays (histograms, ECDF on a
+quantile grid), never point by point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ipw.reports.tables import ESTIMATE, energy_kind, pareto_front  # noqa: E402
+from ipw.store import Run  # noqa: E402
+
+# User strings (run names, models) may contain '$': never parse them as mathtext.
+STYLE = {"text.parse_math": False, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
+
+
+LINESTYLES = ("-", "-.", ":")
+
+
+def _tag(kind: str) -> str:
+    return " [estimate]" if kind == ESTIMATE else ""
+
+
+def _title(base: str, estimate: bool) -> str:
+    return f"{base} (estimate)" if estimate else base
+
+
+def new_figure(ncols: int = 1, width: float = 6.4, height: float = 3.8) -> tuple[Figure, list]:
+    """A Figure outside pyplot's registry: nothing to close, collected like any object."""
+    with plt.rc_context(STYLE):
+        fig = Figure(figsize=(width * ncols, height))
+        axes = fig.subplots(1, ncols, squeeze=False)
+    return fig, list(axes[0])
+
+
+def downsample(t: np.ndarray, y: np.ndarray, max_points: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``y`` in ``max_points`` equal-width bins of ``t`` (empty bins dropped); unchanged
+    when there are fewer points."""
+    t, y = np.asarray(t, float), np.asarray(y, float)
+    ok = np.isfinite(t) & np.isfinite(y)
+    t, y = t[ok], y[ok]
+    if len(t) <= max_points:
+        return t, y
+    edges = np.linspace(t.min(), t.max(), max_points + 1)
+    b = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, max_points - 1)
+    n = np.bincount(b, minlength=max_points)
+    keep = n > 0
+    tb = np.bincount(b, weights=t, minlength=max_points)[keep] / n[keep]
+    yb = np.bincount(b, weights=y, minlength=max_points)[keep] / n[keep]
+    return tb, yb
+
+
+def _session_time(tl: pd.DataFrame) -> np.ndarray:
+    """Seconds since the run's first sample, sessions placed one after another (each session has
+    its own monotonic clock origin)."""
+    t = tl["t_s"].to_numpy(float)
+    if "session" not in tl:
+        return t - np.nanmin(t)
+    out = np.empty_like(t)
+    offset = 0.0
+    for s in sorted(tl["session"].dropna().unique()):
+        m = (tl["session"] == s).to_numpy()
+        ts = t[m]
+        out[m] = ts - ts.min() + offset
+        offset = out[m].max() + 1.0
+    return out
+
+
+def power_timeline(runs: Mapping[str, Run], max_points: int = 1500) -> Figure | None:
+    """Power [W] over time per run and domain, with the idle baseline dashed; None when no run has
+    a timeline (``ipw profile --hz``)."""
+    with_tl = {n: r for n, r in runs.items() if r.timeline is not None and not r.timeline.empty}
+    if not with_tl:
+        return None
+    fig, (ax,) = new_figure(width=10, height=3.8)
+    estimate = False
+    with plt.rc_context(STYLE):
+        for i, (name, run) in enumerate(runs.items()):  # color i for run i, as in every plot
+            if name not in with_tl:
+                continue
+            tl = run.timeline
+            kind = energy_kind(run.queries)
+            estimate |= kind == ESTIMATE
+            t_all = _session_time(tl)
+            for j, domain in enumerate(sorted(tl["domain"].astype(str).unique())):
+                m = (tl["domain"].astype(str) == domain).to_numpy()
+                t, p = downsample(t_all[m], tl["power_w"].to_numpy(float)[m], max_points)
+                ax.plot(t, p, lw=1, ls=LINESTYLES[j % len(LINESTYLES)], color=f"C{i % 10}",
+                        label=f"{name} {domain}{_tag(kind)}")
+                idle = [s.get("power_w", {}).get(domain) for s in run.idle or []]
+                idle = [w for w in idle if isinstance(w, (int, float))]
+                if idle:
+                    ax.axhline(float(np.mean(idle)), ls="--", lw=0.8, alpha=0.7, color=f"C{i % 10}")
+        ax.set(xlabel="time since the run's first sample [s]", ylabel="power [W]",
+               title=_title("Power timeline (dashed: idle baseline)", estimate))
+        ax.legend(fontsize=7, loc="upper right")
+        fig.tight_layout()
+    return fig
+
+
+def _ecdf(values: np.ndarray, points: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    v = np.sort(values)
+    if len(v) <= points:
+        return v, np.arange(1, len(v) + 1) / len(v)
+    q = np.linspace(0, 1, points)
+    return np.quantile(v, q), q
+
+
+def energy_distribution(runs: Mapping[str, Run], column: str = "energy_j") -> Figure | None:
+    """Histogram and ECDF of energy per query [J] per run; None when no run has energies."""
+    data = {}
+    for name, run in runs.items():
+        q = run.queries
+        if q.empty or column not in q:
+            continue
+        v = pd.to_numeric(q[column], errors="coerce").to_numpy(float)
+        v = v[np.isfinite(v)]
+        if len(v):
+            data[name] = (v, energy_kind(q))
+    if not data:
+        return None
+    estimate = any(k == ESTIMATE for _, k in data.values())
+    fig, (ax_h, ax_e) = new_figure(2, width=5.2)
+    allv = np.concatenate([v for v, _ in data.values()])
+    lo, hi = float(allv.min()), float(allv.max())
+    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 51)
+    with plt.rc_context(STYLE):
+        for name, (v, kind) in data.items():
+            i = list(runs).index(name)
+            counts, _ = np.histogram(v, bins=bins)
+            ax_h.stairs(counts / len(v), bins, label=f"{name}{_tag(kind)}", color=f"C{i % 10}")
+            x, y = _ecdf(v)
+            ax_e.step(x, y, where="post", label=f"{name}{_tag(kind)}", color=f"C{i % 10}")
+        what = "energy per query" if column == "energy_j" else "energy per query above idle"
+        ax_h.set(xlabel=f"{what} [J]", ylabel="share of queries", title=_title(f"Distribution of {what}", estimate))
+        ax_e.set(xlabel=f"{what} [J]", ylabel="share of queries <= x", title=_title("ECDF", estimate), ylim=(0, 1.02))
+        ax_h.legend(fontsize=7)
+        fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_energy(summary: pd.DataFrame) -> Figure | None:
+    """Accuracy (95% CI bars) against mean energy per query [J], one point per run; the Pareto
+    frontier (no other run more accurate for less energy) drawn as a step line."""
+    s = summary.dropna(subset=["accuracy", "energy_j_mean"])
+    if s.empty:
+        return None
+    estimate = bool((s["energy"] == ESTIMATE).any()) if "energy" in s else True
+    fig, (ax,) = new_figure(width=7, height=4.2)
+    front = pareto_front(s["accuracy"].to_numpy(), s["energy_j_mean"].to_numpy())
+    with plt.rc_context(STYLE):
+        x, y = s["energy_j_mean"].to_numpy(float), s["accuracy"].to_numpy(float)
+        if {"accuracy_ci_low", "accuracy_ci_high"} <= set(s):
+            err = np.vstack([y - s["accuracy_ci_low"].to_numpy(float), s["accuracy_ci_high"].to_numpy(float) - y])
+            ax.errorbar(x, y, yerr=np.clip(np.nan_to_num(err), 0, None), fmt="none", ecolor="0.6", lw=1)
+        ax.scatter(x[~front], y[~front], color="0.45", s=30, label="run", zorder=3)
+        ax.scatter(x[front], y[front], color="C3", s=40, label="on the Pareto frontier", zorder=4)
+        order = np.argsort(x[front])
+        if front.sum() > 1:
+            ax.step(x[front][order], y[front][order], where="post", color="C3", lw=1.2)
+        for xi, yi, name, kind in zip(x, y, s["run"], s.get("energy", [""] * len(s))):
+            ax.annotate(f"{name}{_tag(kind)}", (xi, yi), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.set(xlabel="mean energy per query [J]", ylabel="accuracy", ylim=(-0.02, 1.05),
+               title=_title("Accuracy against energy per query, Pareto frontier", estimate))
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+    return fig
+
+
+def domain_bars(domains: pd.DataFrame) -> Figure | None:
+    """Accuracy and mean energy per query [J] per domain, one bar per run."""
+    if domains.empty or "domain" not in domains:
+        return None
+    estimate = bool((domains["energy"] == ESTIMATE).any()) if "energy" in domains else True
+    order = list(dict.fromkeys(domains["run"]))  # runs in report order: same colors as the other plots
+    acc = domains.pivot_table(index="domain", columns="run", values="accuracy", sort=True).reindex(columns=order)
+    energy = domains.pivot_table(index="domain", columns="run", values="energy_j_mean", sort=True).reindex(columns=order)
+    fig, (ax_a, ax_e) = new_figure(2, width=5.6, height=3.8)
+    with plt.rc_context(STYLE):
+        runs = list(acc.columns)
+        width = 0.8 / max(len(runs), 1)
+        pos = np.arange(len(acc.index))
+        for i, run in enumerate(runs):
+            ax_a.bar(pos + i * width, acc[run].to_numpy(float), width, label=run, color=f"C{i % 10}")
+            ax_e.bar(pos + i * width, energy[run].reindex(acc.index).to_numpy(float), width, label=run, color=f"C{i % 10}")
+        for ax in (ax_a, ax_e):
+            ax.set_xticks(pos + width * (len(runs) - 1) / 2, [str(d) for d in acc.index], rotation=30, ha="right")
+        ax_a.set(ylabel="accuracy", ylim=(0, 1.05), title="Accuracy per domain")
+        ax_e.set(ylabel="mean energy per query [J]", title=_title("Energy per query per domain", estimate))
+        ax_a.legend(fontsize=7)
+        fig.tight_layout()
+    return fig

@@ -1,0 +1,97 @@
+"""Assemble a report: runs and science outputs -> sections -> one HTML file.
+
+    >>> from ipw.reports import build_report
+    >>> report = build_report(["runs/a", "runs/b"], extras=["capacity-results/"])
+    >>> report.tables["summary"]          # pandas
+    >>> report.write("report.html")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+
+from ipw.reports import measured
+from ipw.reports import tables as T
+from ipw.reports.html import render
+from ipw.reports.section import Section
+from ipw.reports.sections import load_extra
+from ipw.store import Run
+
+
+def _ipw_version() -> str:
+    try:
+        return version("ipw")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything a report shows: the sections (each with its DataFrames and Figures)."""
+
+    title: str
+    runs: dict[str, Run]
+    sections: tuple[Section, ...]
+    created: str
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The main DataFrames by name: summary, domains (and every section's tables by caption)."""
+        out = {}
+        for s in self.sections:
+            for t in s.tables:
+                out.setdefault(f"{s.anchor}: {t.caption}", t.frame)
+        by_key = {s.key: s for s in self.sections if s.key}
+        if "summary" in by_key:
+            out["summary"] = by_key["summary"].tables[0].frame
+        if "domains" in by_key:
+            out["domains"] = by_key["domains"].tables[0].frame
+        return out
+
+    @property
+    def estimate_runs(self) -> list[str]:
+        return [n for n, r in self.runs.items() if not r.queries.empty and T.energy_kind(r.queries) == T.ESTIMATE]
+
+    def html(self) -> str:
+        return render(list(self.sections), title=self.title, runs=list(self.runs), estimate_runs=self.estimate_runs,
+                      created=self.created, version=_ipw_version())
+
+    def write(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.html(), encoding="utf-8")
+        return path
+
+
+def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] = (), title: str | None = None,
+                 energy: str = "total", compare: bool = True) -> Report:
+    """Load the runs (folders or loaded :class:`~ipw.store.Run`), compute every table and figure.
+
+    ``extras``: outputs of ``ipw capacity``, ``ipw cmr fit`` or ``ipw density`` (see
+    :mod:`ipw.reports.sections`). ``energy``: ``total`` or ``above_idle`` for IPW and IPJ.
+    ``compare``: add the comparison section (coverage, best-of-local) when there are 2+ runs.
+    """
+    loaded = T.load_runs(runs)
+    summary = T.summary_table(loaded, energy)
+    sections: list[Section] = []
+    if loaded:
+        sections += [measured.overview(loaded, summary), measured.domains(T.domain_table(loaded, energy))]
+        cmp = measured.compare(loaded, summary) if compare else None
+        sections += ([cmp] if cmp else []) + [measured.energy(loaded), measured.samples(loaded)]
+    sections += [load_extra(p) for p in extras]
+    if loaded:
+        sections.append(measured.provenance(loaded))
+    if title is None:
+        title = "ipw report: " + ", ".join(sorted({T.model_name(r) for r in loaded.values()}) or ["science results"])
+    return Report(title, loaded, tuple(sections), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def write_report(runs: Iterable[Path | str | Run], out: Path | str, **options) -> Path:
+    """Build and write the HTML report; returns its path."""
+    return build_report(runs, **options).write(out)

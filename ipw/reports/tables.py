@@ -1,0 +1,265 @@
+"""The report's tables as pandas DataFrames (usable alone in a notebook).
+
+Every function takes ``runs``: a mapping ``{name: ipw.store.Run}`` as :func:`load_runs` returns it.
+Metrics come from :mod:`ipw.efficiency` (IPW paper, arXiv 2511.07885, section 3); this module only
+arranges them. Column names carry units (``energy_j_mean``, ``ttft_s_mean``); every table that shows
+an energy has an ``energy`` column saying ``measured`` or ``estimate`` (``estimate`` as soon as one
+record of the run, or of the group, has ``measured`` False or missing).
+
+No per-row Python loops over query records: a 100,000-query run is summarised with vectorised pandas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ipw.efficiency import coverage, summarize
+from ipw.store import Run, load
+
+MEASURED, ESTIMATE = "measured", "estimate"
+
+# The bootstrap's time grows with n_boot x n (about 1 s per 1e8 resampled indices on one core; its
+# memory is bounded by ipw.efficiency). Past 100,000 queries the number of resamples shrinks so
+# that n_boot x n stays near 1e8 (at least 50; the interval of a mean over that many queries is
+# narrow and changes little with more).
+BOOT_CELLS = 100_000_000
+
+
+def n_boot_for(n: int) -> int:
+    """Bootstrap resamples used for a group of ``n`` queries (1000 up to 100,000 queries)."""
+    return int(min(1000, max(50, BOOT_CELLS // max(n, 1))))
+
+
+def load_runs(paths: Iterable[Path | str | Run]) -> dict[str, Run]:
+    """Load run folders (or take loaded runs) keyed by a unique name: the folder's name."""
+    runs: dict[str, Run] = {}
+    for item in paths:
+        run = item if isinstance(item, Run) else load(item)
+        base = Path(run.path).name or str(run.path)
+        name, k = base, 2
+        while name in runs:
+            name, k = f"{base} #{k}", k + 1
+        runs[name] = run
+    return runs
+
+
+def energy_kind(frame: pd.DataFrame) -> str:
+    """``measured`` only when every record says ``measured`` True."""
+    if frame.empty or "measured" not in frame:
+        return ESTIMATE
+    return MEASURED if bool(frame["measured"].fillna(False).astype(bool).all()) else ESTIMATE
+
+
+def any_estimate(runs: Mapping[str, Run]) -> bool:
+    return any(energy_kind(r.queries) == ESTIMATE for r in runs.values() if not r.queries.empty)
+
+
+def model_name(run: Run) -> str:
+    engine = run.manifest.get("engine", {}) or {}
+    return str(engine.get("model") or (run.manifest.get("config", {}) or {}).get("engine_options", {}).get("model") or "?")
+
+
+def hardware_name(run: Run) -> str:
+    return str((run.manifest.get("hardware", {}) or {}).get("summary") or "?")
+
+
+def _ci(frame: pd.DataFrame, col: str) -> pd.DataFrame:
+    lo_hi = np.array([tuple(v) if isinstance(v, (tuple, list)) else (np.nan, np.nan) for v in frame[col]], dtype=float)
+    lo_hi = lo_hi.reshape(-1, 2)
+    return pd.DataFrame({f"{col}_low": lo_hi[:, 0], f"{col}_high": lo_hi[:, 1]}, index=frame.index)
+
+
+def _tidy(summary: pd.DataFrame, energy: str) -> pd.DataFrame:
+    """Flatten one :func:`ipw.efficiency.summarize` result: CIs into low/high columns."""
+    out = summary.rename(columns={f"ipw_per_w[{energy}]": "ipw_per_w", f"ipj_per_j[{energy}]": "ipj_per_j"})
+    cis = [_ci(out, c) for c in ("accuracy_ci", "ipw_ci", "ipj_ci")]
+    return pd.concat([out.drop(columns=["accuracy_ci", "ipw_ci", "ipj_ci"])] + cis, axis=1)
+
+
+SUMMARY_COLUMNS = [
+    "run", "model", "engine", "hardware", "n", "scored", "errors", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+    "ipw_per_w", "ipw_ci_low", "ipw_ci_high", "ipj_per_j", "ipj_ci_low", "ipj_ci_high", "energy_j_mean",
+    "energy_above_idle_j_mean", "power_w_mean", "ttft_s_mean", "tpot_s_mean", "e2e_s_mean", "energy",
+]
+
+
+def summary_table(runs: Mapping[str, Run], energy: str = "total") -> pd.DataFrame:
+    """One row per run (a model on a machine): accuracy, IPW [1/W], IPJ [1/J] with 95% bootstrap
+    intervals, energy per query total and above idle [J], mean power [W], TTFT, TPOT, end-to-end [s].
+
+    ``energy`` (``total`` or ``above_idle``) is the energy IPW and IPJ divide by.
+    """
+    rows = []
+    for name, run in runs.items():
+        q = run.queries
+        if q.empty:
+            continue
+        s = _tidy(summarize(q, energy=energy, n_boot=n_boot_for(len(q))), energy)
+        s = s.drop(columns=["group", "measured"]).assign(
+            run=name, model=model_name(run), engine=str((run.manifest.get("engine", {}) or {}).get("engine", "?")),
+            hardware=hardware_name(run), errors=int(q["error"].notna().sum()) if "error" in q else 0,
+            energy=energy_kind(q),
+        )
+        rows.append(s)
+    if not rows:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    table = pd.concat(rows, ignore_index=True)
+    return table[[c for c in SUMMARY_COLUMNS if c in table]]
+
+
+def domain_table(runs: Mapping[str, Run], energy: str = "total") -> pd.DataFrame:
+    """One row per run and query domain: the summary's metrics within the domain."""
+    rows = []
+    for name, run in runs.items():
+        q = run.queries
+        if q.empty or "domain" not in q:
+            continue
+        q = q.assign(domain=q["domain"].fillna("(none)").astype(str))
+        n_boot = n_boot_for(int(q["domain"].value_counts().max()))
+        s = _tidy(summarize(q, by="domain", energy=energy, n_boot=n_boot), energy).drop(columns=["measured"])
+        kinds = q.groupby("domain", sort=True)["measured"].agg(lambda m: m.fillna(False).astype(bool).all()) \
+            if "measured" in q else pd.Series(False, index=s["domain"])
+        s["energy"] = np.where(kinds.reindex(s["domain"]).to_numpy(dtype=bool), MEASURED, ESTIMATE)
+        rows.append(s.assign(run=name))
+    if not rows:
+        return pd.DataFrame(columns=["run", "domain"])
+    table = pd.concat(rows, ignore_index=True)
+    first = ["run", "domain", "n", "scored", "accuracy", "ipw_per_w", "ipj_per_j", "energy_j_mean",
+             "energy_above_idle_j_mean", "power_w_mean", "ttft_s_mean", "tpot_s_mean", "e2e_s_mean", "energy"]
+    return table[[c for c in first if c in table] + [c for c in table if c not in first]]
+
+
+def pareto_front(accuracy: np.ndarray, energy_j: np.ndarray) -> np.ndarray:
+    """Mask of the points no other point beats: none has at least the accuracy for at most the
+    energy, with one of the two strictly better. NaN points are never on the front."""
+    acc = np.asarray(accuracy, dtype=float)
+    e = np.asarray(energy_j, dtype=float)
+    ok = np.isfinite(acc) & np.isfinite(e)
+    mask = np.zeros(len(acc), dtype=bool)
+    idx = np.flatnonzero(ok)
+    order = idx[np.lexsort((-acc[idx], e[idx]))]  # energy ascending, then accuracy descending
+    best = -np.inf
+    for i in order:  # one pass over runs (a handful), not over queries
+        if acc[i] > best:
+            mask[i] = True
+            best = acc[i]
+    return mask
+
+
+def frontier_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy against energy per query, with ``on_front`` marking the Pareto frontier."""
+    cols = ["run", "model", "hardware", "accuracy", "energy_j_mean", "ipj_per_j", "energy"]
+    out = summary[[c for c in cols if c in summary]].copy()
+    out["on_front"] = pareto_front(out["accuracy"].to_numpy(), out["energy_j_mean"].to_numpy())
+    return out.sort_values("energy_j_mean", kind="stable").reset_index(drop=True)
+
+
+def coverage_tables(runs: Mapping[str, Run]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Coverage and best-of-local routing (``ipw.efficiency.coverage``) over runs that share query
+    ids: a table with one row per run plus the routed row, the routed-to counts, and the number of
+    common queries. Raises ValueError when they share none."""
+    frames = {n: r.queries for n, r in runs.items() if not r.queries.empty}
+    cov = coverage(frames)
+    kinds = {n: energy_kind(f) for n, f in frames.items()}
+    common = set.intersection(*(set(f["id"]) for f in frames.values()))
+    rows = []
+    for n, f in frames.items():
+        sub = f[f["id"].isin(common)]
+        e = float(sub["energy_j"].mean())
+        rows.append({"run": n, "accuracy": cov["accuracy"][n], "energy_j_mean": e,
+                     "ipj_per_j": cov["accuracy"][n] / e if e > 0 else np.nan, "energy": kinds[n]})
+    b = cov["best_of_local"]
+    rows.append({"run": "best-of-local (oracle routing)", "accuracy": b["accuracy"], "energy_j_mean": b["energy_j_mean"],
+                 "ipj_per_j": b["ipj_per_j"], "energy": ESTIMATE if ESTIMATE in kinds.values() else MEASURED})
+    routed = pd.DataFrame(sorted(b["routed_to"].items(), key=lambda kv: -kv[1]), columns=["run", "queries_routed"])
+    return pd.DataFrame(rows), routed, int(cov["queries"])
+
+
+def samples_table(runs: Mapping[str, Run], per_run: int = 6, max_chars: int = 400) -> pd.DataFrame:
+    """A few answers per run, as the model wrote them (cut at ``max_chars``): the first
+    ``per_run // 2`` correct and the first wrong ones, in file order."""
+    rows = []
+    for name, run in runs.items():
+        q = run.queries
+        if q.empty:
+            continue
+        correct = q["correct"].fillna(False).astype(bool) if "correct" in q else pd.Series(False, index=q.index)
+        picked = pd.concat([q[correct].head(per_run // 2), q[~correct].head(per_run - per_run // 2)]).sort_index()
+        cols = [c for c in ("id", "domain", "reference", "output", "correct", "energy_j") if c in picked]
+        part = picked[cols].copy()
+        if "output" in part:
+            text = part["output"].fillna("").astype(str)
+            part["output"] = text.str.slice(0, max_chars).where(text.str.len() <= max_chars, text.str.slice(0, max_chars) + " [...]")
+        rows.append(part.assign(run=name, energy=energy_kind(q)))
+    if not rows:
+        return pd.DataFrame(columns=["run", "id", "output"])
+    table = pd.concat(rows, ignore_index=True)
+    return table[["run"] + [c for c in table if c != "run"]]
+
+
+def meters_table(runs: Mapping[str, Run]) -> pd.DataFrame:
+    """One row per run and meter domain: family, domain, source, measured or estimate, update
+    period [s], resolution [J], and the meter's note (from the manifest)."""
+    rows = []
+    for name, run in runs.items():
+        for meter in run.manifest.get("meters", []) or []:
+            for d in meter.get("domains", []) or []:
+                rows.append({"run": name, "family": meter.get("family"), "domain": d.get("domain"),
+                             "source": d.get("source"), "energy": MEASURED if d.get("measured") else ESTIMATE,
+                             "update_period_s": d.get("update_period_s"), "resolution_j": d.get("resolution_j"),
+                             "parent": d.get("parent"), "note": meter.get("note", "")})
+    return pd.DataFrame(rows, columns=["run", "family", "domain", "source", "energy", "update_period_s",
+                                       "resolution_j", "parent", "note"])
+
+
+def absent_table(runs: Mapping[str, Run]) -> pd.DataFrame:
+    """Meter families ipw looked for and did not find on each run's machine, with the reason."""
+    rows = [{"run": name, "family": a.get("family"), "reason": a.get("reason"), "fix": a.get("fix")}
+            for name, run in runs.items() for a in run.manifest.get("absent", []) or []]
+    return pd.DataFrame(rows, columns=["run", "family", "reason", "fix"])
+
+
+def idle_table(runs: Mapping[str, Run]) -> pd.DataFrame:
+    """The idle baseline [W] per run, session and domain."""
+    rows = [{"run": name, "session": i.get("session"), "domain": d, "idle_power_w": w, "duration_s": i.get("duration_s")}
+            for name, run in runs.items() for i in run.idle or [] for d, w in (i.get("power_w") or {}).items()]
+    return pd.DataFrame(rows, columns=["run", "session", "domain", "idle_power_w", "duration_s"])
+
+
+def flags_table(runs: Mapping[str, Run]) -> pd.DataFrame:
+    """How many records carry each flag (``estimate``, short windows, ...), per run."""
+    parts = []
+    for name, run in runs.items():
+        q = run.queries
+        if q.empty or "flags" not in q:
+            continue
+        flags = q["flags"].explode().dropna()
+        if len(flags):
+            counts = flags.astype(str).value_counts()
+            parts.append(pd.DataFrame({"run": name, "flag": counts.index, "records": counts.to_numpy()}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", "flag", "records"])
+
+
+def versions_table(runs: Mapping[str, Run]) -> pd.DataFrame:
+    """Versions and identity of each run: ipw, Python, engine and its libraries, query set hash,
+    creation time, status, sessions and the first command line."""
+    rows = []
+    for name, run in runs.items():
+        m = run.manifest
+        engine = m.get("engine", {}) or {}
+        qs = m.get("queryset", {}) or {}
+        sessions = m.get("sessions", []) or []
+        versions = engine.get("versions", {}) or {}
+        rows.append({
+            "run": name, "label": run.label, "ipw_version": m.get("ipw_version"), "python": m.get("python"),
+            "engine": engine.get("engine"), "engine_versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+            "model": model_name(run), "queryset": qs.get("name"), "queryset_sha256": qs.get("sha256"),
+            "platform": (m.get("hardware", {}) or {}).get("platform"), "created": m.get("created"),
+            "status": m.get("status"), "sessions": len(sessions),
+            "command": " ".join(map(str, sessions[0].get("command", []))) if sessions else "",
+        })
+    return pd.DataFrame(rows)
