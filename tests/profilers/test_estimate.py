@@ -56,3 +56,18 @@ def test_bad_model_parameters_are_rejected():
         CpuEstimateMeter(tdp_w=0)
     with pytest.raises(ValueError):
         CpuEstimateMeter(tdp_w=10, idle_fraction=1.5)
+
+
+def test_proc_stat_reader_agrees_with_psutil():
+    import sys
+
+    from ipw.profilers.estimate import ProcStat, busy_cpu_seconds
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("/proc/stat is Linux only")
+    reader = ProcStat()
+    try:
+        a, b, c = busy_cpu_seconds(), reader(), busy_cpu_seconds()
+    finally:
+        reader.close()
+    assert a - 0.05 <= b <= c + 0.05  # same counter, read in between (ticks of 10 ms)
