@@ -13,12 +13,12 @@ The shipped corpora are "any other file", so they default to -27; the CLI's ``--
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ipw.capacity.errors import EmptySampleError, UnknownCorpusError
 from ipw.errors import InputFileError
+from ipw.jsonl import read_objects
 
 CORPORA_DIR = Path(__file__).resolve().parents[1] / "data" / "corpora"
 SAMPLES_FILE = "samples.jsonl"
@@ -76,24 +76,14 @@ def corpus_from_texts(texts, name: str = IN_MEMORY, bias_bits: float = OFFICIAL_
 def read_jsonl(path: Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """(texts, line numbers): the ``text`` field of each non-blank line, checked."""
     texts, lines = [], []
-    with path.open(encoding="utf-8") as f:
-        for number, raw in enumerate(f, start=1):
-            if raw.strip():
-                texts.append(check_text(_text_field(raw, path, number), str(path), number))
-                lines.append(number)
+    for number, record in read_objects(path):
+        if "text" not in record:
+            raise InputFileError(path, number, 'expected an object with a "text" field')
+        texts.append(check_text(record["text"], str(path), number))
+        lines.append(number)
     if not texts:
         raise InputFileError(path, None, "the file has no samples")
     return tuple(texts), tuple(lines)
-
-
-def _text_field(raw: str, path: Path, number: int) -> object:
-    try:
-        record = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise InputFileError(path, number, f"not valid JSON ({e.msg})") from e
-    if not isinstance(record, dict) or "text" not in record:
-        raise InputFileError(path, number, 'expected an object with a "text" field')
-    return record["text"]
 
 
 def load_corpus(spec: str | Path) -> Corpus:

@@ -14,7 +14,6 @@ Two sources:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import jinja2
 import yaml
 
 from ipw.errors import InputFileError
+from ipw.jsonl import read_objects
 
 
 @dataclass(frozen=True)
@@ -34,30 +34,11 @@ class Item:
     answer: str
 
 
-def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputFileError(path, None, "no such file") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputFileError(path, number, f"not valid JSON ({e.msg})") from e
-        if not isinstance(obj, dict):
-            raise InputFileError(path, number, "each line must be a JSON object")
-        rows.append((number, obj))
-    return rows
-
-
 def load_items(path: Path | str) -> list[Item]:
     """Items from a JSONL file with ``prompt`` and ``answer`` (and optional ``id``) fields."""
     path = Path(path)
     items = []
-    for number, obj in _read_jsonl(path):
+    for number, obj in read_objects(path):
         for key in ("prompt", "answer"):
             if not isinstance(obj.get(key), str) or not obj[key]:
                 raise InputFileError(path, number, f"missing or empty string field {key!r}")
@@ -136,7 +117,7 @@ def _task_docs(config: dict, task_path: Path, docs: Path | None) -> tuple[Path, 
                 f"this task reads dataset {config.get('dataset_path')!r}, which ipw does not "
                 "download; export its documents to JSONL and pass them with --docs FILE.jsonl"))
         docs = task_path.parent / local
-    return docs, [obj for _, obj in _read_jsonl(docs)]
+    return docs, [obj for _, obj in read_objects(docs)]
 
 
 def load_lmeval_task(task: Path | str, docs: Path | str | None = None, limit: int | None = None) -> list[Item]:
