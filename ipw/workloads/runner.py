@@ -205,7 +205,8 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool =
     if manifest.get("queryset", {}).get("sha256") not in (None, queries.sha256):
         raise IpwError(f"the query set {queries.path} changed since run {store.path.name} started; start a new run")
     todo_all = select(queries.queries, config.limit)
-    done = store.done_ids()
+    records = store.records()
+    done = {r["id"] for r in records}
     sessions = manifest.get("sessions", []) + [_session_entry()]
     session = len(sessions) - 1
     found = discover()
@@ -226,7 +227,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool =
             store.write_json(IDLE, store.read_json(IDLE, []) + [{"session": session, "power_w": idle.power_w, "duration_s": idle.duration_s}])
         for q in todo_all[: config.warmup]:
             engine.generate(render_prompt(q), config.settings)
-        bar = _Progress(len(todo_all), store.records(), progress)
+        bar = _Progress(len(todo_all), records, progress)
         for q in (q for q in todo_all if q.id not in done):
             generation, error, m = _measure(profiler, engine, render_prompt(q), query_settings(config.settings, q), q.id)
             if generation is not None:

@@ -78,3 +78,17 @@ def test_measure_on_this_machine_uses_the_estimate():
         time.sleep(0.05)
     assert m.duration_s >= 0.05 and m.energy_j > 0
     assert not m.measured and "estimate" in m.flags
+
+
+def test_sampler_between_matches_a_full_scan(clock):
+    from ipw.profilers.sampler import Sampler
+
+    nvml = FakeNvml([FakeGpu(Trace()), FakeGpu(Trace(base_w=50))], clock)
+    sampler = Sampler([NvmlMeter(0, nvml=nvml), NvmlMeter(1, nvml=nvml)], hz=100)
+    for _ in range(200):
+        clock.advance(0.01)
+        sampler.tick()
+    t0, t1 = sampler.samples[57].t_s, sampler.samples[301].t_s
+    for domain in (None, "gpu:1"):
+        scan = [s for s in sampler.samples if t0 < s.t_s <= t1 and domain in (None, s.domain)]
+        assert sampler.between(t0, t1, domain) == scan and scan
