@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from ipw.reports.report import build_report
-    from ipw.reports.synthetic import SyntheticRun, write_synthetic_run
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.fakes
+    from tests.fakes.runs import SyntheticRun, write_synthetic_run
     from ipw.reports.tables import load_runs
 
     with tempfile.TemporaryDirectory(prefix="ipw-report-scale-") as tmp:

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ipw.errors import InputFileError, IpwError
+from ipw.records import QueryRecord
 
 MANIFEST, QUERIES, IDLE, TIMELINE, SUMMARY = (
     "manifest.json", "queries.jsonl", "idle.json", "power.parquet", "summary.json",
@@ -108,15 +109,24 @@ class RunStore:
             f.truncate(keep)
         return len(data) - keep
 
-    def append(self, record: dict) -> None:
+    def append(self, record: QueryRecord) -> None:
         """Append one record durably (flush + fsync) before the next query starts."""
-        line = json.dumps(record, default=str, allow_nan=False) + "\n"
+        self.append_many([record])
+
+    def append_many(self, records: list[QueryRecord]) -> None:
+        """Append records in one write and one fsync (a finished batch, or a synthetic run)."""
+        text = "".join(json.dumps(r.to_dict(), default=str, allow_nan=False) + "\n" for r in records)
         with open(self.path / QUERIES, "a") as f:
-            f.write(line)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[QueryRecord]:
+        """Every stored record, typed (records of older schemas are read too)."""
+        return [QueryRecord.from_dict(d) for d in self.raw_records()]
+
+    def raw_records(self) -> list[dict]:
+        """Every stored record as its JSON object (for bulk loading into frames)."""
         p = self.path / QUERIES
         out = []
         with open(p) as f:
@@ -132,7 +142,7 @@ class RunStore:
         return out
 
     def done_ids(self) -> set[str]:
-        return {r["id"] for r in self.records()}
+        return {r["id"] for r in self.raw_records()}
 
     # -- timeline --------------------------------------------------------------------------------
     def append_timeline(self, frame) -> None:
@@ -173,7 +183,7 @@ def load(run: Path | str) -> Run:
     store = RunStore(Path(run))
     if not (store.path / MANIFEST).is_file():
         raise IpwError(f"{store.path} is not an ipw run (no {MANIFEST})")
-    records = store.records()
+    records = store.raw_records()
     queries = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     tl_path = store.path / TIMELINE
     timeline = pd.read_parquet(tl_path) if tl_path.is_file() else pd.DataFrame()

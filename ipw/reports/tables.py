@@ -17,21 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipw.efficiency import coverage, summarize
+from ipw.efficiency import DEFAULT_ENERGY, coverage, n_boot_for, summarize  # noqa: F401 (n_boot_for: used by measured.py)
 from ipw.store import Run, load
 
 MEASURED, ESTIMATE = "measured", "estimate"
-
-# The bootstrap's time grows with n_boot x n (about 1 s per 1e8 resampled indices on one core; its
-# memory is bounded by ipw.efficiency). Past 100,000 queries the number of resamples shrinks so
-# that n_boot x n stays near 1e8 (at least 50; the interval of a mean over that many queries is
-# narrow and changes little with more).
-BOOT_CELLS = 100_000_000
-
-
-def n_boot_for(n: int) -> int:
-    """Bootstrap resamples used for a group of ``n`` queries (1000 up to 100,000 queries)."""
-    return int(min(1000, max(50, BOOT_CELLS // max(n, 1))))
 
 
 def load_runs(paths: Iterable[Path | str | Run]) -> dict[str, Run]:
@@ -73,9 +62,9 @@ def _ci(frame: pd.DataFrame, col: str) -> pd.DataFrame:
     return pd.DataFrame({f"{col}_low": lo_hi[:, 0], f"{col}_high": lo_hi[:, 1]}, index=frame.index)
 
 
-def _tidy(summary: pd.DataFrame, energy: str) -> pd.DataFrame:
+def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
     """Flatten one :func:`ipw.efficiency.summarize` result: CIs into low/high columns."""
-    out = summary.rename(columns={f"ipw_per_w[{energy}]": "ipw_per_w", f"ipj_per_j[{energy}]": "ipj_per_j"})
+    out = summary
     cis = [_ci(out, c) for c in ("accuracy_ci", "ipw_ci", "ipj_ci")]
     return pd.concat([out.drop(columns=["accuracy_ci", "ipw_ci", "ipj_ci"])] + cis, axis=1)
 
@@ -87,7 +76,7 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def summary_table(runs: Mapping[str, Run], energy: str = "total") -> pd.DataFrame:
+def summary_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.DataFrame:
     """One row per run (a model on a machine): accuracy, IPW [1/W], IPJ [1/J] with 95% bootstrap
     intervals, energy per query total and above idle [J], mean power [W], TTFT, TPOT, end-to-end [s].
 
@@ -98,7 +87,7 @@ def summary_table(runs: Mapping[str, Run], energy: str = "total") -> pd.DataFram
         q = run.queries
         if q.empty:
             continue
-        s = _tidy(summarize(q, energy=energy, n_boot=n_boot_for(len(q))), energy)
+        s = _tidy(summarize(q, energy=energy))
         s = s.drop(columns=["group", "measured"]).assign(
             run=name, model=model_name(run), engine=str((run.manifest.get("engine", {}) or {}).get("engine", "?")),
             hardware=hardware_name(run), errors=int(q["error"].notna().sum()) if "error" in q else 0,
@@ -111,7 +100,7 @@ def summary_table(runs: Mapping[str, Run], energy: str = "total") -> pd.DataFram
     return table[[c for c in SUMMARY_COLUMNS if c in table]]
 
 
-def domain_table(runs: Mapping[str, Run], energy: str = "total") -> pd.DataFrame:
+def domain_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.DataFrame:
     """One row per run and query domain: the summary's metrics within the domain."""
     rows = []
     for name, run in runs.items():
@@ -119,8 +108,7 @@ def domain_table(runs: Mapping[str, Run], energy: str = "total") -> pd.DataFrame
         if q.empty or "domain" not in q:
             continue
         q = q.assign(domain=q["domain"].fillna("(none)").astype(str))
-        n_boot = n_boot_for(int(q["domain"].value_counts().max()))
-        s = _tidy(summarize(q, by="domain", energy=energy, n_boot=n_boot), energy).drop(columns=["measured"])
+        s = _tidy(summarize(q, by="domain", energy=energy)).drop(columns=["measured"])
         kinds = q.groupby("domain", sort=True)["measured"].agg(lambda m: m.fillna(False).astype(bool).all()) \
             if "measured" in q else pd.Series(False, index=s["domain"])
         s["energy"] = np.where(kinds.reindex(s["domain"]).to_numpy(dtype=bool), MEASURED, ESTIMATE)

@@ -28,10 +28,10 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from ipw.errors import IpwError
+from ipw.workloads.prompts import Query, choice_letters, render_prompt
 
 if TYPE_CHECKING:
     from ipw.workloads.engines.base import Engine
-    from ipw.workloads.querysets import Query
 
 RELATIVE_TOLERANCE = Fraction(1, 10**6)
 
@@ -200,10 +200,6 @@ def grade_numeric(query: Query, output: str, judge: Engine | None = None) -> Gra
 # ----------------------------------------------------------------------------- multiple choice
 
 
-def _choice_letters(query: Query) -> str:
-    return "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[: len(query.choices or ())]
-
-
 def _letter_at_start(text: str, letters: str) -> str | None:
     """A letter opening ``text``: "B", "(B)", "B)", "B.", "B:", "B," "**B**"; lowercase only when
     bracketed or followed by ) . : or nothing (so "a dog" is not option A)."""
@@ -239,7 +235,7 @@ def grade_mc(query: Query, output: str, judge: Engine | None = None) -> Grade:
     a letter ("B", "(B)", "B."); the whole output being exactly one choice's text (unless it opens with
     a label such as "A)"); all option-label letters in the output (one distinct letter: chosen; several:
     wrong, "ambiguous"); then choice texts quoted in the output (one: chosen; several: ambiguous)."""
-    letters = _choice_letters(query)
+    letters = choice_letters(query)
 
     def decide(letter: str, how: str) -> Grade:
         ok = letter == query.answer
@@ -304,7 +300,6 @@ _VERDICT = re.compile(r"\b(INCORRECT|NOT\s+CORRECT|CORRECT)\b", re.IGNORECASE)
 
 
 def judge_prompt(query: Query, output: str) -> str:
-    from ipw.workloads.querysets import render_prompt
 
     return JUDGE_PROMPT.format(question=render_prompt(query), reference=query.answer, answer=output.strip())
 

@@ -31,29 +31,11 @@ from pathlib import Path
 
 from ipw.errors import InputFileError, IpwError, MissingExtra
 from ipw.workloads import grading
+from ipw.workloads.prompts import LETTERS, Query, render_prompt  # noqa: F401 (re-exported)
 
 DIFFICULTIES = ("easy", "medium", "hard")
 REQUIRED = ("id", "prompt", "answer", "grader", "domain")
 OPTIONAL = ("choices", "difficulty", "tolerance", "pattern", "meta")
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-MC_INSTRUCTION = "Answer with the letter of the correct option only."
-
-
-@dataclass(frozen=True)
-class Query:
-    """One question. ``answer`` is the reference as text (numbers too, e.g. ``"0.25"``); for mc it is
-    the letter of the right choice (A for ``choices[0]``, B for ``choices[1]``, ...)."""
-
-    id: str
-    prompt: str
-    answer: str
-    grader: str
-    domain: str
-    choices: tuple[str, ...] | None = None
-    difficulty: str | None = None
-    tolerance: float | None = None
-    pattern: str | None = None
-    meta: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -252,29 +234,6 @@ def _hint_for_missing(obj: dict, missing: list[str]) -> str:
 
 
 # ----------------------------------------------------------------------------- prompts
-
-
-def render_prompt(query: Query) -> str:
-    """The text sent to the model.
-
-    For mc queries whose prompt does not already list every option as a line ``A) ...``,
-    ``A. ...``, ``(A) ...`` or ``A: ...``, the options and an instruction are appended::
-
-        <prompt>
-
-        A) <choice 1>
-        B) <choice 2>
-        Answer with the letter of the correct option only.
-
-    Every other prompt is sent as is.
-    """
-    if query.grader != "mc" or not query.choices:
-        return query.prompt
-    letters = LETTERS[: len(query.choices)]
-    if all(re.search(rf"(?m)^\s*(?:\({x}\)|{x}[).:])\s", query.prompt) for x in letters):
-        return query.prompt
-    options = "\n".join(f"{x}) {c}" for x, c in zip(letters, query.choices))
-    return f"{query.prompt.rstrip()}\n\n{options}\n{MC_INSTRUCTION}"
 
 
 # ----------------------------------------------------------------------------- lm-eval

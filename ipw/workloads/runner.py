@@ -1,25 +1,42 @@
 """The runner: each query inside its own meter window, each record stored before the next query.
 
 It orchestrates only: engines generate, ``grading`` grades, ``profilers`` measure, ``store`` keeps,
-``efficiency`` computes. Warm-up queries (the first ``warmup`` queries of the set) run before the
-measured ones and are not recorded. Grading happens outside the window, so only generation is
-charged. A killed run is continued by :func:`resume`, which skips the ids already stored.
+``efficiency`` computes. Each finished :class:`~ipw.records.QueryRecord` is handed to the caller's
+:class:`RunObserver` (the command line draws its progress bar from it). Warm-up queries (the
+first ``warmup`` queries of the set) run before the measured ones and are not recorded. Grading
+happens outside the window, so only generation is charged. A killed run is continued by
+:func:`resume`, which skips the ids already stored.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import platform
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ipw.errors import IpwError
+from ipw.profilers.inventory import hardware_inventory
 from ipw.profilers.session import Measurement, Profiler
+from ipw.records import QueryRecord
 from ipw.store import IDLE, SUMMARY, RunStore, new_run_id
 from ipw.workloads.engines import Engine, Generation, GenerationSettings, get_engine
+
+
+class RunObserver:
+    """What a caller may watch: the run's size before its first query, then each record stored.
+    The default observes nothing; the command line's progress bar is one."""
+
+    def start(self, total: int, done: list[QueryRecord]) -> None:
+        """``total`` queries in this run, of which ``done`` were stored by earlier sessions."""
+
+    def record(self, record: QueryRecord) -> None:
+        """One query finished and stored."""
+
+    def close(self) -> None:
+        """The session ended (completed, failed or interrupted)."""
 
 
 @dataclass(frozen=True)
@@ -68,95 +85,42 @@ def load_queries(config: RunConfig):
     return qs
 
 
-def hardware_inventory(meters) -> dict:
-    import psutil
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpus = [m.describe().get("device") for m in meters if m.family in ("nvidia", "amd")]
-    mem_gib = psutil.virtual_memory().total / 2**30
-    cores = psutil.cpu_count(logical=True)
-    summary = f"{cpu} x{cores}, {mem_gib:.0f} GiB" + (f", {', '.join(map(str, gpus))}" if gpus else "")
-    return {"platform": platform.platform(), "cpu": cpu, "logical_cores": cores, "memory_gib": round(mem_gib, 1),
-            "gpus": gpus, "summary": summary}  # fmt: skip
+def _scope(m: Measurement, scope: str) -> tuple[float | None, bool | None]:
+    """Energy [J] and measured flag of one scope of a window, where the meters say which is which."""
+    scopes = getattr(m, "scopes", None)
+    if not scopes or scope not in scopes:
+        return None, None
+    part = scopes[scope]
+    return part.energy_j, part.measured
 
 
-def _finite(x):
-    return x if not isinstance(x, float) or math.isfinite(x) else None
-
-
-def make_record(query, generation: Generation | None, grade, m: Measurement, session: int, error: str | None) -> dict:
-    """The stored record of one query: answer, grade, timing and energy with its provenance."""
+def make_record(query, generation: Generation | None, grade, m: Measurement, session: int, error: str | None) -> QueryRecord:
+    """The stored record of one query: answer, grade, timing and energy by scope with its provenance."""
     top = [d for d in m.domains.values() if d.parent is None]
-    e2e = generation.e2e_s if generation else m.duration_s
-    return {
-        "id": query.id,
-        "domain": query.domain,
-        "difficulty": query.difficulty,
-        "grader": query.grader,
-        "reference": query.answer,
-        "output": generation.text if generation else None,
-        "correct": grade.correct,
-        "extracted": grade.extracted,
-        "grade_method": grade.method,
-        "grade_reason": grade.reason,
-        **(generation.timing() if generation else {"e2e_s": e2e}),
-        "energy_j": m.energy_j,
-        "energy_above_idle_j": _finite(m.energy_above_idle_j) if m.energy_above_idle_j is not None else None,
-        "power_w": m.energy_j / e2e if e2e > 0 else None,
-        "energy_uncertainty_j": _finite(sum(d.uncertainty_j for d in top)),
-        "window_s": m.duration_s,
-        "measured": m.measured,
-        "flags": list(m.flags),
-        "domains": {
+    acc_j, acc_measured = _scope(m, "accelerator")
+    host_j, host_measured = _scope(m, "host")
+    basis_j = m.energy_j if acc_j is None else acc_j
+    timing = generation.timing() if generation else {"e2e_s": m.duration_s}
+    return QueryRecord(
+        id=query.id, domain=query.domain, difficulty=query.difficulty, grader=query.grader,
+        reference=query.answer, output=generation.text if generation else None,
+        correct=grade.correct, extracted=grade.extracted, grade_method=grade.method, grade_reason=grade.reason,
+        **timing,
+        energy_j=m.energy_j, energy_above_idle_j=m.energy_above_idle_j,
+        accelerator_energy_j=acc_j, accelerator_measured=acc_measured,
+        host_energy_j=host_j, host_measured=host_measured,
+        power_w=basis_j / m.duration_s if m.duration_s > 0 else None,
+        energy_uncertainty_j=sum(d.uncertainty_j for d in top),
+        window_s=m.duration_s, measured=m.measured, flags=tuple(m.flags),
+        domains={
             d.domain: {"energy_j": d.energy_j, "source": d.source, "measured": d.measured,
-                       "uncertainty_j": _finite(d.uncertainty_j), "parent": d.parent}
+                       "uncertainty_j": d.uncertainty_j if d.uncertainty_j != float("inf") else None,
+                       "parent": d.parent, "scope": getattr(d, "scope", None)}
             for d in m.domains.values()
-        },  # fmt: skip
-        "engine_extra": generation.extra if generation else {},
-        "session": session,
-        "finished_at": datetime.now(timezone.utc).isoformat(),
-        "error": error,
-    }
-
-
-class _Progress:
-    """tqdm bar showing queries done, running accuracy, energy per query and IPW."""
-
-    def __init__(self, total: int, records: list[dict], enabled: bool) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, initial=len(records), unit="q", disable=not enabled, dynamic_ncols=True)
-        self.correct = self.scored = 0
-        self.energy = self.power = 0.0
-        self.n = 0
-        for r in records:
-            self.add(r, refresh=False)
-
-    def add(self, r: dict, refresh: bool = True) -> None:
-        self.n += 1
-        self.energy += r["energy_j"]
-        self.power += r["power_w"] or 0.0
-        if r["correct"] is not None:
-            self.scored += 1
-            self.correct += bool(r["correct"])
-        if refresh:
-            self.bar.update(1)
-        acc = self.correct / self.scored if self.scored else 0.0
-        mean_p = self.power / self.n
-        est = "" if r["measured"] else " (estimate)"
-        self.bar.set_postfix_str(
-            f"acc {acc:.1%}  {self.energy / self.n:.2f} J/q{est}  IPW {acc / mean_p if mean_p else 0:.4f}/W"
-        )
-
-    def close(self) -> None:
-        self.bar.close()
+        },
+        engine_extra=generation.extra if generation else {},
+        session=session, finished_at=datetime.now(timezone.utc).isoformat(), error=error,
+    )  # fmt: skip
 
 
 def _session_entry() -> dict:
@@ -194,19 +158,20 @@ def query_settings(settings: GenerationSettings, query) -> GenerationSettings:
     return replace(settings, stop=tuple(dict.fromkeys(settings.stop + until))) if until else settings
 
 
-def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool = True) -> RunStore:
+def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObserver | None = None, queries=None) -> RunStore:
     """Run every query of the set not yet in ``store``; the heart of profile and resume."""
     from ipw.profilers.discover import discover
     from ipw.workloads.grading import Grade, grade
-    from ipw.workloads.querysets import render_prompt
+    from ipw.workloads.prompts import render_prompt
 
-    queries = load_queries(config)
+    observer = observer or RunObserver()
+    queries = queries or load_queries(config)
     manifest = store.manifest
     if manifest.get("queryset", {}).get("sha256") not in (None, queries.sha256):
         raise IpwError(f"the query set {queries.path} changed since run {store.path.name} started; start a new run")
     todo_all = select(queries.queries, config.limit)
     records = store.records()
-    done = {r["id"] for r in records}
+    done = {r.id for r in records}
     sessions = manifest.get("sessions", []) + [_session_entry()]
     session = len(sessions) - 1
     found = discover()
@@ -219,7 +184,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool =
         hardware=hardware_inventory(found.meters),
     )
     status = "interrupted"
-    bar = None
+    started = False
     judge = get_engine("openai", **config.judge) if config.judge else None
     try:
         if config.idle_s > 0:
@@ -227,7 +192,8 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool =
             store.write_json(IDLE, store.read_json(IDLE, []) + [{"session": session, "power_w": idle.power_w, "duration_s": idle.duration_s}])
         for q in todo_all[: config.warmup]:
             engine.generate(render_prompt(q), config.settings)
-        bar = _Progress(len(todo_all), records, progress)
+        observer.start(len(todo_all), records)
+        started = True
         for q in (q for q in todo_all if q.id not in done):
             generation, error, m = _measure(profiler, engine, render_prompt(q), query_settings(config.settings, q), q.id)
             if generation is not None:
@@ -236,11 +202,11 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool =
                 g = Grade(False, None, "engine-error", f"no answer: {error}")
             record = make_record(q, generation, g, m, session, error)
             store.append(record)
-            bar.add(record)
+            observer.record(record)
         status = "complete"
     finally:
-        if bar is not None:
-            bar.close()
+        if started:
+            observer.close()
         timeline = profiler.timeline()
         if not timeline.empty:
             timeline["session"] = session
@@ -255,23 +221,24 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, progress: bool =
 
 
 def write_summary(store: RunStore) -> dict:
-    from ipw.efficiency import summarize
+    """``summary.json``: :func:`ipw.efficiency.run_summary` of every record, the figures ``ipw
+    profile`` prints at the end (one computation, one resample count, recorded in it)."""
+    from ipw.efficiency import run_summary
     from ipw.store import load
 
-    frame = load(store.path).queries
-    if frame.empty:
-        return {}
-    summary = {
-        "overall": summarize(frame).to_dict(orient="records")[0],
-        "by_domain": summarize(frame, by="domain").to_dict(orient="records"),
-    }
-    store.write_json(SUMMARY, summary)
+    summary = run_summary(load(store.path).queries)
+    if summary:
+        store.write_json(SUMMARY, summary)
     return summary
 
 
-def profile(config: RunConfig, engine: Engine | None = None, progress: bool = True) -> RunStore:
-    """Start a new run. ``engine`` may be passed in (already loaded); else it is built from the config."""
+def profile(config: RunConfig, engine: Engine | None = None, observer: RunObserver | None = None) -> RunStore:
+    """Start a new run. ``engine`` may be passed in (already loaded); else it is built from the config.
+
+    The query set is read first, so that a bad file is reported before a model loads or a run
+    folder is made."""
     config = replace(config, engine=resolve_engine_name(config.engine))
+    queries = load_queries(config)
     own = engine is None
     engine = engine or get_engine(config.engine, **config.engine_options)
     try:
@@ -285,20 +252,21 @@ def profile(config: RunConfig, engine: Engine | None = None, progress: bool = Tr
             "python": sys.version.split()[0],
         }
         store = RunStore.create(config.runs_dir, run_id, manifest)
-        return execute(store, config, engine, progress)
+        return execute(store, config, engine, observer, queries)
     finally:
         if own:
             engine.close()
 
 
-def resume(run: Path | str, engine: Engine | None = None, progress: bool = True) -> RunStore:
+def resume(run: Path | str, engine: Engine | None = None, observer: RunObserver | None = None) -> RunStore:
     """Continue a stopped run: same config, same query set (checked by hash), missing ids only."""
     store = RunStore.open(run)
     config = RunConfig.from_dict(store.manifest["config"])
+    queries = load_queries(config)
     own = engine is None
     engine = engine or get_engine(config.engine, **config.engine_options)
     try:
-        return execute(store, config, engine, progress)
+        return execute(store, config, engine, observer, queries)
     finally:
         if own:
             engine.close()

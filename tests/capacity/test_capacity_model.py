@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from ipw.capacity import (CapacityConfig, EmptySampleError, corpus_from_texts, decode_flops_per_token,
                           evaluate, information_capacity, score_texts)
 from ipw.capacity import api as api_module
-from ipw.capacity.cli import capacity
+from ipw.cli.capacity import capacity
 from ipw.errors import MissingExtra
 
 pytestmark = pytest.mark.slow

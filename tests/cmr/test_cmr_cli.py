@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from ipw.cmr.cli import cmr
+from ipw.cli.cmr import cmr
 from ipw.cmr.synthetic import SyntheticCpt, make_runs
 
 

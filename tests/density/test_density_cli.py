@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ipw.density.cli import density
+from ipw.cli.density import density
 
 
 def _run(args):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipw.reports.synthetic import SyntheticRun, write_synthetic_run
+from tests.fakes.runs import SyntheticRun, write_synthetic_run
 
 HOSTILE = (
     "<script>alert(1)</script>",

@@ -9,7 +9,7 @@ import markupsafe
 import pytest
 from click.testing import CliRunner
 
-from ipw.reports.cli import report
+from ipw.cli.report import report
 from ipw.reports.report import build_report
 from tests.reports.conftest import HOSTILE
 

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from ipw.reports import plots as P
 from ipw.reports import tables as T
-from ipw.reports.synthetic import SyntheticRun, write_synthetic_run
+from tests.fakes.runs import SyntheticRun, write_synthetic_run
 
 
 def _titles(fig: Figure) -> list[str]:

@@ -20,7 +20,7 @@ def _ok(result):
 
 @pytest.fixture(scope="module")
 def cmr_out(tmp_path_factory):
-    from ipw.cmr.cli import cmr
+    from ipw.cli.cmr import cmr
 
     out = tmp_path_factory.mktemp("cmr") / "out"
     _ok(CliRunner().invoke(cmr, ["fit", str(REPO / "examples/cmr/results/tiny_runs.csv"), "--token-unit", "1024",
@@ -47,7 +47,7 @@ def test_cmr_single_csvs(cmr_out):
 
 
 def test_density_trend_csv(tmp_path):
-    from ipw.density.cli import density
+    from ipw.cli.density import density
     from ipw.density.trend import fit_trend
 
     out = tmp_path / "trend.csv"
@@ -61,7 +61,7 @@ def test_density_trend_csv(tmp_path):
 
 
 def test_density_laws_json(tmp_path):
-    from ipw.density.cli import density
+    from ipw.cli.density import density
     from ipw.density.data import reference_token_grid
     from ipw.density.laws import loss_law, score_law
 
@@ -99,7 +99,7 @@ def _capacity_results():
 
 
 def test_capacity_folder_json_and_csv(tmp_path):
-    from ipw.capacity.cli import _write  # the writer `ipw capacity --out` uses
+    from ipw.cli.capacity import _write  # the writer `ipw capacity --out` uses
 
     _write(_capacity_results(), tmp_path / "cap", {"max_tokens": 256, "bias_bits": None})
     for path in (tmp_path / "cap", tmp_path / "cap" / "capacity.json", tmp_path / "cap" / "capacity.csv"):

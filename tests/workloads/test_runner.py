@@ -49,7 +49,7 @@ def config(tmp_path, queryset, **kw):
 
 
 def test_profile_records_every_query(tmp_path, queryset, engine):
-    store = runner.profile(config(tmp_path, queryset), engine=engine, progress=False)
+    store = runner.profile(config(tmp_path, queryset), engine=engine)
     run = load(store.path)
     q = run.queries
     assert list(q["id"]) == [x["id"] for x in QUERIES]  # warm-up ran but was not recorded
@@ -82,7 +82,7 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path, queryset, eng
     proc.wait()
     before = records.read_text().count("\n")
     assert 2 <= before < len(QUERIES)
-    runner.resume(runs / "k", engine=engine, progress=False)
+    runner.resume(runs / "k", engine=engine)
     ids = Counter(load(runs / "k").queries["id"])
     assert set(ids) == {q["id"] for q in QUERIES}
     assert max(ids.values()) == 1
@@ -91,10 +91,10 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path, queryset, eng
 
 
 def test_changed_query_set_refuses_to_resume(tmp_path, queryset, engine):
-    store = runner.profile(config(tmp_path, queryset, limit=1), engine=engine, progress=False)
+    store = runner.profile(config(tmp_path, queryset, limit=1), engine=engine)
     queryset.write_text(queryset.read_text() + json.dumps(QUERIES[0] | {"id": "new"}) + "\n")
     with pytest.raises(Exception, match="changed"):
-        runner.resume(store.path, engine=engine, progress=False)
+        runner.resume(store.path, engine=engine)
 
 
 def test_limit_takes_queries_round_robin_across_domains():

@@ -12,14 +12,16 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from ipw.cli.face import group
 from ipw.errors import IpwError
 
 
-def _fail(error: Exception) -> click.ClickException:
-    return click.ClickException(str(error))
+def _fail(error: Exception) -> IpwError:
+    """A bad-input error of the science code that is not yet an IpwError, shown as one line."""
+    return error if isinstance(error, IpwError) else IpwError(str(error))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@group(context_settings={"help_option_names": ["-h", "--help"]})
 def density() -> None:
     """Densing Law of LLMs: capacity density and its growth over time.
 

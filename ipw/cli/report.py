@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from ipw.errors import IpwError
+from ipw.cli.face import command
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+
+@command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("runs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
               show_default=True, help="The HTML file to write.")
@@ -41,11 +42,8 @@ def report(runs, out, extras, title, energy, no_compare) -> None:
         raise click.UsageError("give at least one RUN folder or one --extra result")
     from ipw.reports.report import build_report
 
-    try:
-        built = build_report(runs, extras=extras, title=title, energy=energy, compare=not no_compare)
-        path = built.write(out)
-    except IpwError as e:
-        raise click.ClickException(str(e)) from e
+    built = build_report(runs, extras=extras, title=title, energy=energy, compare=not no_compare)
+    path = built.write(out)
     for name in built.estimate_runs:
         click.echo(f"note: energy of {name} is an estimate (no energy counter)", err=True)
     click.echo(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {len(built.sections)} sections)")

@@ -1,7 +1,8 @@
 """The ``ipw`` command line: thin commands that call the library.
 
-Sub-command groups live next to the code they drive (``ipw/<package>/cli.py``) and are loaded
-lazily, so ``ipw devices`` does not import torch and a broken optional part does not break the rest.
+Every command lives in this package, one file per command or group, and is loaded lazily, so
+``ipw devices`` does not import torch and a broken optional part does not break the rest. Errors
+become messages in one place, :mod:`ipw.cli.face`. No module outside this package imports click.
 """
 
 from __future__ import annotations
@@ -10,20 +11,22 @@ import importlib
 
 import click
 
+from ipw.cli.face import IpwGroup
+
 # name -> "module:attribute" of a click command; loaded on first use.
 COMMANDS: dict[str, str] = {
-    "devices": "ipw.profilers.cli:devices",
-    "measure": "ipw.profilers.cli:measure",
-    "profile": "ipw.workloads.cli:profile",
-    "compare": "ipw.workloads.cli:compare",
-    "report": "ipw.reports.cli:report",
-    "density": "ipw.density.cli:density",
-    "capacity": "ipw.capacity.cli:capacity",
-    "cmr": "ipw.cmr.cli:cmr",
+    "devices": "ipw.cli.devices:devices",
+    "measure": "ipw.cli.measure:measure",
+    "profile": "ipw.cli.profile:profile",
+    "compare": "ipw.cli.compare:compare",
+    "report": "ipw.cli.report:report",
+    "density": "ipw.cli.density:density",
+    "capacity": "ipw.cli.capacity:capacity",
+    "cmr": "ipw.cli.cmr:cmr",
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(IpwGroup):
     """A click group whose commands are imported only when listed or run."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 
 import click
+
 import pandas as pd
 
-from ipw.errors import IpwError
+from ipw.cli.face import group
+
 
 _SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9}
 
@@ -29,23 +30,12 @@ class Tokens(click.ParamType):
         return value if isinstance(value, float) else _tokens(str(value))
 
 
-def _friendly(fn):
-    """Show ipw errors as one clean line (no traceback)."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except IpwError as e:
-            raise click.ClickException(str(e)) from e
-    return wrapper
-
-
 def _show(title: str, frame: pd.DataFrame) -> None:
     click.echo(f"\n== {title}")
     click.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@group(context_settings={"help_option_names": ["-h", "--help"]})
 def cmr() -> None:
     """Critical mixture ratio of continual pre-training (Gu et al. 2024, arXiv 2407.17467).
 
@@ -78,7 +68,6 @@ def cmr() -> None:
               help="Write every table as CSV into this folder.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the figure (loss curves, feasible region, CMR against T) to this PNG.")
-@_friendly
 def fit(runs, eps, token_unit, general_law, lagrange, predict_tokens, out, plot) -> None:
     """Fit the loss laws of a CSV of CPT runs and find the critical mixture ratio.
 
@@ -118,7 +107,6 @@ def fit(runs, eps, token_unit, general_law, lagrange, predict_tokens, out, plot)
 @click.option("--model", default=None, help="Only this model (e.g. 1.6B).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write R_CMR against T to this PNG.")
-@_friendly
 def predict(tokens, constants, token_unit, model, plot) -> None:
     """Evaluate the CMR law R_CMR(T) = a4*T^s4 + b3 (Eq. 8) at token budgets.
 
@@ -143,7 +131,6 @@ def predict(tokens, constants, token_unit, model, plot) -> None:
 
 
 @cmr.command()
-@_friendly
 def paper() -> None:
     """Reproduce the paper's numbers: Table 5's CMR at 20B tokens and a refit of Table 2.
 

@@ -1,21 +1,21 @@
-"""Synthetic run folders in the real store format: for tests, demos and the scale benchmark.
+"""Synthetic run folders in the real store format: for tests and the scale benchmark.
 
 The folder is made by :class:`ipw.store.RunStore` (manifest, idle baseline, timeline) and the
-records have every field of docs/profile.md. Records are written in one go with the serialisation
-of :meth:`RunStore.append` (one JSON line each) but without its per-record fsync, which would make a
-100,000-query folder take minutes to write; the folder reloads with :func:`ipw.store.load`.
+records are :class:`ipw.records.QueryRecord` objects written by :meth:`RunStore.append_many` (one
+write and one fsync: a per-record fsync would make a 100,000-query folder take minutes to write);
+the folder reloads with :func:`ipw.store.load`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ipw.store import QUERIES, RunStore
+from ipw.records import QueryRecord
+from ipw.store import RunStore
 
 DOMAINS = ("arithmetic", "code", "facts", "language", "reasoning", "units")
 
@@ -36,7 +36,7 @@ class SyntheticRun:
     ids: tuple[str, ...] = ()  # query ids (cycled); default q-000001, ...
 
 
-def _records(spec: SyntheticRun) -> list[dict]:
+def _records(spec: SyntheticRun) -> list[QueryRecord]:
     rng = np.random.default_rng(spec.seed)
     n = spec.n_queries
     e2e = rng.gamma(4.0, 0.25, n) + 0.05
@@ -57,18 +57,19 @@ def _records(spec: SyntheticRun) -> list[dict]:
             qid = spec.ids[i] if i < len(spec.ids) else f"{spec.ids[i % len(spec.ids)]}-{i}"
         text = spec.outputs[i % len(spec.outputs)] if spec.outputs else f"answer {i}"
         e = float(energy[i])
-        recs.append({
-            "id": qid, "domain": str(domain[i]),
-            "difficulty": "easy", "grader": "exact", "reference": "42", "output": text,
-            "correct": bool(correct[i]), "extracted": text[:20], "grade_method": "exact", "grade_reason": "synthetic",
-            "input_tokens": 40, "output_tokens": int(out_tokens[i]), "ttft_s": float(ttft[i]), "tpot_s": float(tpot[i]),
-            "e2e_s": float(e2e[i]), "finish_reason": "stop", "energy_j": e,
-            "energy_above_idle_j": e - idle_w * float(e2e[i]), "power_w": e / float(e2e[i]),
-            "energy_uncertainty_j": 0.01 * e, "window_s": float(e2e[i]), "measured": spec.measured, "flags": flags,
-            "domains": {"cpu-package:0": {"energy_j": e, "source": source, "measured": spec.measured,
-                                          "uncertainty_j": 0.01 * e, "parent": None}},
-            "engine_extra": {}, "session": 0, "finished_at": "2026-01-01T00:00:00+00:00", "error": None,
-        })
+        recs.append(QueryRecord(
+            id=qid, domain=str(domain[i]),
+            difficulty="easy", grader="exact", reference="42", output=text,
+            correct=bool(correct[i]), extracted=text[:20], grade_method="exact", grade_reason="synthetic",
+            input_tokens=40, output_tokens=int(out_tokens[i]), ttft_s=float(ttft[i]), tpot_s=float(tpot[i]),
+            e2e_s=float(e2e[i]), finish_reason="stop", energy_j=e,
+            energy_above_idle_j=e - idle_w * float(e2e[i]), accelerator_energy_j=e, accelerator_measured=spec.measured,
+            power_w=e / float(e2e[i]), energy_uncertainty_j=0.01 * e, window_s=float(e2e[i]),
+            measured=spec.measured, flags=tuple(flags),
+            domains={"cpu-package:0": {"energy_j": e, "source": source, "measured": spec.measured,
+                                       "uncertainty_j": 0.01 * e, "parent": None, "scope": "accelerator"}},
+            session=0, finished_at="2026-01-01T00:00:00+00:00",
+        ))
     return recs
 
 
@@ -100,9 +101,8 @@ def write_synthetic_run(runs_dir: Path | str, run_id: str, spec: SyntheticRun = 
     }
     store = RunStore.create(runs_dir, run_id, manifest)
     records = _records(spec)
-    with open(store.path / QUERIES, "a") as f:
-        f.writelines(json.dumps(r, default=str, allow_nan=False) + "\n" for r in records)
+    store.append_many(records)
     store.write_json("idle.json", [{"session": 0, "power_w": {"cpu-package:0": 8.0}, "duration_s": 5.0}])
     if spec.hz > 0:
-        store.append_timeline(_timeline(spec, sum(r["e2e_s"] for r in records)))
+        store.append_timeline(_timeline(spec, sum(r.e2e_s for r in records)))
     return store.path

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from ipw.cli.face import command
 from ipw.capacity.corpora import (CORPORA_DIR, OFFICIAL_BIAS_BITS_BY_FILE, OFFICIAL_OTHER_BIAS_BITS,
                                   shipped_corpora)
-from ipw.errors import IpwError
 
 TABLE_COLUMNS = {
     "model": "model", "corpus": "corpus", "information_capacity": "IC",
@@ -50,7 +50,7 @@ _BIAS_HELP = (f"Numerator bias b in bits/token. Default: the official code's cho
               f"any other file and every shipped corpus: {OFFICIAL_OTHER_BIAS_BITS:g}).")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "-m", "models", multiple=True, default=("default",), show_default=True,
               help="'default' (embedded SmolLM2-135M-Instruct Q4_1), a local Hugging Face model "
                    "folder, or a .gguf file. Repeat for several models. Never downloads.")
@@ -100,10 +100,7 @@ def capacity(models, corpora, bias_bits, max_tokens, batch_size, max_samples, av
     settings = dict(max_tokens=max_tokens, batch_size=batch_size, bias_bits=bias_bits,
                     averaging=averaging, attention=attention, max_samples=max_samples)
     chosen = list(corpora) or shipped_corpora()
-    try:
-        frame = evaluate(models, chosen, CapacityConfig(**settings), on_result=_progress)
-    except IpwError as e:
-        raise click.ClickException(str(e)) from e
+    frame = evaluate(models, chosen, CapacityConfig(**settings), on_result=_progress)
     click.echo(_table(frame))
     for path in _write(frame, out, {**settings, "models": list(models), "corpora": chosen}):
         click.echo(f"wrote {path}")

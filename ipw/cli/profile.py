@@ -1,0 +1,160 @@
+"""``ipw profile``: a model over a query set, every query graded and measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ipw.cli.face import command
+
+
+class ProgressBar:
+    """A :class:`ipw.workloads.runner.RunObserver` drawing a tqdm bar: queries done, running
+    accuracy and accelerator energy per query (marked where it is an estimate)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.correct = self.scored = self.n = 0
+        self.energy_j = 0.0
+
+    def start(self, total: int, done: list) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=len(done), unit="q", disable=not self.enabled, dynamic_ncols=True)
+        for r in done:
+            self._add(r)
+
+    def _add(self, r) -> None:
+        self.n += 1
+        self.energy_j += r.energy_j if r.accelerator_energy_j is None else r.accelerator_energy_j
+        if r.correct is not None and r.error is None:
+            self.scored += 1
+            self.correct += bool(r.correct)
+        measured = r.measured if r.accelerator_measured is None else r.accelerator_measured
+        acc = self.correct / self.scored if self.scored else 0.0
+        est = "" if measured else " (estimate)"
+        self.bar.set_postfix_str(f"acc {acc:.1%}  {self.energy_j / self.n:.2f} J/q{est}")
+
+    def record(self, r) -> None:
+        self._add(r)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _ci(row: dict, key: str, fmt: str) -> str:
+    lo, hi = row[key]
+    return f"[{format(lo, fmt)} - {format(hi, fmt)}]"
+
+
+def print_summary(run_path: Path) -> None:
+    """Print the run's stored summary (``summary.json``, written by the runner as the session ends)."""
+    from ipw.store import load
+
+    run = load(run_path)
+    if not run.summary:
+        click.echo("no queries recorded")
+        return
+    o = run.summary["overall"]
+    scope = o["energy_scope"]
+    measured = "measured" if o["measured"] else "ESTIMATE (no energy counter on this machine)"
+    errors = f", {o['errors']} engine errors not scored" if o["errors"] else ""
+    click.echo(f"\nrun: {run_path}")
+    click.echo(f"queries: {o['n']} (scored {o['scored']}{errors})  {scope} energy: {measured}")
+    if o["scored"] == 0:
+        click.echo("nothing was scored: every query failed; see the `error` field of queries.jsonl")
+        return
+    click.echo(f"accuracy: {o['accuracy']:.1%}  [95% CI {o['accuracy_ci'][0]:.1%} - {o['accuracy_ci'][1]:.1%}]")
+    click.echo(f"energy per query: {o['scope_energy_j_mean']:.3f} J {scope}, {o['energy_j_mean']:.3f} J system, "
+               f"{o['energy_above_idle_j_mean']:.3f} J system above idle")
+    click.echo(f"mean power per query: {o['power_w_mean']:.2f} W")
+    click.echo(f"IPW: {o['ipw_per_w']:.5f} /W  {_ci(o, 'ipw_ci', '.5f')}   IPJ: {o['ipj_per_j']:.5f} /J  {_ci(o, 'ipj_ci', '.5f')}"
+               f"   ({o['n_boot']} bootstrap resamples)")
+    ttft, tpot, e2e = (o.get(k) for k in ("ttft_s_mean", "tpot_s_mean", "e2e_s_mean"))
+    ms = lambda x, f: "n/a" if x is None or x != x else format(x * 1e3, f)  # noqa: E731
+    click.echo(f"latency: TTFT {ms(ttft, '.0f')} ms, TPOT {ms(tpot, '.1f')} ms/token, end-to-end {e2e:.2f} s")
+    by = pd_frame(run.summary["by_domain"], ["domain", "n", "accuracy", "scope_energy_j_mean", "ipw_per_w"])
+    if by is not None:
+        click.echo("\n" + by.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+
+
+def pd_frame(rows: list[dict], cols: list[str]):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    return frame[[c for c in cols if c in frame]] if not frame.empty else None
+
+
+@command()
+@click.option("--model", default="default", show_default=True,
+              help="'default' (SmolLM2-135M-Instruct, shipped), a .gguf file, a local HF folder, or the server's model name.")  # fmt: skip
+@click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp", "openai"]), default="auto", show_default=True,
+              help="auto: llama.cpp if installed (faster on CPU), else transformers.")  # fmt: skip
+@click.option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp server, Ollama).")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the API key (never stored).")
+@click.option("--completion", is_flag=True, help="Send prompts as plain completions (base models without a chat template).")
+@click.option("--queries", default="default", show_default=True, help="'default' (shipped set) or a JSONL file.")
+@click.option("--lm-eval-task", help="Run this lm-eval task instead (offline: its data must be local files).")
+@click.option("--lm-eval-include", type=click.Path(exists=True, file_okay=False), help="Folder with the lm-eval task YAML.")
+@click.option("--limit", type=int, help="Only N queries, taken round-robin across domains.")
+@click.option("--judge-base-url", help="OpenAI-compatible server that grades queries whose grader is 'judge'.")
+@click.option("--judge-model", help="The judge's model name on that server.")
+@click.option("--judge-api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable with the judge's API key.")
+@click.option("--max-tokens", default=64, show_default=True)
+@click.option("--temperature", default=0.0, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--warmup", default=2, show_default=True, help="Warm-up queries, run first and not recorded.")
+@click.option("--idle", "idle_s", default=5.0, show_default=True, help="Seconds of idle baseline measured first.")
+@click.option("--hz", default=0.0, show_default=True, help="Power timeline rate (0: off; per-query energy never needs it).")
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--run-id", help="Name of the run folder (default: time stamp, engine and model).")
+@click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue a stopped run folder.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def profile(**o) -> None:
+    """Run a model over a query set, grade every answer, and measure every query's energy and latency.
+
+    Each query runs inside its own energy window; records are appended to
+    RUNS_DIR/RUN_ID/queries.jsonl as each query ends, so a stopped run loses at most one query
+    and continues with --resume.
+
+    \b
+    Examples:
+      ipw profile                                   # the shipped model on the shipped 200+ queries
+      ipw profile --engine transformers --limit 20
+      ipw profile --model ~/models/qwen.gguf --engine llamacpp
+      ipw profile --engine openai --base-url http://127.0.0.1:8000/v1 --model my-model
+      ipw profile --resume runs/20261124-150000-llamacpp-default
+    """
+    from ipw.workloads import runner
+    from ipw.workloads.engines import GenerationSettings
+
+    if o["resume_run"]:
+        store = runner.resume(o["resume_run"], observer=ProgressBar(not o["quiet"]))
+    else:
+        options = {"model": o["model"]}
+        if o["engine"] == "openai":
+            if not o["base_url"]:
+                raise click.UsageError("--engine openai needs --base-url")
+            options |= {"base_url": o["base_url"], "api_key_env": o["api_key_env"]}
+        if o["completion"]:
+            options["chat"] = False
+        lm_eval = None
+        if o["lm_eval_task"]:
+            if not o["lm_eval_include"]:
+                raise click.UsageError("--lm-eval-task needs --lm-eval-include (offline task files)")
+            lm_eval = {"task_name": o["lm_eval_task"], "include_path": o["lm_eval_include"]}
+        judge = None
+        if o["judge_base_url"]:
+            judge = {"base_url": o["judge_base_url"], "model": o["judge_model"] or "default",
+                     "api_key_env": o["judge_api_key_env"]}  # fmt: skip
+        config = runner.RunConfig(
+            engine=o["engine"], engine_options=options, queries=o["queries"],
+            settings=GenerationSettings(max_tokens=o["max_tokens"], temperature=o["temperature"], seed=o["seed"]),
+            warmup=o["warmup"], limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None,
+            runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge,
+        )  # fmt: skip
+        store = runner.profile(config, observer=ProgressBar(not o["quiet"]))
+    print_summary(store.path)
