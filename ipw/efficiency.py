@@ -209,7 +209,7 @@ def coverage(runs: dict[str, pd.DataFrame], energy_basis: str = DEFAULT_ENERGY) 
     scored = {name: scored_rows(f).drop_duplicates(Col.ID, keep="last") for name, f in runs.items()}
     common = set.intersection(*(set(f[Col.ID]) for f in scored.values())) if scored else set()
     if not common:
-        raise NoCommonQueries("the runs share no scored query id; coverage needs runs over the same query set")
+        raise NoCommonQueries("the runs share no query ids that every run scored; coverage needs runs over the same query set")
     ids = sorted(common)
     correct = pd.DataFrame({name: f.set_index(Col.ID).loc[ids, Col.CORRECT].astype(bool) for name, f in scored.items()})
     energy = pd.DataFrame({name: query_energy_j(f.set_index(Col.ID).loc[ids], energy_basis) for name, f in scored.items()})

@@ -5,19 +5,20 @@ from __future__ import annotations
 import pytest
 
 from ipw.errors import InputFileError, IpwError
+from ipw.records import QueryRecord
 from ipw.store import QUERIES, RunStore, load
 
 
 def test_append_reopen_repair_and_load(tmp_path):
     store = RunStore.create(tmp_path, "r1", {"config": {"x": 1}})
-    store.append({"id": "a", "correct": True, "energy_j": 1.5})
-    store.append({"id": "b", "correct": False, "energy_j": 2.5})
+    store.append(QueryRecord(id="a", domain="d", correct=True, energy_j=1.5))
+    store.append(QueryRecord(id="b", domain="d", correct=False, energy_j=2.5))
     with open(store.path / QUERIES, "a") as f:
         f.write('{"id": "c", "corr')  # killed mid-write
     assert store.done_ids() == {"a", "b"}
     reopened = RunStore.open(store.path)
     assert (store.path / QUERIES).read_text().endswith("}\n")
-    reopened.append({"id": "c", "correct": True, "energy_j": 0.5})
+    reopened.append(QueryRecord(id="c", domain="d", correct=True, energy_j=0.5))
     run = load(store.path)
     assert list(run.queries["id"]) == ["a", "b", "c"]
     assert run.queries["energy_j"].sum() == pytest.approx(4.5)

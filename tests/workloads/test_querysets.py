@@ -8,7 +8,8 @@ import json
 import pytest
 
 from ipw.errors import InputFileError, IpwError
-from ipw.workloads.querysets import MC_INSTRUCTION, Query, load_queryset, render_prompt, shipped
+from ipw.workloads.prompts import MC_INSTRUCTION, Query, render_prompt
+from ipw.workloads.querysets import load_queryset, shipped
 
 GOOD = {"id": "q1", "prompt": "What is 2 + 2?", "answer": "4", "grader": "numeric", "domain": "arithmetic"}
 
