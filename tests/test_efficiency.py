@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from ipw.efficiency import accuracy, bootstrap, coverage, ipj, ipw, summarize
+from ipw.errors import IpwError
 
 
 def frame(correct, energy_j, e2e_s, **extra):
@@ -54,3 +55,38 @@ def test_coverage_and_best_of_local():
     assert best["ipj_per_j"] == pytest.approx(0.75 / 1.5)
     with pytest.raises(ValueError):
         coverage({"a": a, "c": frame([True], [1.0], [1.0]).assign(id=["zz"])})
+
+
+def test_parity_with_the_released_harness_unit_test():
+    # the IPW harness's own test: 10 J and 20 J over 2 s and 4 s, one of two answers correct
+    row = summarize(frame([True, False], [10.0, 20.0], [2.0, 4.0]), n_boot=50).iloc[0]
+    assert row["ipj_per_j"] == pytest.approx(1 / 30)  # 0.5 / mean(10, 20) J
+    assert row["ipw_per_w"] == pytest.approx(0.1)  # 0.5 / mean(5, 5) W
+
+
+def test_power_uses_the_window_span_of_the_energy():
+    # the window (0.5 s) brackets the engine's end-to-end time (0.4 s): 2 J over 0.5 s is 4 W
+    f = frame([True], [2.0], [0.4], window_s=[0.5])
+    assert summarize(f, n_boot=10).iloc[0]["power_w_mean"] == pytest.approx(4.0)
+
+
+def test_accuracy_coverage_and_energy_agree_on_the_scored_rows():
+    # q2 could not be graded, q3 failed in the engine: neither is scored, anywhere
+    a = frame([True, False, None, None], [1.0, 3.0, 50.0, 70.0], [1.0] * 4, error=[None, None, None, "HTTP 503"])
+    row = summarize(a, n_boot=10).iloc[0]
+    assert (row["n"], row["scored"], row["errors"]) == (4, 2, 1)
+    assert row["accuracy"] == 0.5 and row["energy_j_mean"] == pytest.approx(2.0)
+    assert row["ipj_per_j"] == pytest.approx(0.5 / 2.0)
+    cov = coverage({"a": a, "b": frame([True, True, True, True], [1.0] * 4, [1.0] * 4)})
+    assert cov["queries"] == 2 and cov["accuracy"]["a"] == row["accuracy"]
+
+
+def test_accelerator_energy_is_the_default_basis():
+    f = frame([True, True], [10.0, 10.0], [1.0, 1.0], accelerator_energy_j=[4.0, None], accelerator_measured=[True, None])
+    row = summarize(f, n_boot=10).iloc[0]
+    assert row["energy_scope"] == "accelerator"
+    assert row["ipj_per_j"] == pytest.approx(1.0 / 7.0)  # 4 J, and 10 J where a record has no scopes
+    system = summarize(f, energy="system", n_boot=10).iloc[0]
+    assert system["energy_scope"] == "system" and system["ipj_per_j"] == pytest.approx(0.1)
+    with pytest.raises(IpwError, match="unknown energy basis"):
+        summarize(f, energy="gpu")

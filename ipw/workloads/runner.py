@@ -199,7 +199,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
             if generation is not None:
                 g = grade(q, generation.text, judge=judge)
             else:
-                g = Grade(False, None, "engine-error", f"no answer: {error}")
+                g = Grade(None, None, "engine-error", f"no answer: {error}")  # not scored: see ipw.efficiency
             record = make_record(q, generation, g, m, session, error)
             store.append(record)
             observer.record(record)
