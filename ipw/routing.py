@@ -247,6 +247,10 @@ def routing_table(runs: Mapping[str, pd.DataFrame], reference: str, costs: CostM
     local = tuple(n for n in runs if n != reference)
     if not local:
         raise RoutingInputError("routing needs at least one local run beside the reference")
+    for what, names in (("parameter count", cm.params), ("price", cm.prices)):
+        unknown = [n for n in names if n not in runs]
+        if unknown:
+            raise RoutingInputError(f"{what} given for {', '.join(unknown)}, not among the runs ({', '.join(runs)})")
     metrics = cm.chosen_metrics()
     prefer = cm.prefer or metrics[0]
     if prefer not in PREFERS:

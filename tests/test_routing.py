@@ -140,7 +140,9 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(RoutingInputError, match="run small has no parameter count"):
         routing_table(RUNS, "ref", CostModel(params={"big": 1e9, "ref": 1e9}))
     with pytest.raises(RoutingInputError, match="lack input_tokens"):
-        routing_table({"a": run([T], 1.0, input_tokens=None), "ref": run([T], 2.0)}, "ref", CostModel(params=PARAMS | {"a": 1.0}))
+        routing_table({"a": run([T], 1.0, input_tokens=None), "ref": run([T], 2.0)}, "ref", CostModel(params={"a": 1.0, "ref": 2.0}))
+    with pytest.raises(RoutingInputError, match="price given for cloud, not among the runs"):
+        routing_table(RUNS, "ref", CostModel(prices=PRICES | {"cloud": Price(1, 1)}))
     with pytest.raises(RoutingInputError, match="not among the runs"):
         routing_table(RUNS, "cloud")
     with pytest.raises(RoutingInputError, match="at least one local run"):
