@@ -48,3 +48,27 @@ class MissingExtra(IpwError):
     def __init__(self, what: str, install: str) -> None:
         self.install = install
         super().__init__(f"{what} is not installed. Install it with: {install}")
+
+
+class TooFewPointsError(IpwError, ValueError):
+    """A law was asked to fit no more distinct points than it has free parameters.
+
+    ``have``/``need`` (also ``n_points``/``n_needed``) count distinct points.
+    """
+
+    def __init__(self, what: str, have: int, need: int, hint: str = "") -> None:
+        self.what = what
+        self.have = self.n_points = have
+        self.need = self.n_needed = need
+        msg = (f"{what}: {have} point(s) given, at least {need} needed (one more than the law's "
+               f"free parameters, so that the fit has residual degrees of freedom and an "
+               f"uncertainty).")
+        super().__init__(msg + (f" {hint}" if hint else ""))
+
+
+class FitFailedError(IpwError, RuntimeError):
+    """A least-squares fit did not converge from any starting point."""
+
+
+class DegenerateDataError(IpwError, ValueError):
+    """Data a fit cannot use: non-finite values, or a target that does not vary."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from ipw.errors import FitFailedError as _FitFailedError
 from ipw.errors import InputFileError, IpwError
+from ipw.errors import TooFewPointsError as _TooFewPointsError
 
 
 class CmrError(IpwError):
@@ -17,19 +19,10 @@ class CsvValueError(InputFileError):
         super().__init__(path, line, f"column {column!r}: {message}")
 
 
-class TooFewPointsError(CmrError, ValueError):
-    """A law was asked to fit fewer points than it needs for an uncertainty estimate."""
-
-    def __init__(self, what: str, have: int, need: int, hint: str = "") -> None:
-        self.have = have
-        self.need = need
-        msg = (f"{what}: {have} point(s), but fitting needs at least {need} "
-               f"(one more than the law's parameters, so the fit has an uncertainty).")
-        super().__init__(msg + (f" {hint}" if hint else ""))
-
-
-class FitFailedError(CmrError, RuntimeError):
-    """The least-squares fit did not converge from any starting point."""
+#: The shared too-few-points error (:class:`ipw.errors.TooFewPointsError`), under its old name.
+TooFewPointsError = _TooFewPointsError
+#: The shared fit failure (:class:`ipw.errors.FitFailedError`), under its old name.
+FitFailedError = _FitFailedError
 
 
 class InfeasibleToleranceError(CmrError, ValueError):

@@ -17,77 +17,36 @@ How a fit is done (the paper, App. B.3, says only that it fits power laws; these
 from __future__ import annotations
 
 import itertools
-import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit
 
 from ipw.cmr.errors import FitFailedError, TooFewPointsError
 from ipw.cmr.laws import LAWS, Law
+from ipw.fitting import CURVE_FIT, as_cov, curve_fit_best, r_squared
+from ipw.fitting import FitResult as _SharedFitResult
 
 _EXPONENT_GRID = (-2.0, -1.0, -0.6, -0.3, -0.15, 0.15, 0.3, 0.6, 1.0, 1.5, 2.0)
 _EXPONENT_BOUND = 5.0
 _SEEDS = 4
 
 
-@dataclass(frozen=True)
-class FitResult:
-    """A fitted law: parameters, standard errors from the covariance, and goodness of fit."""
+class FitResult(_SharedFitResult):
+    """The shared :class:`ipw.fitting.FitResult`, bound to its law in :data:`ipw.cmr.laws.LAWS`.
 
-    law: str
-    names: tuple[str, ...]
-    params: tuple[float, ...]
-    stderr: tuple[float, ...]
-    cov: tuple[tuple[float, ...], ...] = field(repr=False)
-    r2: float
-    mse: float
-    n_points: int
-
-    @property
-    def dof(self) -> int:
-        return self.n_points - len(self.params)
-
-    @property
-    def p(self) -> dict[str, float]:
-        return dict(zip(self.names, self.params))
-
-    def covariance(self) -> np.ndarray:
-        return np.array(self.cov, dtype=float)
-
-    def correlation(self) -> np.ndarray:
-        c = self.covariance()
-        d = np.sqrt(np.clip(np.diag(c), 1e-300, None))
-        return c / np.outer(d, d)
+    Same fields (``params`` iterates the values, ``p`` maps names to values, ``cov``, ``r2``,
+    ``residuals`` observed - predicted, ``n_points``, ``method``); adds predictions.
+    """
 
     def predict(self, x: np.ndarray | float) -> np.ndarray:
-        return LAWS[self.law](x, *self.params)
+        return self.predict_with(LAWS[self.law], x)
 
     def predict_stderr(self, x: np.ndarray | float) -> np.ndarray:
         """Delta-method standard error of the prediction at ``x`` (numerical gradient)."""
-        x = np.atleast_1d(np.asarray(x, dtype=float))
-        grad = np.stack([self.param_gradient(x, i) for i in range(len(self.params))], axis=-1)
-        var = np.einsum("ni,ij,nj->n", grad, self.covariance(), grad)
-        return np.sqrt(np.clip(var, 0.0, None))
+        return self.predict_stderr_with(LAWS[self.law], x)
 
     def param_gradient(self, x: np.ndarray, i: int) -> np.ndarray:
         """d prediction / d params[i] at x (central difference)."""
-        h = 1e-6 * max(1.0, abs(self.params[i]))
-        up, dn = list(self.params), list(self.params)
-        up[i] += h
-        dn[i] -= h
-        law = LAWS[self.law]
-        return (law(x, *up) - law(x, *dn)) / (2 * h)
-
-    def row(self, **extra: object) -> dict[str, object]:
-        """One flat dict: params, ``<name>_stderr``, r2, mse, n_points (for DataFrames)."""
-        out: dict[str, object] = dict(extra)
-        out["law"] = self.law
-        for name, val, err in zip(self.names, self.params, self.stderr):
-            out[name] = val
-            out[f"{name}_stderr"] = err
-        out.update(r2=self.r2, mse=self.mse, n_points=self.n_points)
-        return out
+        return self.gradient_with(LAWS[self.law], x, i)
 
 
 def fit_law(law: Law | str, x: np.ndarray, y: np.ndarray, what: str = "fit") -> FitResult:
@@ -96,17 +55,16 @@ def fit_law(law: Law | str, x: np.ndarray, y: np.ndarray, what: str = "fit") -> 
     x, y = _check_xy(law, x, y, what)
     x0 = float(np.exp(np.mean(np.log(x))))
     xs = x / x0
-    best = None
-    for seed in _seeds(law, xs, y):
-        cand = _refine(law, xs, y, seed)
-        if cand is not None and (best is None or cand[2] < best[2]):
-            best = cand
-    if best is None:
-        raise FitFailedError(f"{what}: the {law.name} law did not converge from any start")
-    popt, pcov, sse = best
+    lo, hi = _bounds(law)
+    seeds = [np.clip(seed, lo + 1e-9, hi - 1e-9) for seed in _seeds(law, xs, y)]
+    try:
+        popt, pcov, sse = curve_fit_best(law, xs, y, seeds, f"{what}: the {law.name} law",
+                                         bounds=(lo, hi))
+    except FitFailedError as e:
+        raise FitFailedError(f"{what}: the {law.name} law did not converge from any start ({e})") from e
     params, cov = _unscale(law, popt, pcov, x0)
     params, cov = _canonical_order(law, params, cov)
-    return _result(law, params, cov, x, y, sse)
+    return _result(law, params, cov, x, y, len(seeds))
 
 
 def leave_one_out(law: Law | str, x: np.ndarray, y: np.ndarray, what: str = "fit") -> list[FitResult]:
@@ -157,23 +115,13 @@ def _seeds(law: Law, xs: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
     return [p for _, p in scored[:_SEEDS]]
 
 
-def _refine(law: Law, xs: np.ndarray, y: np.ndarray, p0: np.ndarray):
+def _bounds(law: Law) -> tuple[np.ndarray, np.ndarray]:
+    """Exponents within +/- _EXPONENT_BOUND; coefficients free."""
     lo = np.full(law.n_params, -np.inf)
     hi = np.full(law.n_params, np.inf)
     for _, e in law.pairs:
         lo[e], hi[e] = -_EXPONENT_BOUND, _EXPONENT_BOUND
-    p0 = np.clip(p0, lo + 1e-9, hi - 1e-9)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OptimizeWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            popt, pcov = curve_fit(law, xs, y, p0=p0, bounds=(lo, hi), maxfev=20000)
-    except (RuntimeError, ValueError):
-        return None
-    sse = float(np.sum((law(xs, *popt) - y) ** 2))
-    if not np.isfinite(sse):
-        return None
-    return popt, pcov, sse
+    return lo, hi
 
 
 def _unscale(law: Law, popt: np.ndarray, pcov: np.ndarray, x0: float):
@@ -201,13 +149,12 @@ def _canonical_order(law: Law, params: np.ndarray, cov: np.ndarray):
 
 
 def _result(law: Law, params: np.ndarray, cov: np.ndarray, x: np.ndarray, y: np.ndarray,
-            sse: float) -> FitResult:
-    resid = law(x, *params) - y
-    sst = float(np.sum((y - y.mean()) ** 2))
-    sse = float(np.sum(resid**2))
-    r2 = 1.0 - sse / sst if sst > 0 else float("nan")
+            n_starts: int) -> FitResult:
+    predicted = law(x, *params)
     stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     if not np.all(np.isfinite(cov)):
         stderr = np.full(law.n_params, np.nan)
-    return FitResult(law.name, law.names, tuple(map(float, params)), tuple(map(float, stderr)),
-                     tuple(tuple(map(float, r)) for r in cov), r2, sse / len(x), len(x))
+    return FitResult(law=law.name, names=law.names, values=tuple(map(float, params)),
+                     stderr=tuple(map(float, stderr)), cov=as_cov(cov), r2=r_squared(y, predicted),
+                     residuals=tuple(map(float, y - predicted)), n_points=len(x),
+                     method=CURVE_FIT.format(n=n_starts) + "; x rescaled by its geometric mean")
