@@ -51,7 +51,8 @@ class DomainInfo:
     ``parent`` names the domain whose energy already includes this one (RAPL core within package,
     Apple CPU within the combined SoC figure); totals sum only domains without a parent, so nothing
     is counted twice. ``update_period_s`` is how often the underlying counter changes and
-    ``resolution_j`` its smallest step; both bound a window's uncertainty.
+    ``resolution_j`` its smallest step; both bound a window's uncertainty. ``scope`` pins the
+    domain's energy scope; None lets :func:`scope_of` decide from the domain's kind.
     """
 
     domain: str
@@ -60,6 +61,37 @@ class DomainInfo:
     update_period_s: float
     resolution_j: float = 0.0
     parent: str | None = None
+    scope: str | None = None
+
+
+ACCELERATOR, HOST, SYSTEM = "accelerator", "host", "system"
+SCOPES = (ACCELERATOR, HOST, SYSTEM)
+"""Energy scopes (docs/profilers.md): accelerator = the GPUs, or the Apple SoC, or on a machine with
+neither the CPU; host = CPU package and DRAM (RAPL, or the labelled estimate); system = their sum."""
+_ACCELERATOR_KINDS = {Domain.GPU.value, Domain.SOC.value, Domain.ANE.value}
+_CPU_KINDS = {Domain.CPU_PACKAGE.value, Domain.CPU_CORE.value, Domain.UNCORE.value, Domain.CPU.value}
+
+
+def scope_of(info: DomainInfo, infos: dict[str, DomainInfo]) -> str:
+    """The scope of one domain among all the domains measured together (``infos``).
+
+    A sub-domain takes its parent's scope (Apple's ``cpu`` inside ``soc`` is accelerator). The CPU
+    (RAPL package and its parts, or the estimate's ``cpu``) is the accelerator when no GPU or SoC
+    domain is measured, else host; DRAM is always host.
+    """
+    if info.scope is not None:
+        return info.scope
+    if info.parent is not None and info.parent in infos:
+        return scope_of(infos[info.parent], infos)
+    kind = info.domain.split(":")[0]
+    if kind in _ACCELERATOR_KINDS:
+        return ACCELERATOR
+    if kind in _CPU_KINDS:
+        has_accelerator = any(
+            i.parent is None and i.domain.split(":")[0] in _ACCELERATOR_KINDS for i in infos.values()
+        )
+        return HOST if has_accelerator else ACCELERATOR
+    return HOST
 
 
 @dataclass(frozen=True)
@@ -90,6 +122,7 @@ class Meter(ABC):
     """
 
     family: str = "meter"
+    monitor = None  # a background monitor whose timeline gives window energies (NVML); None: edge reads
 
     def __init__(self, infos: list[DomainInfo]) -> None:
         self.infos: dict[str, DomainInfo] = {i.domain: i for i in infos}

@@ -9,8 +9,13 @@ where ``u`` is the core's busy share. Summed over cores and integrated over a wi
 
     E = n_logical * P_idle * (t1 - t0) + (P_max - P_idle) * busy_core_seconds(t0, t1)    [J]
 
-``busy_core_seconds`` is system-wide CPU time (user + nice + system + irq + softirq; idle, iowait
-and steal are not busy, and guest time is already inside user). CPU time is a counter, so the
+``busy_core_seconds`` is, with ``cpu_scope="machine"`` (the default), system-wide CPU time (user +
+nice + system + irq + softirq; idle, iowait and steal are not busy, and guest time is already
+inside user); with ``cpu_scope="process-tree"``, the CPU time (user + system) of this process, its
+live descendants, and the children it has waited for (psutil), so that other processes' work on a
+shared machine is not charged to the query (the idle term is the whole CPU's in both scopes). The
+scope is in the source (``estimate.cpu_util_tdp`` or ``estimate.cpu_util_tdp.process_tree``) and
+in ``describe()``; ``IPW_CPU_ESTIMATE_SCOPE`` sets the default. CPU time is a counter, so the
 estimate needs no polling: it is exact *for the model* at the window's own edges, with the
 kernel's tick (usually 10 ms) as update period. On Linux it is read from the first line of
 ``/proc/stat`` through a file descriptor held open (one ``pread``), as the design asks of every
@@ -31,6 +36,8 @@ import psutil
 from ipw.profilers.base import Domain, DomainInfo, Meter, now
 
 SOURCE = "estimate.cpu_util_tdp"
+SOURCE_PROCESS_TREE = "estimate.cpu_util_tdp.process_tree"
+CPU_SCOPES = ("machine", "process-tree")
 DEFAULT_TDP_W_PER_CORE = 10.0
 DEFAULT_IDLE_FRACTION = 0.3
 _NOT_BUSY = ("idle", "iowait", "steal", "guest", "guest_nice")
@@ -74,6 +81,40 @@ def busy_reader():
         return busy_cpu_seconds
 
 
+class ProcessTreeTime:
+    """Busy CPU time [s] of this process and its descendants (psutil).
+
+    Live descendants are summed one by one; a child that has exited and been waited for moves into
+    this process's ``children_user``/``children_system``. A descendant that exits between two reads
+    without being waited for by this process takes its last interval with it (a grandchild reaped
+    by its own parent is counted in that parent's children times while the parent lives). The
+    total is kept non-decreasing.
+    """
+
+    def __init__(self) -> None:
+        self._me = psutil.Process()
+        self._last = 0.0
+
+    def __call__(self) -> float:
+        t = self._me.cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system
+        for child in self._me.children(recursive=True):
+            try:
+                c = child.cpu_times()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            total += c.user + c.system
+        self._last = max(self._last, total)
+        return self._last
+
+
+def default_cpu_scope() -> str:
+    scope = os.environ.get("IPW_CPU_ESTIMATE_SCOPE", "machine")
+    if scope not in CPU_SCOPES:
+        raise ValueError(f"IPW_CPU_ESTIMATE_SCOPE={scope!r}: use one of {', '.join(CPU_SCOPES)}")
+    return scope
+
+
 def default_tdp_w(n_logical: int) -> float:
     env = os.environ.get("IPW_CPU_TDP_W")
     return float(env) if env else DEFAULT_TDP_W_PER_CORE * n_logical
@@ -84,7 +125,12 @@ class CpuEstimateMeter(Meter):
 
     family = "estimate"
 
-    def __init__(self, tdp_w: float | None = None, idle_fraction: float = DEFAULT_IDLE_FRACTION) -> None:
+    def __init__(
+        self, tdp_w: float | None = None, idle_fraction: float = DEFAULT_IDLE_FRACTION, cpu_scope: str | None = None
+    ) -> None:
+        self.cpu_scope = cpu_scope or default_cpu_scope()
+        if self.cpu_scope not in CPU_SCOPES:
+            raise ValueError(f"cpu_scope must be one of {', '.join(CPU_SCOPES)}, not {self.cpu_scope!r}")
         self.n_logical = psutil.cpu_count(logical=True) or 1
         self.tdp_w = tdp_w if tdp_w is not None else default_tdp_w(self.n_logical)
         if self.tdp_w <= 0 or not 0 <= idle_fraction <= 1:
@@ -94,8 +140,9 @@ class CpuEstimateMeter(Meter):
         self.p_idle_core_w = idle_fraction * p_max
         self.p_dynamic_core_w = p_max - self.p_idle_core_w
         tick_s = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
-        super().__init__([DomainInfo(Domain.CPU.value, SOURCE, False, tick_s, p_max * tick_s)])
-        self._busy = busy_reader()
+        source = SOURCE if self.cpu_scope == "machine" else SOURCE_PROCESS_TREE
+        super().__init__([DomainInfo(Domain.CPU.value, source, False, tick_s, p_max * tick_s)])
+        self._busy = busy_reader() if self.cpu_scope == "machine" else ProcessTreeTime()
         self._t0 = now()
         self._busy0 = self._busy()
 
@@ -119,6 +166,9 @@ class CpuEstimateMeter(Meter):
                 "tdp_w": self.tdp_w,
                 "idle_fraction": self.idle_fraction,
                 "logical_cores": self.n_logical,
+                "cpu_scope": self.cpu_scope,
             },
-            "note": "estimate: CPU time x TDP model, not a measurement",
+            "cpu_scope": self.cpu_scope,
+            "note": "estimate: CPU time x TDP model, not a measurement"
+            + ("; CPU time of this process tree only" if self.cpu_scope == "process-tree" else "; machine-wide CPU time"),
         }

@@ -35,7 +35,7 @@ def window_error(profiler: Profiler, clock, trace: Trace, seconds: float, tick=N
 def test_counter_window_energy_matches_trace_integral(clock, seconds):
     trace = Trace()
     nvml = FakeNvml([FakeGpu(trace)], clock)
-    with Profiler([NvmlMeter(0, nvml=nvml, update_period_s=1e-4)], sampler_hz=None) as p:
+    with Profiler([NvmlMeter(0, monitor="off", nvml=nvml, update_period_s=1e-4)], sampler_hz=None) as p:
         m, rel, _ = window_error(p, clock, trace, seconds)
     assert rel < 0.01
     assert m.domains["gpu:0"].source == SOURCE_COUNTER
@@ -45,7 +45,7 @@ def test_counter_window_energy_matches_trace_integral(clock, seconds):
 def test_idle_time_between_windows_is_charged_to_no_window(clock):
     trace = Trace()
     nvml = FakeNvml([FakeGpu(trace)], clock)
-    with Profiler([NvmlMeter(0, nvml=nvml)], sampler_hz=None) as p:
+    with Profiler([NvmlMeter(0, monitor="off", nvml=nvml)], sampler_hz=None) as p:
         first, _, _ = window_error(p, clock, trace, 0.1)
         clock.advance(5.0)  # a long gap, at 200 W: 1 kJ that belongs to nobody
         second, rel, _ = window_error(p, clock, trace, 0.1)
@@ -56,7 +56,7 @@ def test_idle_time_between_windows_is_charged_to_no_window(clock):
 def test_short_window_on_coarse_counter_is_flagged_and_bounded(clock):
     trace = Trace()
     gpu = FakeGpu(trace, update_s=0.1)  # a counter refreshed every 100 ms
-    meter = NvmlMeter(0, nvml=FakeNvml([gpu], clock), update_period_s=0.1)
+    meter = NvmlMeter(0, monitor="off", nvml=FakeNvml([gpu], clock), update_period_s=0.1)
     with Profiler([meter], sampler_hz=None) as p:
         clock.advance(0.07)  # start inside a refresh interval, before the counter ever changed
         m, _, err = window_error(p, clock, trace, 0.02)
@@ -78,7 +78,7 @@ def test_short_window_on_coarse_counter_is_flagged_and_bounded(clock):
 def test_power_integration_fallback_without_counter(clock):
     trace = Trace(period_s=1.0)
     nvml = FakeNvml([FakeGpu(trace, has_counter=False)], clock)
-    meter = NvmlMeter(0, nvml=nvml, poll_hz=1e-3)  # the test drives the polling below
+    meter = NvmlMeter(0, monitor="off", nvml=nvml, poll_hz=1e-3)  # the test drives the polling below
     assert not meter.has_counter
     sampler = Sampler([meter], hz=100)
     with Profiler([meter], sampler_hz=None) as p:
@@ -90,18 +90,18 @@ def test_power_integration_fallback_without_counter(clock):
 
 def test_power_fields_instant_and_average(clock):
     trace = Trace()
-    meter = NvmlMeter(0, nvml=FakeNvml([FakeGpu(trace)], clock))
+    meter = NvmlMeter(0, monitor="off", nvml=FakeNvml([FakeGpu(trace)], clock))
     fields = meter.power_fields_w()
     assert set(fields) == {"instant_w", "average_w"}
     assert fields["average_w"] == pytest.approx(trace.base_w)
-    old = NvmlMeter(0, nvml=FakeNvml([FakeGpu(trace, has_instant_field=False)], clock))
+    old = NvmlMeter(0, monitor="off", nvml=FakeNvml([FakeGpu(trace, has_instant_field=False)], clock))
     assert set(old.power_fields_w()) == {"usage_w"}
 
 
 def test_one_meter_per_gpu_never_summed(clock):
     traces = [Trace(base_w=100), Trace(base_w=300)]
     nvml = FakeNvml([FakeGpu(t) for t in traces], clock)
-    found = discover(DiscoverConfig(nvml=nvml, probe_s=0, estimate="never", rapl_root=clock and _nowhere()))
+    found = discover(DiscoverConfig(nvml=nvml, probe_s=0, monitor="off", estimate="never", rapl_root=clock and _nowhere()))
     try:
         assert [m.domains for m in found.meters] == [("gpu:0",), ("gpu:1",)]
         with Profiler(found.meters, sampler_hz=None) as p:
@@ -124,7 +124,7 @@ def _nowhere():
 
 def test_probe_recovers_counter_update_period(clock):
     trace = Trace()
-    meter = NvmlMeter(0, nvml=FakeNvml([FakeGpu(trace, update_s=0.005)], clock))
+    meter = NvmlMeter(0, monitor="off", nvml=FakeNvml([FakeGpu(trace, update_s=0.005)], clock))
     period = probe_update_period(meter.raw_counter_j, duration_s=0.2)
     assert period == pytest.approx(0.005, rel=0.2)
 
@@ -134,4 +134,4 @@ def test_missing_driver_is_reported_with_fix(clock):
     absent = {a.family: a for a in found.absent}
     assert "nvidia-smi" in absent["nvidia"].fix
     with pytest.raises(MeterUnavailable):
-        NvmlMeter(0, nvml=FakeNvml([], clock, library_found=False))
+        NvmlMeter(0, monitor="off", nvml=FakeNvml([], clock, library_found=False))

@@ -16,7 +16,7 @@ from tests.fakes.powercap import PowercapTree
 
 def test_overlapping_windows_and_idle_baseline(clock):
     trace = Trace(base_w=100.0, amp_w=0.0)
-    with Profiler([NvmlMeter(0, nvml=FakeNvml([FakeGpu(trace)], clock))], sampler_hz=None) as p:
+    with Profiler([NvmlMeter(0, monitor="off", nvml=FakeNvml([FakeGpu(trace)], clock))], sampler_hz=None) as p:
         clock.advance(1.0)
         idle_window = p.start()
         clock.advance(2.0)
@@ -36,7 +36,7 @@ def test_overlapping_windows_and_idle_baseline(clock):
 def test_above_idle_energy(clock, monkeypatch):
     trace = Trace(base_w=60.0, amp_w=0.0)
     gpu = FakeGpu(trace)
-    with Profiler([NvmlMeter(0, nvml=FakeNvml([gpu], clock))], sampler_hz=None) as p:
+    with Profiler([NvmlMeter(0, monitor="off", nvml=FakeNvml([gpu], clock))], sampler_hz=None) as p:
         monkeypatch.setattr(time, "sleep", clock.advance)  # the idle period passes in simulated time
         idle = p.measure_idle(3.0)
         gpu.trace = Trace(base_w=260.0, amp_w=0.0)  # load starts
@@ -64,7 +64,7 @@ def test_sampler_timeline_peak_and_counts(tmp_path):
 
 
 def test_results_before_the_window_ends_raise(clock):
-    meter = NvmlMeter(0, nvml=FakeNvml([FakeGpu(Trace())], clock))
+    meter = NvmlMeter(0, monitor="off", nvml=FakeNvml([FakeGpu(Trace())], clock))
     with ipw.measure(meters=[meter], sampler_hz=None) as m:
         with pytest.raises(AttributeError, match="still open"):
             _ = m.energy_j
@@ -84,7 +84,7 @@ def test_sampler_between_matches_a_full_scan(clock):
     from ipw.profilers.sampler import Sampler
 
     nvml = FakeNvml([FakeGpu(Trace()), FakeGpu(Trace(base_w=50))], clock)
-    sampler = Sampler([NvmlMeter(0, nvml=nvml), NvmlMeter(1, nvml=nvml)], hz=100)
+    sampler = Sampler([NvmlMeter(0, monitor="off", nvml=nvml), NvmlMeter(1, monitor="off", nvml=nvml)], hz=100)
     for _ in range(200):
         clock.advance(0.01)
         sampler.tick()
