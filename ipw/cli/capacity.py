@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -27,12 +26,11 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def _write(frame: pd.DataFrame, out: Path, settings: dict) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = out / "capacity.csv", out / "capacity.json"
-    frame.to_csv(csv_path, index=False)
-    payload = {"settings": settings, "results": frame.to_dict(orient="records")}
-    json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    return [csv_path, json_path]
+    """Save the results (kind ``capacity``: capacity.json + capacity.csv) into folder ``out``."""
+    from ipw.capacity.results import CapacityResults
+
+    header = CapacityResults(frame, settings).save(out)
+    return [header.with_name("capacity.csv"), header]
 
 
 def _list_corpora() -> None:
@@ -69,11 +67,16 @@ _BIAS_HELP = (f"Numerator bias b in bits/token. Default: the official code's cho
                                       "tokens: both over positions.")
 @click.option("--attention", type=click.Choice(["auto", "gqa", "mla"]), default="auto",
               show_default=True, help="FLOPs attention model; auto: MLA if the config has kv_lora_rank.")
+@click.option("--moe-count", type=click.Choice(["ipw", "official"]), default="ipw", show_default=True,
+              help="MoE MLP width in FLOPs: ipw (active + shared experts, from the config) or official "
+                   "(the official flops.py, which adds a shared expert by model path; see docs/capacity.md).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("capacity-results"),
-              show_default=True, help="Folder for capacity.csv and capacity.json.")
+              show_default=True, help="Folder for capacity.csv and capacity.json (input to `ipw report --extra`).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the IC figure (IC per corpus, IC against bytes/token) to this PNG.")
 @click.option("--list-corpora", is_flag=True, help="List the shipped corpora and exit.")
 def capacity(models, corpora, bias_bits, max_tokens, batch_size, max_samples, averaging, attention,
-             out, list_corpora) -> None:
+             moe_count, out, plot, list_corpora) -> None:
     """Information Capacity (Yuan et al. 2025, arXiv 2511.08066) of models on text corpora.
 
     \b
@@ -98,9 +101,14 @@ def capacity(models, corpora, bias_bits, max_tokens, batch_size, max_samples, av
     from ipw.capacity.api import CapacityConfig, evaluate
 
     settings = dict(max_tokens=max_tokens, batch_size=batch_size, bias_bits=bias_bits,
-                    averaging=averaging, attention=attention, max_samples=max_samples)
+                    averaging=averaging, attention=attention, max_samples=max_samples, moe_count=moe_count)
     chosen = list(corpora) or shipped_corpora()
     frame = evaluate(models, chosen, CapacityConfig(**settings), on_result=_progress)
     click.echo(_table(frame))
     for path in _write(frame, out, {**settings, "models": list(models), "corpora": chosen}):
         click.echo(f"wrote {path}")
+    if plot is not None:
+        from ipw.plotting import save_figure
+        from ipw.reports.figures import capacity_figure
+
+        click.echo(f"wrote {save_figure(capacity_figure(frame), plot)}")

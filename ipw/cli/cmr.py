@@ -65,7 +65,8 @@ def cmr() -> None:
 @click.option("--predict", "predict_tokens", type=Tokens(), multiple=True,
               help="Token budget to extrapolate the CMR law to (repeatable), e.g. 50B.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write every table as CSV into this folder.")
+              help="Save the analysis into this folder: result.json and every table as CSV "
+                   "(input to `ipw report --extra`).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the figure (loss curves, feasible region, CMR against T) to this PNG.")
 def fit(runs, eps, token_unit, general_law, lagrange, predict_tokens, out, plot) -> None:
@@ -81,20 +82,21 @@ def fit(runs, eps, token_unit, general_law, lagrange, predict_tokens, out, plot)
       ipw cmr fit examples/cmr/out/runs.csv --token-unit 1024 --eps 0.02 --plot fit.png
     """
     from ipw.cmr import CmrConfig, analyse, load_runs
+    from ipw.cmr.results import CmrResults
 
     result = analyse(load_runs(runs), CmrConfig(eps=eps, token_unit=token_unit,
                                                 general_law=general_law, lagrange=lagrange))
-    tables = {"token_fits": result.token_fits, "ratio_fits": result.ratio_fits,
-              "cmr_curve": result.cmr_curve, "cmr_law": result.cmr_law, "feasible": result.feasible}
-    if predict_tokens:
-        tables["predict"] = result.predict(list(predict_tokens))
-    for name, frame in tables.items():
-        _show(name, frame)
-    _write(out, tables)
+    saved = CmrResults.from_analysis(result, predict=list(predict_tokens))
+    for name in ("token_fits", "ratio_fits", "cmr_curve", "cmr_law", "feasible", "predict"):
+        if name in saved.tables:
+            _show(name, saved.tables[name])
+    if out is not None:
+        click.echo(f"\nsaved to {saved.save(out)}")
     if plot is not None:
-        from ipw.cmr.plots import plot_analysis
+        from ipw.plotting import save_figure
+        from ipw.reports.figures import cmr_fit_figure
 
-        click.echo(f"\nplot: {plot_analysis(result, plot)}")
+        click.echo(f"\nplot: {save_figure(cmr_fit_figure(saved.tables, eps), plot, dpi=110)}")
 
 
 @cmr.command()
@@ -125,9 +127,10 @@ def predict(tokens, constants, token_unit, model, plot) -> None:
             raise click.ClickException(f"no model {model!r} in the constants")
     _show("CMR law (Eq. 8)", cmr_at(list(tokens), table, token_unit))
     if plot is not None:
-        from ipw.cmr.plots import plot_constants
+        from ipw.plotting import save_figure
+        from ipw.reports.figures import cmr_constants_figure
 
-        click.echo(f"\nplot: {plot_constants(table, list(tokens), token_unit, plot)}")
+        click.echo(f"\nplot: {save_figure(cmr_constants_figure(table, list(tokens), token_unit), plot, dpi=110)}")
 
 
 @cmr.command()
@@ -154,8 +157,8 @@ def _read_constants(path: Path) -> pd.DataFrame:
 
     try:
         table = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as e:
-        raise CsvValueError(path, None, "-", f"cannot read constants: {e}") from e
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # ValueError: pandas' parser and empty-file errors
+        raise CsvValueError(path, None, "-", f"cannot read constants: {e}") from None
     for col in ("model", "a4", "s4", "b3"):
         if col not in table.columns:
             raise CsvValueError(path, 1, col, "missing; constants need model,a4,s4,b3")
@@ -166,10 +169,3 @@ def _read_constants(path: Path) -> pd.DataFrame:
     return table.astype({"a4": float, "s4": float, "b3": float})
 
 
-def _write(out: Path | None, tables: dict[str, pd.DataFrame]) -> None:
-    if out is None:
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    for name, frame in tables.items():
-        frame.to_csv(out / f"{name}.csv", index=False)
-    click.echo(f"\ntables written to {out}/")

@@ -69,8 +69,10 @@ def test_density_laws_json(tmp_path):
     rng = np.random.default_rng(5)
     grid["loss"] = loss_law(grid["params"], grid["tokens"], a=40.0, alpha=0.25, b=300.0, beta=0.3) * (1 + 0.003 * rng.standard_normal(len(grid)))
     grid["score"] = score_law(grid["loss"], c=0.7, gamma=-3.0, l=1.8, d=0.25)
-    grid.to_csv(tmp_path / "ref.csv", index=False)
-    _ok(CliRunner().invoke(density, ["fit", str(tmp_path / "ref.csv"), "--out", str(tmp_path / "laws.json")]))
+    grid[["params", "tokens", "loss"]].to_csv(tmp_path / "ref.csv", index=False)
+    grid[["loss", "score"]].to_csv(tmp_path / "scores.csv", index=False)
+    _ok(CliRunner().invoke(density, ["fit", str(tmp_path / "ref.csv"), "--scores", str(tmp_path / "scores.csv"),
+                                     "--out", str(tmp_path / "laws.json")]))
     section = load_extra(tmp_path / "laws.json")
     table = section.tables[0].frame
     written = json.loads((tmp_path / "laws.json").read_text())
@@ -80,8 +82,10 @@ def test_density_laws_json(tmp_path):
 
 
 def test_density_losses_csv(tmp_path):
+    from ipw.density.results import DensityLossesResult
+
     frame = pd.DataFrame({"id": ["a", "b"], "n_answer_tokens": [1, 3], "nll_nats": [2.0, 3.0], "loss_per_token": [2.0, 1.0]})
-    frame.to_csv(tmp_path / "losses.csv", index=False)
+    DensityLossesResult(frame, "m").save(tmp_path / "losses.json")  # what `ipw density model --out losses.csv` writes
     section = load_extra(tmp_path / "losses.csv")
     assert "item mean 1.5000" in section.summary[0] and "token mean 1.2500" in section.summary[1]
 
