@@ -1,20 +1,20 @@
-"""Small matplotlib helpers shared by the science packages and the reports (Agg backend: no display)."""
+"""Writing a matplotlib ``Figure`` to a file, for the ``--plot`` options of the commands.
+
+Figures are built outside pyplot (``matplotlib.figure.Figure``, see :mod:`ipw.reports.figures`),
+so saving needs no backend switch and leaves nothing open: importing ipw never changes the
+plotting backend of a notebook.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 
-def save_figure(fig: plt.Figure, path: Path | str, dpi: int = 120) -> Path:
-    """Write ``fig`` to ``path`` (folders created, layout tightened) and close it."""
+def save_figure(fig: Figure, path: Path | str, dpi: int = 120) -> Path:
+    """Write ``fig`` to ``path`` (folders created; the format follows the suffix, PNG if none)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    fig.savefig(path, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
     return path

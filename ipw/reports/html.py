@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 import jinja2
-import matplotlib.pyplot as plt
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
@@ -44,7 +44,7 @@ TEXT_COLUMNS = {"output", "grade_reason", "command"}
 def figure_png(fig) -> str:
     """A matplotlib Figure as base64 PNG text."""
     buf = io.BytesIO()
-    with plt.rc_context(STYLE):
+    with mpl.rc_context(STYLE):
         fig.savefig(buf, format="png", dpi=DPI)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 

@@ -1,4 +1,4 @@
-"""The report's plots as matplotlib Figures (Agg backend; no display needed).
+"""The report's plots as matplotlib Figures (built outside pyplot; no display, no backend switch).
 
 Each function returns a ``matplotlib.figure.Figure`` (or None when there is nothing to draw), for a
 notebook or for :mod:`ipw.reports.html`, which embeds them as PNG. Titles and legends say
@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import matplotlib
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from ipw.reports.tables import ESTIMATE, energy_kind, pareto_front  # noqa: E402
-from ipw.store import Run  # noqa: E402
+from ipw.reports.tables import ESTIMATE, energy_kind, pareto_front
+from ipw.store import Run
 
 # User strings (run names, models) may contain '$': never parse them as mathtext.
 STYLE = {"text.parse_math": False, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
@@ -39,10 +36,16 @@ def _title(base: str, estimate: bool) -> str:
 
 def new_figure(ncols: int = 1, width: float = 6.4, height: float = 3.8) -> tuple[Figure, list]:
     """A Figure outside pyplot's registry: nothing to close, collected like any object."""
-    with plt.rc_context(STYLE):
-        fig = Figure(figsize=(width * ncols, height))
-        axes = fig.subplots(1, ncols, squeeze=False)
-    return fig, list(axes[0])
+    fig, rows = new_grid(1, ncols, width, height)
+    return fig, rows[0]
+
+
+def new_grid(nrows: int, ncols: int, width: float = 6.4, height: float = 3.8) -> tuple[Figure, list[list]]:
+    """A Figure of ``nrows`` x ``ncols`` axes (each ``width`` x ``height`` inches), outside pyplot."""
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(width * ncols, height * nrows))
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, [list(row) for row in axes]
 
 
 def downsample(t: np.ndarray, y: np.ndarray, max_points: int = 1500) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +89,7 @@ def power_timeline(runs: Mapping[str, Run], max_points: int = 1500) -> Figure | 
         return None
     fig, (ax,) = new_figure(width=10, height=3.8)
     estimate = False
-    with plt.rc_context(STYLE):
+    with mpl.rc_context(STYLE):
         for i, (name, run) in enumerate(runs.items()):  # color i for run i, as in every plot
             if name not in with_tl:
                 continue
@@ -136,7 +139,7 @@ def energy_distribution(runs: Mapping[str, Run], column: str = "energy_j") -> Fi
     allv = np.concatenate([v for v, _ in data.values()])
     lo, hi = float(allv.min()), float(allv.max())
     bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 51)
-    with plt.rc_context(STYLE):
+    with mpl.rc_context(STYLE):
         for name, (v, kind) in data.items():
             i = list(runs).index(name)
             counts, _ = np.histogram(v, bins=bins)
@@ -160,7 +163,7 @@ def accuracy_vs_energy(summary: pd.DataFrame) -> Figure | None:
     estimate = bool((s["energy"] == ESTIMATE).any()) if "energy" in s else True
     fig, (ax,) = new_figure(width=7, height=4.2)
     front = pareto_front(s["accuracy"].to_numpy(), s["energy_j_mean"].to_numpy())
-    with plt.rc_context(STYLE):
+    with mpl.rc_context(STYLE):
         x, y = s["energy_j_mean"].to_numpy(float), s["accuracy"].to_numpy(float)
         if {"accuracy_ci_low", "accuracy_ci_high"} <= set(s):
             err = np.vstack([y - s["accuracy_ci_low"].to_numpy(float), s["accuracy_ci_high"].to_numpy(float) - y])
@@ -188,7 +191,7 @@ def domain_bars(domains: pd.DataFrame) -> Figure | None:
     acc = domains.pivot_table(index="domain", columns="run", values="accuracy", sort=True).reindex(columns=order)
     energy = domains.pivot_table(index="domain", columns="run", values="energy_j_mean", sort=True).reindex(columns=order)
     fig, (ax_a, ax_e) = new_figure(2, width=5.6, height=3.8)
-    with plt.rc_context(STYLE):
+    with mpl.rc_context(STYLE):
         runs = list(acc.columns)
         width = 0.8 / max(len(runs), 1)
         pos = np.arange(len(acc.index))
