@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -28,7 +29,7 @@ class ProgressBar:
 
     def _add(self, r) -> None:
         self.n += 1
-        self.energy_j += r.energy_j if r.accelerator_energy_j is None else r.accelerator_energy_j
+        self.energy_j += (r.energy_j if r.accelerator_energy_j is None else r.accelerator_energy_j) or 0.0
         if r.correct is not None and r.error is None:
             self.scored += 1
             self.correct += bool(r.correct)
@@ -43,6 +44,32 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _number(low: float, strict: bool = False):
+    """A click callback: a finite number >= low (> low when ``strict``); NaN and inf are usage errors."""
+
+    def check(ctx, param, value):
+        if value is not None and (not math.isfinite(value) or value < low or (strict and value == low)):
+            raise click.BadParameter(f"{value!r} is not a finite number {'>' if strict else '>='} {low:g}")
+        return value
+
+    return check
+
+
+def _url(ctx, param, value):
+    from ipw.errors import IpwError
+    from ipw.workloads.engines.openai import check_base_url
+
+    try:
+        return None if value is None else check_base_url(value)
+    except IpwError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _gaps(run) -> int:
+    flags = run.queries.get("flags")
+    return 0 if flags is None else int(flags.map(lambda f: any(str(x).startswith("meter-gap") for x in f or ())).sum())
 
 
 def _ci(row: dict, key: str, fmt: str) -> str:
@@ -61,11 +88,17 @@ def print_summary(run_path: Path) -> None:
     o = run.summary["overall"]
     scope = o["energy_scope"]
     measured = "measured" if o["measured"] else "ESTIMATE (no energy counter on this machine)"
-    errors = f", {o['errors']} engine errors not scored" if o["errors"] else ""
+    errors = f", {o['errors']} errors not scored" if o["errors"] else ""
     click.echo(f"\nrun: {run_path}")
     click.echo(f"queries: {o['n']} (scored {o['scored']}{errors})  {scope} energy: {measured}")
+    gaps = _gaps(run)
+    if gaps:
+        click.echo(f"meter gaps: {gaps} queries have no energy (a meter failed to read; flag meter-gap:<domain>)")
+    if o["errors"]:
+        click.echo(f"errors are in the `error` field of queries.jsonl; run them again with: "
+                   f"ipw profile --resume {run_path} --retry-errors")  # fmt: skip
     if o["scored"] == 0:
-        click.echo("nothing was scored: every query failed; see the `error` field of queries.jsonl")
+        click.echo("nothing was scored: every query failed")
         return
     click.echo(f"accuracy: {o['accuracy']:.1%}  [95% CI {o['accuracy_ci'][0]:.1%} - {o['accuracy_ci'][1]:.1%}]")
     click.echo(f"energy per query: {o['scope_energy_j_mean']:.3f} J {scope}, {o['energy_j_mean']:.3f} J system, "
@@ -93,25 +126,34 @@ def pd_frame(rows: list[dict], cols: list[str]):
               help="'default' (SmolLM2-135M-Instruct, shipped), a .gguf file, a local HF folder, or the server's model name.")  # fmt: skip
 @click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp", "openai"]), default="auto", show_default=True,
               help="auto: llama.cpp if installed (faster on CPU), else transformers.")  # fmt: skip
-@click.option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp server, Ollama).")
+@click.option("--base-url", callback=_url, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp server, Ollama).")
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the API key (never stored).")
 @click.option("--completion", is_flag=True, help="Send prompts as plain completions (base models without a chat template).")
 @click.option("--queries", default="default", show_default=True, help="'default' (shipped set) or a JSONL file.")
 @click.option("--lm-eval-task", help="Run this lm-eval task instead (offline: its data must be local files).")
 @click.option("--lm-eval-include", type=click.Path(exists=True, file_okay=False), help="Folder with the lm-eval task YAML.")
-@click.option("--limit", type=int, help="Only N queries, taken round-robin across domains.")
-@click.option("--judge-base-url", help="OpenAI-compatible server that grades queries whose grader is 'judge'.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only N queries, taken round-robin across domains.")
+@click.option("--judge-base-url", callback=_url, help="OpenAI-compatible server that grades queries whose grader is 'judge'.")
 @click.option("--judge-model", help="The judge's model name on that server.")
 @click.option("--judge-api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable with the judge's API key.")
-@click.option("--max-tokens", default=64, show_default=True)
-@click.option("--temperature", default=0.0, show_default=True)
+@click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--temperature", default=0.0, show_default=True, callback=_number(0))
 @click.option("--seed", default=0, show_default=True)
-@click.option("--warmup", default=2, show_default=True, help="Warm-up queries, run first and not recorded.")
-@click.option("--idle", "idle_s", default=5.0, show_default=True, help="Seconds of idle baseline measured first.")
-@click.option("--hz", default=0.0, show_default=True, help="Power timeline rate (0: off; per-query energy never needs it).")
+@click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Warm-up queries, run first and not recorded.")
+@click.option("--idle", "idle_s", default=5.0, show_default=True, callback=_number(0), help="Seconds of idle baseline measured first.")
+@click.option("--hz", default=0.0, show_default=True, callback=_number(0), help="Power timeline rate (0: off; per-query energy never needs it).")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--run-id", help="Name of the run folder (default: time stamp, engine and model).")
 @click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue a stopped run folder.")
+@click.option("--retry-errors", is_flag=True, help="With --resume: run again the queries whose record is an error.")
+@click.option("--retries", default=2, show_default=True, type=click.IntRange(min=0),
+              help="openai engine: retries of a query after a timeout, HTTP 408/429/5xx or a broken stream.")
+@click.option("--retry-backoff", default=1.0, show_default=True, callback=_number(0),
+              help="openai engine: wait before the first retry [s], doubling (50-100% jitter, at most 30 s).")
+@click.option("--timeout", "timeout_s", default=60.0, show_default=True, callback=_number(0, strict=True),
+              help="openai engine: longest wait for any one read (connect, first byte, each chunk) [s].")
+@click.option("--deadline", "deadline_s", default=300.0, show_default=True, callback=_number(0, strict=True),
+              help="openai engine: longest one query may take, every try and wait included [s].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def profile(**o) -> None:
     """Run a model over a query set, grade every answer, and measure every query's energy and latency.
@@ -131,14 +173,18 @@ def profile(**o) -> None:
     from ipw.workloads import runner
     from ipw.workloads.engines import GenerationSettings
 
+    if o["retry_errors"] and not o["resume_run"]:
+        raise click.UsageError("--retry-errors goes with --resume RUN")
+    retry = {"tries": o["retries"] + 1, "backoff_s": o["retry_backoff"], "timeout_s": o["timeout_s"],
+             "deadline_s": o["deadline_s"]}  # fmt: skip
     if o["resume_run"]:
-        store = runner.resume(o["resume_run"], observer=ProgressBar(not o["quiet"]))
+        store = runner.resume(o["resume_run"], observer=ProgressBar(not o["quiet"]), retry_errors=o["retry_errors"])
     else:
         options = {"model": o["model"]}
         if o["engine"] == "openai":
             if not o["base_url"]:
                 raise click.UsageError("--engine openai needs --base-url")
-            options |= {"base_url": o["base_url"], "api_key_env": o["api_key_env"]}
+            options |= {"base_url": o["base_url"], "api_key_env": o["api_key_env"]} | retry
         if o["completion"]:
             options["chat"] = False
         lm_eval = None
@@ -149,7 +195,7 @@ def profile(**o) -> None:
         judge = None
         if o["judge_base_url"]:
             judge = {"base_url": o["judge_base_url"], "model": o["judge_model"] or "default",
-                     "api_key_env": o["judge_api_key_env"]}  # fmt: skip
+                     "api_key_env": o["judge_api_key_env"]} | retry  # fmt: skip
         config = runner.RunConfig(
             engine=o["engine"], engine_options=options, queries=o["queries"],
             settings=GenerationSettings(max_tokens=o["max_tokens"], temperature=o["temperature"], seed=o["seed"]),

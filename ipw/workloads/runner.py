@@ -10,6 +10,7 @@ happens outside the window, so only generation is charged. A killed run is conti
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -17,12 +18,16 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ipw.errors import IpwError
+from ipw.errors import IpwError, MeterReadError
+from ipw.profilers import base as clock
 from ipw.profilers.inventory import hardware_inventory
 from ipw.profilers.session import Measurement, Profiler
 from ipw.records import QueryRecord
 from ipw.store import IDLE, SUMMARY, RunStore, new_run_id
 from ipw.workloads.engines import Engine, Generation, GenerationSettings, get_engine
+from ipw.workloads.retry import AuthError
+
+log = logging.getLogger(__name__)
 
 
 class RunObserver:
@@ -94,14 +99,18 @@ def _scope(m: Measurement, scope: str) -> tuple[float | None, bool | None]:
     return part.energy_j, part.measured
 
 
-def make_record(query, generation: Generation | None, grade, m: Measurement, session: int, error: str | None) -> QueryRecord:
-    """The stored record of one query: answer, grade, timing and energy by scope with its provenance."""
+def make_record(query, generation: Generation | None, grade, m: Measurement, session: int, error: str | BaseException | None) -> QueryRecord:
+    """The stored record of one query: answer, grade, timing and energy by scope with its provenance.
+    ``error`` (a message, or the engine's exception) marks an engine error; ``attempts`` is the
+    engine's count of tries (``Generation.extra["attempts"]``, or the exception's ``attempts``)."""
+    attempts = (generation.extra.get("attempts") if generation else getattr(error, "attempts", None)) or 1
+    error = None if error is None else str(error)
     top = [d for d in m.domains.values() if d.parent is None]
     acc_j, acc_measured = _scope(m, "accelerator")
     host_j, host_measured = _scope(m, "host")
     basis_j = m.energy_j if acc_j is None else acc_j
     timing = generation.timing() if generation else {"e2e_s": m.duration_s}
-    return QueryRecord(
+    record = QueryRecord(
         id=query.id, domain=query.domain, difficulty=query.difficulty, grader=query.grader,
         reference=query.answer, output=generation.text if generation else None,
         correct=grade.correct, extracted=grade.extracted, grade_method=grade.method, grade_reason=grade.reason,
@@ -119,21 +128,71 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
             for d in m.domains.values()
         },
         engine_extra=generation.extra if generation else {},
-        session=session, finished_at=datetime.now(timezone.utc).isoformat(), error=error,
+        session=session, attempts=attempts, finished_at=datetime.now(timezone.utc).isoformat(), error=error,
     )  # fmt: skip
+    if not m.domains:  # a meter gap: no energy figure at all, not 0 J
+        record = replace(record, energy_j=None, power_w=None, energy_uncertainty_j=None)
+    return record
 
 
 def _session_entry() -> dict:
     return {"started": datetime.now(timezone.utc).isoformat(), "command": sys.argv, "pid": os.getpid(), "status": "running"}
 
 
+def _generate(engine: Engine, prompt: str, settings: GenerationSettings):
+    """(generation, None), or (None, error) for an engine error; :class:`AuthError` stops the run."""
+    try:
+        return engine.generate(prompt, settings), None
+    except AuthError:
+        raise
+    except IpwError as e:
+        return None, e
+
+
 def _measure(profiler: Profiler, engine: Engine, prompt: str, settings: GenerationSettings, name: str):
-    with profiler.window(name) as w:
+    """(generation, error, measurement) of one query. A meter that fails to read at either edge
+    leaves a gap (:func:`_meter_gap`): the query still runs and is graded, its record is flagged and
+    carries an error (no energy: kept out of accuracy, IPW and IPJ alike), and the run goes on."""
+    t0, gap, m = clock.now(), None, None
+    try:
+        window = profiler.start(name)
+    except MeterReadError as e:
+        window, gap = None, e
+    try:
+        generation, error = _generate(engine, prompt, settings)
+    finally:
+        if window is not None:
+            try:
+                m = window.stop()
+            except MeterReadError as e:
+                gap = e
+    if gap is not None:
+        m = _meter_gap(profiler, name, t0, gap)
+        error = error or IpwError(f"energy not measured (meter gap): {gap}")
+    return generation, error, m
+
+
+def _meter_gap(profiler: Profiler, name: str, t0: float, e: MeterReadError) -> Measurement:
+    """An empty measurement flagged ``meter-gap:<domain>`` for each domain of the meter family that
+    failed (its message starts with the family: "rapl: ...", "nvidia: ..."), or ``meter-gap:unknown``."""
+    family = str(e).split(":", 1)[0].strip()
+    domains = [d for m in profiler.meters if m.family == family for d in m.infos] or ["unknown"]
+    log.warning("energy of query %s not measured: %s", name, e)
+    return Measurement(name, t0, clock.now(), {}, 0, tuple(f"meter-gap:{d}" for d in domains))
+
+
+def _warm_up(engine: Engine, queries: list, settings: GenerationSettings) -> None:
+    """Run the warm-up queries; one that fails after the engine's retries is logged, not fatal
+    (only :class:`AuthError` stops the run)."""
+    from ipw.workloads.prompts import render_prompt
+
+    for q in queries:
         try:
-            generation, error = engine.generate(prompt, settings), None
+            engine.generate(render_prompt(q), settings)
+        except AuthError:
+            raise
         except IpwError as e:
-            generation, error = None, str(e)
-    return generation, error, w.result
+            log.warning("warm-up query %s failed (the run goes on): %s", q.id, e)
 
 
 def select(queries, limit: int | None) -> list:
@@ -158,8 +217,11 @@ def query_settings(settings: GenerationSettings, query) -> GenerationSettings:
     return replace(settings, stop=tuple(dict.fromkeys(settings.stop + until))) if until else settings
 
 
-def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObserver | None = None, queries=None) -> RunStore:
-    """Run every query of the set not yet in ``store``; the heart of profile and resume."""
+def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObserver | None = None, queries=None,
+            retry_errors: bool = False) -> RunStore:  # fmt: skip
+    """Run every query of the set not yet in ``store``; the heart of profile and resume. With
+    ``retry_errors``, queries whose latest record is an engine error (or a meter gap) run again;
+    the new record supersedes the old one (the store keeps the latest record of an id)."""
     from ipw.profilers.discover import discover
     from ipw.workloads.grading import Grade, grade
     from ipw.workloads.prompts import render_prompt
@@ -170,7 +232,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
     if manifest.get("queryset", {}).get("sha256") not in (None, queries.sha256):
         raise IpwError(f"the query set {queries.path} changed since run {store.path.name} started; start a new run")
     todo_all = select(queries.queries, config.limit)
-    records = store.records()
+    records = _latest(store.records(), retry_errors)
     done = {r.id for r in records}
     sessions = manifest.get("sessions", []) + [_session_entry()]
     session = len(sessions) - 1
@@ -190,8 +252,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
         if config.idle_s > 0:
             idle = profiler.measure_idle(config.idle_s)
             store.write_json(IDLE, store.read_json(IDLE, []) + [{"session": session, "power_w": idle.power_w, "duration_s": idle.duration_s}])
-        for q in todo_all[: config.warmup]:
-            engine.generate(render_prompt(q), config.settings)
+        _warm_up(engine, todo_all[: config.warmup], config.settings)
         observer.start(len(todo_all), records)
         started = True
         for q in (q for q in todo_all if q.id not in done):
@@ -204,6 +265,10 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
             store.append(record)
             observer.record(record)
         status = "complete"
+    except AuthError as e:
+        status = "failed"
+        sessions[session]["error"] = str(e)
+        raise
     finally:
         if started:
             observer.close()
@@ -218,6 +283,12 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
         store.update_manifest(sessions=sessions, status=status)
     write_summary(store)
     return store
+
+
+def _latest(records: list[QueryRecord], drop_errors: bool) -> list[QueryRecord]:
+    """The latest record of each id, in order; without the ones that failed when ``drop_errors``."""
+    latest = {r.id: r for r in records}
+    return [r for r in latest.values() if not (drop_errors and r.error is not None)]
 
 
 def write_summary(store: RunStore) -> dict:
@@ -258,15 +329,17 @@ def profile(config: RunConfig, engine: Engine | None = None, observer: RunObserv
             engine.close()
 
 
-def resume(run: Path | str, engine: Engine | None = None, observer: RunObserver | None = None) -> RunStore:
-    """Continue a stopped run: same config, same query set (checked by hash), missing ids only."""
+def resume(run: Path | str, engine: Engine | None = None, observer: RunObserver | None = None,
+           retry_errors: bool = False) -> RunStore:  # fmt: skip
+    """Continue a stopped run: same config, same query set (checked by hash), missing ids only
+    (and, with ``retry_errors``, the ids whose latest record is an engine error)."""
     store = RunStore.open(run)
     config = RunConfig.from_dict(store.manifest["config"])
     queries = load_queries(config)
     own = engine is None
     engine = engine or get_engine(config.engine, **config.engine_options)
     try:
-        return execute(store, config, engine, observer, queries)
+        return execute(store, config, engine, observer, queries, retry_errors=retry_errors)
     finally:
         if own:
             engine.close()

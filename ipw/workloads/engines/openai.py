@@ -25,34 +25,88 @@ never kept by this engine, written to ``describe()``, a :class:`Generation`, an 
 log line (the client redacts that header in its own debug logs). With the variable unset or empty,
 no ``Authorization`` header is sent (local servers rarely want one).
 
-Failures are :class:`EngineError` (an :class:`ipw.errors.IpwError`, so the runner records them as
-that query's error): an HTTP error status (``status_code`` set), a timeout (``timeout_s`` bounds
-the connection and each wait for data, not the whole answer), a refused connection, or a stream
-that ends before a finish reason. The client's own exception is not chained (the error is raised
-outside the ``except`` block): it holds the request, whose headers carry the key.
+Failures and retries (:mod:`ipw.workloads.retry`, defaults there): a transient failure (a timeout,
+HTTP 408/409/425/429/5xx, a refused or reset connection, a stream that breaks off, is malformed or
+ends without a finish reason) is tried again after a jittered exponential wait, up to ``tries``
+times in all, while the per-query ``deadline_s`` allows; ``timeout_s`` bounds each read
+(connection, first byte, every chunk) and is cut to what is left of the deadline. HTTP 401/403
+raises :class:`~ipw.workloads.retry.AuthError`, which stops the run. A query that still fails
+raises :class:`EngineError` (an :class:`ipw.errors.IpwError`, so the runner records it as that
+query's error) with ``attempts`` set; a successful answer records its tries in
+``extra["attempts"]``. The client's own exception is not chained (the error is raised outside the
+``except`` block): it holds the request, whose headers carry the key.
+
+Secrets: every string that leaves the engine (answer text, ``extra``, error messages) passes
+through :func:`redact`, which replaces the key's value with ``[redacted]``, so a server that
+echoes the request headers cannot put the key into a record. A ``base_url`` carrying credentials
+(``user:secret@`` or a query string) is refused (:func:`check_base_url`): it would be stored in
+the manifest.
 """
 
 from __future__ import annotations
 
 import os
+import random
+import time
+from dataclasses import replace
+from urllib.parse import urlsplit
 
 import openai
 
 from ipw.errors import IpwError
 from ipw.profilers import base as clock
 from ipw.workloads.engines.base import Engine, Generation, GenerationSettings
+from ipw.workloads.retry import AuthError, RetryPolicy, is_fatal, is_transient
 
 ERROR_BODY_CHARS = 300
 # The client wants a key at construction; every request replaces it (see _auth_header).
 KEY_PLACEHOLDER = "set-per-request-by-ipw"
+REDACTED = "[redacted]"
 
 
 class EngineError(IpwError):
-    """A server did not give an answer; ``status_code`` is the HTTP status when there was one."""
+    """A server did not give an answer; ``status_code`` is the HTTP status when there was one,
+    ``transient`` whether trying again may help (None: the status decides), ``attempts`` the tries made."""
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    def __init__(self, message: str, status_code: int | None = None, transient: bool | None = None) -> None:
         self.status_code = status_code
+        self.transient = transient
+        self.attempts = 1
         super().__init__(message)
+
+
+def redact(value, secrets):
+    """``value`` with every occurrence of each non-empty string in ``secrets`` replaced by
+    ``[redacted]``; strings inside dicts, lists and tuples too (keys included). Other values pass."""
+    secrets = [s for s in secrets if s]
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for s in secrets:
+            value = value.replace(s, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact(v, secrets) for v in value)
+    return value
+
+
+def check_base_url(url: str) -> str:
+    """``url`` without a trailing slash; refuses one that carries credentials (``user:pw@host``) or a
+    query string or fragment, which would be stored in the run's manifest. The message never
+    repeats the refused part."""
+    parts = urlsplit(str(url).strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise IpwError(f"base URL must look like http://HOST:PORT/v1 (got scheme {parts.scheme!r})")
+    where = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    if parts.username is not None or parts.password is not None:
+        raise IpwError(f"base URL {where} carries credentials (user:secret@host): they would be stored in the "
+                       "run's manifest. Put the key in an environment variable and name it with --api-key-env")  # fmt: skip
+    if parts.query or parts.fragment:
+        raise IpwError(f"base URL {where} has a query string or fragment, which may carry a key and would be "
+                       "stored in the run's manifest; give the URL without it (the key goes in --api-key-env)")  # fmt: skip
+    return str(url).strip().rstrip("/")
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -77,19 +131,19 @@ class OpenAIEngine(Engine):
     name = "openai"
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout_s: float = 60.0,
-                 chat: bool = True, max_retries: int = 0, include_usage: bool = True) -> None:  # fmt: skip
-        if timeout_s <= 0:
+                 chat: bool = True, include_usage: bool = True, tries: int = 3, backoff_s: float = 1.0,
+                 deadline_s: float = 300.0) -> None:  # fmt: skip
+        if not timeout_s > 0:
             raise ValueError("timeout_s must be > 0")
-        self.base_url = base_url.rstrip("/")
+        self.policy = RetryPolicy(tries=tries, backoff_s=backoff_s, read_timeout_s=timeout_s, deadline_s=deadline_s)
+        self.base_url = check_base_url(base_url)
         self.model = model
         self.api_key_env = api_key_env
         self.timeout_s = float(timeout_s)
         self.chat = chat
-        self.max_retries = max_retries
         self.include_usage = include_usage
-        self._client = openai.OpenAI(
-            base_url=self.base_url, api_key=KEY_PLACEHOLDER, timeout=self.timeout_s, max_retries=max_retries
-        )
+        self._rng = random.Random()
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=KEY_PLACEHOLDER, timeout=self.timeout_s, max_retries=0)
 
     def __repr__(self) -> str:
         return (
@@ -104,11 +158,11 @@ class OpenAIEngine(Engine):
         key = self._read_key()
         return {"Authorization": f"Bearer {key}" if key else openai.Omit()}
 
-    def _redact(self, text: str) -> str:
-        key = self._read_key()
-        return text.replace(key, "[redacted]") if key else text
+    def _redact(self, value):
+        """The one redaction every string leaving the engine passes through (see :func:`redact`)."""
+        return redact(value, [self._read_key()])
 
-    def _request(self, prompt: str, settings: GenerationSettings):
+    def _request(self, prompt: str, settings: GenerationSettings, timeout_s: float):
         options = {
             "model": self.model,
             "max_tokens": settings.max_tokens,
@@ -117,6 +171,7 @@ class OpenAIEngine(Engine):
             "seed": settings.seed,
             "stream": True,
             "extra_headers": self._auth_header(),
+            "timeout": timeout_s,
         }
         if settings.stop:
             options["stop"] = list(settings.stop)
@@ -126,75 +181,122 @@ class OpenAIEngine(Engine):
             return self._client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **options)
         return self._client.completions.create(prompt=prompt, **options)
 
-    def _error(self, e: BaseException, chunks: int) -> EngineError:
+    def _fail(self, message: str, status_code: int | None = None, transient: bool | None = None) -> EngineError:
+        return EngineError(self._redact(message), status_code, transient)
+
+    def _error(self, e: BaseException, chunks: int, timeout_s: float, by_deadline: bool) -> EngineError:
         where = f"server at {self.base_url}"
+        limit = f"the query's {self.policy.deadline_s:g} s deadline (deadline_s)" if by_deadline else f"{timeout_s:g} s (timeout_s)"
         if chunks and not isinstance(e, openai.APIStatusError):  # it had started answering
-            reason = f"{type(e.__cause__ or e).__name__}: {e.__cause__ or e}"
+            reason = f"{type(e.__cause__ or e).__name__}: {e.__cause__ or e}"[:ERROR_BODY_CHARS]
             if _is_timeout(e):
-                reason = f"no more data within {self.timeout_s:g} s (timeout_s)"
-            return EngineError(
-                f"the answer from {where} broke off after {chunks} chunks: {self._redact(reason)[:ERROR_BODY_CHARS]}"
-            )
+                reason = f"no more data within {limit}"
+            return self._fail(f"the answer from {where} broke off after {chunks} chunks: {reason}",
+                              transient=not by_deadline)  # fmt: skip
         if _is_timeout(e):
-            return EngineError(f"{where}: no answer within {self.timeout_s:g} s (timeout_s)")
+            return self._fail(f"{where}: no answer within {limit}", transient=not by_deadline)
         if isinstance(e, openai.APIStatusError):
-            detail = e.message or str(e.body)
-            detail = self._redact(detail)[:ERROR_BODY_CHARS]
-            return EngineError(f"{where} answered {e.status_code}: {detail}", status_code=e.status_code)
+            detail = (e.message or str(e.body))[:ERROR_BODY_CHARS]
+            return self._fail(f"{where} answered {e.status_code}: {detail}", status_code=e.status_code)
         if isinstance(e, openai.APIConnectionError):
             cause = e.__cause__ or e.__context__
             reason = f"{type(cause).__name__}: {cause}" if cause else str(e)
-            return EngineError(f"could not reach {where}: {self._redact(reason)[:ERROR_BODY_CHARS]}")
+            return self._fail(f"could not reach {where}: {reason[:ERROR_BODY_CHARS]}", transient=True)
         if isinstance(e, openai.APIError):  # an error event inside the stream
-            return EngineError(f"{where} sent an error: {self._redact(e.message)[:ERROR_BODY_CHARS]}")
-        if isinstance(e, ValueError):  # malformed JSON in a stream event
-            return EngineError(f"{where} sent a malformed stream: {self._redact(str(e))[:ERROR_BODY_CHARS]}")
-        reason = f"{type(e).__name__}: {e}"
-        return EngineError(f"no answer from {where}: {self._redact(reason)[:ERROR_BODY_CHARS]}")
+            return self._fail(f"{where} sent an error: {e.message[:ERROR_BODY_CHARS]}", transient=False)
+        if isinstance(e, (ValueError, AttributeError, TypeError)):  # malformed JSON or chunk shape
+            return self._fail(f"{where} sent a malformed stream: {str(e)[:ERROR_BODY_CHARS]}", transient=True)
+        reason = f"{type(e).__name__}: {e}"[:ERROR_BODY_CHARS]
+        return self._fail(f"no answer from {where}: {reason}", transient=True)
 
     def generate(self, prompt: str, settings: GenerationSettings) -> Generation:
+        """One answer, tried up to ``tries`` times within ``deadline_s`` (see the module docstring)."""
+        deadline = time.monotonic() + self.policy.deadline_s
+        delays = self.policy.delays(self._rng)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                generation = self._attempt(prompt, settings, deadline)
+            except EngineError as e:
+                e.attempts = attempt
+                if is_fatal(e):
+                    raise AuthError(
+                        f"{e} -- the server refused the credentials; check the key in ${self.api_key_env} "
+                        "(the run stops here)", e.status_code) from None  # fmt: skip
+                delay = next(delays, None) if is_transient(e) else None
+                if delay is None or time.monotonic() + delay >= deadline:
+                    if attempt > 1:
+                        e.args = (f"{e} (after {attempt} tries)",)
+                    raise e from None
+                time.sleep(delay)
+                continue
+            return replace(generation, extra=dict(generation.extra, attempts=attempt))
+
+    def _attempt(self, prompt: str, settings: GenerationSettings, deadline: float) -> Generation:
         parts: list[str] = []
         times: list[float] = []
         finish_reason = usage = None
         error = None
+        left = deadline - time.monotonic()
+        timeout_s, by_deadline = (self.timeout_s, False) if left >= self.timeout_s else (max(left, 1e-3), True)
+        html = False
         t_start = clock.now()
         try:
-            with self._request(prompt, settings) as stream:
+            with self._request(prompt, settings, timeout_s) as stream:
+                response = getattr(stream, "response", None)
+                html = response is not None and "text/html" in response.headers.get("content-type", "")
                 for chunk in stream:
                     t = clock.now()
                     if getattr(chunk, "usage", None) is not None:
                         usage = chunk.usage
-                    for choice in chunk.choices:  # one choice (n=1); none in the usage chunk
+                    for choice in chunk.choices or ():  # one choice (n=1); none in the usage chunk
                         text, reasoning = self._delta(choice)
                         if text or reasoning:
                             times.append(t)
                         if text:
                             parts.append(text)
                         finish_reason = choice.finish_reason or finish_reason
-        except (openai.OpenAIError, ValueError, *TRANSPORT_ERRORS) as e:
-            error = self._error(e, len(times))
+                    if time.monotonic() > deadline and finish_reason is None:
+                        error = self._fail(
+                            f"the answer from server at {self.base_url} was not finished within "
+                            f"{self.policy.deadline_s:g} s (deadline_s) after {len(times)} chunks", transient=False
+                        )  # fmt: skip
+                        break
+        except (openai.OpenAIError, ValueError, AttributeError, TypeError, *TRANSPORT_ERRORS) as e:
+            error = self._error(e, len(times), timeout_s, by_deadline)
         if error is not None:  # raised here, outside the except block: no chained client error
             raise error
         t_end = clock.now()
         if finish_reason is None:
-            raise EngineError(
+            if html:
+                raise self._fail(
+                    f"server at {self.base_url} answered with an HTML page, not an event stream: is the base URL "
+                    "the API root (it usually ends in /v1)?", transient=False
+                )  # fmt: skip
+            raise self._fail(
                 f"the stream from server at {self.base_url} ended before the answer was finished "
-                f"(no finish_reason after {len(times)} chunks)"
-            )
+                f"(no finish_reason after {len(times)} chunks)", transient=True
+            )  # fmt: skip
         if usage is not None:
             n_in, n_out, source = usage.prompt_tokens, usage.completion_tokens, "server usage"
         else:
             n_in, n_out, source = None, len(times), "streamed chunks"
+        text = "".join(parts)
+        safe = self._redact(text)
+        extra = {"token_count_source": source, "streamed_chunks": len(times)}
+        if safe != text:
+            extra["redacted"] = True  # the answer held the API key; it was replaced before grading
         return Generation(
-            text="".join(parts),
+            text=safe,
             input_tokens=n_in,
             output_tokens=n_out,
             t_start_s=t_start,
             t_end_s=t_end,
             t_first_token_s=times[0] if times else None,
             t_last_token_s=times[-1] if times else None,
-            finish_reason=finish_reason,
-            extra={"token_count_source": source, "streamed_chunks": len(times)},
+            finish_reason=self._redact(finish_reason),
+            extra=self._redact(extra),
         )
 
     def _delta(self, choice) -> tuple[str, str]:
@@ -216,7 +318,7 @@ class OpenAIEngine(Engine):
             "chat_template": self.chat,
             "api_key_env": self.api_key_env,
             "timeout_s": self.timeout_s,
-            "max_retries": self.max_retries,
+            "retry": self.policy.to_dict(),
             "include_usage": self.include_usage,
             "versions": {"openai": openai.__version__},
         }

@@ -25,11 +25,13 @@ import pytest
 
 from ipw.errors import IpwError
 from ipw.workloads.engines import GenerationSettings, get_engine
-from ipw.workloads.engines.openai import EngineError, OpenAIEngine
+from ipw.workloads.engines.openai import EngineError, OpenAIEngine, check_base_url, redact
+from ipw.workloads.retry import AuthError
 from tests.workloads.engines.test_llamacpp_engine import installed
 
 KEY_ENV = "IPW_TEST_OPENAI_KEY"
 SLOW_ANSWER_S = 3.0  # the "slow" script never waits longer than this
+TRICKLE_S = 0.3  # the "trickle" script's gap between chunks
 
 
 def _chunk(content=None, finish=None, role=None, usage=None) -> bytes:
@@ -57,9 +59,14 @@ class StubHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        script = self.path.strip("/").split("/")[0]
-        self.requests.append({"script": script, "body": body, "authorization": self.headers.get("Authorization")})
+        segment = self.path.strip("/").split("/")[0]  # "<script>" or "<script>-<argument>"
+        script, _, self.argument = segment.partition("-")
+        self.requests.append({"script": segment, "body": body, "authorization": self.headers.get("Authorization")})
         getattr(self, f"answer_{script}")()
+
+    def _tries(self) -> int:
+        """How many requests this script's path has had, this one included."""
+        return sum(r["script"] == self.requests[-1]["script"] for r in self.requests)
 
     def _start_stream(self, chunked: bool = True) -> None:
         self.send_response(200)
@@ -114,6 +121,42 @@ class StubHandler(BaseHTTPRequestHandler):
         time.sleep(SLOW_ANSWER_S)
         self.close_connection = True
 
+    def _status(self, code: int, body: bytes = b'{"error": {"message": "no"}}', kind: str = "application/json") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def answer_flaky(self) -> None:  # /flaky-N: 503 for the first N requests to this path, then an answer
+        if self._tries() <= int(self.argument.split(".")[0]):
+            return self._status(503, b'{"error": {"message": "overloaded"}}')
+        self.answer_usage()
+
+    def answer_status(self) -> None:  # /status-CODE.tag: always that status
+        self._status(int(self.argument.split(".")[0]))
+
+    def answer_html(self) -> None:  # a login page with status 200
+        self._status(200, b"<!doctype html><html><body>Please log in</body></html>", "text/html; charset=utf-8")
+
+    def answer_echo(self) -> None:  # streams the request headers back as the answer
+        self._start_stream()
+        self._send(_chunk(role="assistant", content=""))
+        self._send(_chunk(content=f"you sent {dict(self.headers)}"))
+        self._send(_chunk(finish="stop"))
+        self._send(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+
+    def answer_trickle(self) -> None:  # one chunk every TRICKLE_S, ten of them
+        self._start_stream()
+        self._send(_chunk(role="assistant", content=""))
+        for _ in range(10):
+            time.sleep(TRICKLE_S)
+            self._send(_chunk(content="x"))
+        self._send(_chunk(finish="stop"))
+        self._send(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+
     def answer_slow(self) -> None:  # accepts, then says nothing for a while
         time.sleep(SLOW_ANSWER_S)
         self.close_connection = True
@@ -146,6 +189,7 @@ def key(monkeypatch) -> str:
 
 
 def _engine(url: str, script: str, **options) -> OpenAIEngine:
+    options.setdefault("backoff_s", 0.01)  # retries without long waits
     return OpenAIEngine(f"{url}/{script}/v1", "stub", api_key_env=KEY_ENV, **options)
 
 
@@ -161,7 +205,7 @@ def test_streams_with_server_usage_and_sends_the_settings(stub, key):
         g = engine.generate("Say hello.", settings)
     assert g.text == "Hello, world"
     assert (g.input_tokens, g.output_tokens) == (11, 4)  # the server's counts, not the 3 chunks
-    assert g.extra == {"token_count_source": "server usage", "streamed_chunks": 3}
+    assert g.extra == {"token_count_source": "server usage", "streamed_chunks": 3, "attempts": 1}
     assert g.finish_reason == "stop"
     assert g.t_start_s < g.t_first_token_s < g.t_last_token_s < g.t_end_s
     assert g.tpot_s == pytest.approx((g.t_last_token_s - g.t_first_token_s) / 3)
@@ -255,6 +299,92 @@ def test_describe_and_repr_name_the_variable_not_the_key(key):
         OpenAIEngine("http://127.0.0.1:9/v1", "m", timeout_s=0)
 
 
+# ---- retries, deadline, credentials, secrets ---------------------------------------------------------
+
+
+def _tag() -> str:
+    return secrets.token_hex(4)
+
+
+def _sent(path: str) -> int:
+    return sum(r["script"] == path for r in StubHandler.requests)
+
+
+def test_a_transient_503_is_retried_and_the_tries_are_recorded(stub, key):
+    path = f"flaky-2.{_tag()}"
+    g = _engine(stub, path, tries=3).generate("Say hello.", GenerationSettings())
+    assert g.text == "Hello, world" and g.extra["attempts"] == 3 and _sent(path) == 3
+
+
+def test_a_query_that_still_fails_says_how_often_it_was_tried(stub, key):
+    path = f"flaky-5.{_tag()}"
+    with pytest.raises(EngineError, match=r"answered 503: .*overloaded \(after 3 tries\)") as info:
+        _engine(stub, path, tries=3).generate("Say hello.", GenerationSettings())
+    assert info.value.attempts == 3 and _sent(path) == 3 and info.value.status_code == 503
+
+
+@pytest.mark.parametrize("code", [401, 403])
+def test_refused_credentials_stop_at_once_with_the_reason(stub, key, code):
+    path = f"status-{code}.{_tag()}"
+    with pytest.raises(AuthError, match=rf"answered {code}: .*no -- the server refused the credentials; check the key in \${KEY_ENV}") as info:
+        _engine(stub, path, tries=5).generate("Say hello.", GenerationSettings())
+    assert info.value.status_code == code and _sent(path) == 1
+    _assert_no_key(key, info.value)
+
+
+def test_a_client_error_is_not_retried(stub, key):
+    path = f"status-400.{_tag()}"
+    with pytest.raises(EngineError, match="answered 400"):
+        _engine(stub, path, tries=5).generate("Say hello.", GenerationSettings())
+    assert _sent(path) == 1
+
+
+def test_an_html_page_with_status_200_is_a_clear_error(stub, key):
+    path = f"html-{_tag()}"
+    with pytest.raises(EngineError, match=r"answered with an HTML page, not an event stream: is the base URL the API root"):
+        _engine(stub, path, tries=3).generate("Say hello.", GenerationSettings())
+    assert _sent(path) == 1
+
+
+def test_a_trickling_answer_hits_the_per_query_deadline_and_is_not_retried(stub, key):
+    path = f"trickle-{_tag()}"
+    engine = _engine(stub, path, tries=3, timeout_s=10 * TRICKLE_S, deadline_s=3.5 * TRICKLE_S)
+    with pytest.raises(EngineError, match=r"was not finished within 1.05 s \(deadline_s\) after (\d) chunks") as info:
+        engine.generate("Say hello.", GenerationSettings())
+    chunks = int(info.value.args[0].rsplit("after ", 1)[1].split()[0])
+    assert chunks < 10 and _sent(path) == 1  # the read timeout alone would have let all ten through
+
+
+def test_a_silent_server_is_cut_by_the_deadline_not_only_the_read_timeout(stub):
+    engine = _engine(stub, "slow", tries=3, timeout_s=30, deadline_s=0.3)
+    with pytest.raises(EngineError, match=r"no answer within the query's 0.3 s deadline \(deadline_s\)"):
+        engine.generate("Say hello.", GenerationSettings())
+
+
+def test_an_echoed_key_is_redacted_from_the_answer(stub, key):
+    g = _engine(stub, "echo").generate("Say hello.", GenerationSettings())
+    assert "Bearer [redacted]" in g.text and g.extra["redacted"] is True
+    _assert_no_key(key, g, g.extra)
+
+
+def test_redact_reaches_nested_strings():
+    assert redact({"a": ["x sk-1 y", ("sk-1",)], "sk-1": 3, "n": 1.5}, ["sk-1", ""]) == {
+        "a": ["x [redacted] y", ("[redacted]",)], "[redacted]": 3, "n": 1.5,
+    }  # fmt: skip
+    assert redact("abc", []) == "abc"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://user:sk-secret@127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1?api_key=sk-secret",
+            "http://127.0.0.1:8000/v1#sk-secret", "ftp://127.0.0.1/v1"],
+)  # fmt: skip
+def test_a_base_url_carrying_a_key_is_refused_without_repeating_it(url):
+    with pytest.raises(IpwError) as info:
+        OpenAIEngine(url, "m")
+    assert "sk-secret" not in str(info.value)
+    assert check_base_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1"
+
+
 # ---- llama-cpp-python's OpenAI-compatible server, for real -----------------------------------------
 
 SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
@@ -344,7 +474,7 @@ def test_real_server_streams_tokens_with_timing(llama_server, monkeypatch, chat)
 def test_real_server_wants_the_key_from_the_environment(llama_server, monkeypatch):
     url, key = llama_server
     monkeypatch.setenv(KEY_ENV, "sk-wrong")
-    with pytest.raises(EngineError) as info:
+    with pytest.raises(AuthError) as info:
         OpenAIEngine(url, "smollm", api_key_env=KEY_ENV).generate("Hi", GenerationSettings(max_tokens=2))
     assert info.value.status_code == 401 and f"server at {url} answered 401" in str(info.value)
     _assert_no_key(key, info.value)

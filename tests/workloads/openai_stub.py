@@ -1,0 +1,122 @@
+"""A stdlib OpenAI-compatible streaming server on 127.0.0.1, for runs through the real engine.
+
+The first path segment picks the behaviour (``http://127.0.0.1:PORT/<mode>/v1``, or
+``<mode>.<tag>``: requests are counted per segment, so a tag gives a test its own counts):
+
+- ``ok``: streams the text after "ECHO:" in the prompt (else "ok"), a finish reason and usage;
+- ``flaky``: HTTP 503 on the first request of each prompt, then as ``ok``;
+- ``auth``: HTTP 401; ``html``: an HTML page with status 200;
+- ``malformed``: an event stream whose data is not JSON; ``unfinished``: no finish reason;
+- ``hang``: accepts and says nothing for ``HANG_S`` seconds;
+- ``echo``: streams the request's headers back as the answer (a server that leaks them).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HANG_S = 5.0
+
+
+def chunk(content=None, finish=None, usage=None) -> bytes:
+    body = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "stub",
+            "choices": [] if usage else [{"index": 0, "delta": {"content": content} if content else {},
+                                          "finish_reason": finish}]}  # fmt: skip
+    if usage:
+        body["usage"] = usage
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        self.prompt = (body.get("messages") or [{}])[-1].get("content", body.get("prompt", ""))
+        segment = self.path.strip("/").split("/")[0]  # "<mode>" or "<mode>.<tag>": a tag keeps counts apart
+        with self.server.lock:
+            self.server.requests.append((segment, self.prompt))
+            self.first = sum(p == self.prompt for m, p in self.server.requests if m == segment) == 1
+        getattr(self, f"answer_{segment.split('.')[0]}")()
+
+    def _plain(self, code: int, body: bytes, kind: str = "application/json") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _stream(self, parts: list[bytes]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for data in parts:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _answer(self, text: str) -> None:
+        words = text.split(" ")
+        pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+        usage = {"prompt_tokens": 5, "completion_tokens": len(pieces), "total_tokens": 5 + len(pieces)}
+        self._stream([chunk(p) for p in pieces] + [chunk(finish="stop"), chunk(usage=usage), b"data: [DONE]\n\n"])
+
+    def answer_ok(self) -> None:
+        self._answer(self.prompt.split("ECHO:", 1)[1].strip() if "ECHO:" in self.prompt else "ok")
+
+    def answer_flaky(self) -> None:
+        if self.first:
+            return self._plain(503, b'{"error": {"message": "overloaded, try again"}}')
+        self.answer_ok()
+
+    def answer_auth(self) -> None:
+        self._plain(401, b'{"error": {"message": "invalid api key"}}')
+
+    def answer_html(self) -> None:
+        self._plain(200, b"<!doctype html><html><body>Sign in</body></html>", "text/html")
+
+    def answer_malformed(self) -> None:
+        self._stream([b"data: {this is not json\n\n"])
+
+    def answer_unfinished(self) -> None:
+        self._stream([chunk("partial"), b"data: [DONE]\n\n"])
+
+    def answer_hang(self) -> None:
+        time.sleep(HANG_S)
+        self.close_connection = True
+
+    def answer_echo(self) -> None:
+        self._answer(f"headers: {dict(self.headers)}")
+
+
+class StubServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.lock = threading.Lock()
+        self.requests: list[tuple[str, str]] = []
+
+    def handle_error(self, request, client_address) -> None:  # clients hanging up are expected
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def start(self) -> StubServer:
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
