@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class DiscoverConfig:
     gpus: tuple[int | str, ...] | None = None  # CUDA indices or UUIDs among the visible GPUs; None: all visible
     environ: dict | None = None  # where CUDA_VISIBLE_DEVICES is read (None: os.environ)
     monitor: str = "thread"  # NVML background monitor: "thread", "manual" (tests) or "off" (edge reads)
+    sleep: Callable[[float], None] = time.sleep  # how a manual monitor waits (tests: the simulated clock)
 
 
 def probe_update_period(read_raw: Callable[[], float], duration_s: float = 1.0) -> float | None:
@@ -99,7 +101,7 @@ def _nvidia(cfg: DiscoverConfig, found: Discovery) -> None:
     meters = []
     for gpu in selected:
         try:
-            meter = NvmlMeter(gpu.nvml_index, nvml=nvml, monitor=cfg.monitor)
+            meter = NvmlMeter(gpu.nvml_index, nvml=nvml, monitor=cfg.monitor, sleep=cfg.sleep)
         except MeterUnavailable as e:  # this GPU cannot be measured; the others still can
             found.absent.append(Absent("nvidia", e.reason, e.fix))
             continue
