@@ -25,26 +25,53 @@ def _format_devices(found: Discovery) -> str:
             )
         if "note" in desc:
             lines.append(f"  note: {desc['note']}; model {desc['model']}")
+        if desc.get("family") == "nvidia":
+            lines.extend(_gpu_lines(desc))
     lines.append("Not found:")
     for a in found.absent:
         lines.append(f"  {a.family:<9} {a.reason}" + (f"\n            fix: {a.fix}" if a.fix else ""))
     return "\n".join(lines)
 
 
+def _gpu_lines(desc: dict) -> list[str]:
+    """A GPU's identity, its counter (how read, measured update period, read cost) and notes."""
+    c = desc.get("counter", {})
+    ident = f"    {desc.get('device')}  NVML {desc.get('index')}, cuda:{desc.get('cuda_index')}  {desc.get('uuid') or ''}"
+    if c.get("update_period_probed"):
+        period = f"updates every {c['update_period_s'] * 1e3:.3g} ms (measured, {c.get('updates_seen')} updates seen)"
+    else:
+        period = f"update period not measured (assumed {c.get('update_period_s', 0) * 1e3:.3g} ms)"
+    cost = ""
+    if c.get("read_s") is not None:
+        cost = f", counter read {c['read_s'] * 1e3:.3g} ms"
+        if c.get("field_read_s") is not None:
+            cost += f", instant-power read {c['field_read_s'] * 1e6:.3g} us"
+    lines = [ident, f"    counter: {c.get('source')} read by {c.get('read')}; {period}{cost}"]
+    lines += [f"    note: {n}" for n in desc.get("notes", [])]
+    return lines
+
+
+def _gpus(value: str | None) -> tuple[str, ...] | None:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+
+
 @command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-@click.option("--probe-s", default=0.2, show_default=True, help="Seconds spent measuring each GPU counter's update period.")
-def devices(as_json: bool, probe_s: float) -> None:
+@click.option("--probe-s", default=1.0, show_default=True,
+              help="At most this many seconds measuring each GPU counter's update period (it stops after four updates).")
+@click.option("--gpus", help="GPUs to show: CUDA indices or UUIDs, comma-separated (default: all visible).")
+def devices(as_json: bool, probe_s: float, gpus: str | None) -> None:
     """List every energy meter found on this machine, and every family not found with the fix.
 
     \b
     Examples:
       ipw devices
+      ipw devices --gpus 0,1
       ipw devices --json | jq '.meters[].domains[].source'
     """
     from ipw.profilers.discover import DiscoverConfig
 
-    found = discover(DiscoverConfig(probe_s=probe_s))
+    found = discover(DiscoverConfig(probe_s=probe_s, gpus=_gpus(gpus)))
     try:
         click.echo(json.dumps(found.to_dict(), indent=2) if as_json else _format_devices(found))
     finally:

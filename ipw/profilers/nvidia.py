@@ -186,11 +186,18 @@ class Probe:
     duration_s: float
 
 
-def probe_counter(read_version: Callable[[], object], duration_s: float = 1.0, min_updates: int = 4) -> Probe:
+def probe_counter(
+    read_version: Callable[[], object],
+    duration_s: float = 1.0,
+    min_updates: int = 4,
+    version_time: Callable[[object], float] | None = None,
+) -> Probe:
     """Poll ``read_version`` (a value that changes when the counter updates: its driver timestamp,
     or the value itself) as fast as possible until it changed ``min_updates`` times or ``duration_s``
     passed. The period is the median gap between changes, measured only with at least three gaps
-    (so that one full update period is seen between two observed changes, three times over)."""
+    (so that one full update period is seen between two observed changes, three times over). With
+    ``version_time`` (driver timestamp -> s) the gaps are those of the driver's own timestamps, else
+    of the reads that saw each change."""
     t_start = base.now()
     end = t_start + duration_s
     c0 = time.perf_counter()
@@ -199,7 +206,7 @@ def probe_counter(read_version: Callable[[], object], duration_s: float = 1.0, m
         value = read_version()
         reads += 1
         if value != last:
-            changes.append(base.now())
+            changes.append(version_time(value) if version_time else base.now())
             last = value
     cost = (time.perf_counter() - c0) / reads
     gaps = [b - a for a, b in zip(changes, changes[1:])]
@@ -318,13 +325,14 @@ class NvmlMeter(Meter):
         if self.monitor is not None:
             (v,) = nvml.nvmlDeviceGetFieldValues(self._handle, [nvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION])
             if v.nvmlReturn == nvml.NVML_SUCCESS and v.timestamp > 0:
-                return v.timestamp
+                return int(v.timestamp)
         return self.raw_counter_j()
 
     def run_probe(self, duration_s: float = 1.0) -> Probe:
         """Measure the counter's update period (at least three updates) and read cost; the period
         then bounds windows. Also times the instant-power field."""
-        self.probe = probe_counter(self.counter_version, duration_s)
+        stamped = self.monitor is not None and isinstance(self.counter_version(), int)
+        self.probe = probe_counter(self.counter_version, duration_s, version_time=(lambda v: v * 1e-6) if stamped else None)
         if self.probe.update_period_s is not None:
             self.infos = {d: _replace_period(i, self.probe.update_period_s) for d, i in self.infos.items()}
         nvml, n = self._nvml, 50

@@ -42,3 +42,26 @@ def test_measure_propagates_the_command_exit_code():
 def test_measure_needs_command_or_seconds():
     result = CliRunner().invoke(main, ["measure"])
     assert result.exit_code == 2 and "either a COMMAND" in result.output
+
+
+def test_devices_with_gpus_asked_for_where_there_is_none_is_an_error():
+    result = CliRunner().invoke(main, ["devices", "--gpus", "0", "--probe-s", "0"])
+    assert result.exit_code == 1 and "gpus=['0'] asked for, but nvidia" in result.output
+
+
+def test_devices_shows_a_gpu_counter_period_and_read_cost(clock, monkeypatch):
+    from pathlib import Path
+
+    from ipw.cli.devices import _format_devices
+    from ipw.profilers.discover import DiscoverConfig, discover
+    from tests.fakes.nvml import FakeNvml, Trace, h200
+
+    cfg = DiscoverConfig(nvml=FakeNvml([h200(Trace())], clock), monitor="manual", sleep=clock.advance,
+                         rapl_root=Path("/nonexistent"), estimate="never")  # fmt: skip
+    found = discover(cfg)
+    try:
+        text = _format_devices(found)
+    finally:
+        found.close()
+    assert "NVIDIA H200" in text and "updates every 100 ms (measured, 4 updates seen)" in text
+    assert "counter read" in text and "instant-power read" in text and "background monitor" in text
