@@ -8,7 +8,8 @@ The first path segment picks the behaviour (``http://127.0.0.1:PORT/<mode>/v1``,
 - ``auth``: HTTP 401; ``html``: an HTML page with status 200;
 - ``malformed``: an event stream whose data is not JSON; ``unfinished``: no finish reason;
 - ``hang``: accepts and says nothing for ``HANG_S`` seconds;
-- ``echo``: streams the request's headers back as the answer (a server that leaks them).
+- ``echo``: streams the request's headers back as the answer (a server that leaks them);
+  ``echoerr``: HTTP 503 whose message repeats them.
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer_echo(self) -> None:
         self._answer(f"headers: {dict(self.headers)}")
+
+    def answer_echoerr(self) -> None:  # an error whose body repeats the request headers
+        self._plain(503, json.dumps({"error": {"message": f"down; you sent {dict(self.headers)}"}}).encode())
 
 
 class StubServer(ThreadingHTTPServer):
