@@ -7,23 +7,29 @@ runs a model (imported lazily, it needs torch and transformers). See docs/densit
 """
 
 from ipw.density.errors import (
-    DensityError, FitDidNotConverge, LossOutOfRange, ScoreOutOfRange, TooFewPoints,
+    BadValue, DensityError, EmptySide, FitDidNotConverge, LossOutOfRange, NoGrowth,
+    ScoreOutOfRange, TooFewPoints,
 )
 from ipw.density.fitting import FitResult
 from ipw.density.laws import (
-    DEFAULT_D0_TOKENS, DensityLaws, fit_loss_law, fit_score_law, loss_for_score, loss_law,
-    params_for_loss, score_law, score_range,
+    DEFAULT_D0_TOKENS, DensityLaws, fit_laws, fit_loss_law, fit_score_law, loss_for_score,
+    loss_law, params_for_loss, score_law, score_range,
 )
-from ipw.density.ruler import FamilyRuler, fit_family_ruler
+from ipw.density.price import PriceTrend, price_trend
+from ipw.density.ruler import (
+    BenchmarkRuler, FamilyRuler, densities_by_benchmarks, fit_benchmark_ruler, fit_family_ruler,
+)
 from ipw.density.trend import (
     CHATGPT_RELEASE, DAYS_PER_MONTH, TrendFit, doubling_time_days, doubling_time_months,
-    fit_trend, fit_trend_split, frontier,
+    fit_trend, fit_trend_split, frontier, require_growth, seed_sensitivity,
 )
 
 __all__ = [
-    "CHATGPT_RELEASE", "DAYS_PER_MONTH", "DEFAULT_D0_TOKENS", "DensityError", "DensityLaws",
-    "FamilyRuler", "FitDidNotConverge", "FitResult", "LossOutOfRange", "ScoreOutOfRange",
-    "TooFewPoints", "TrendFit", "doubling_time_days", "doubling_time_months", "fit_family_ruler",
-    "fit_loss_law", "fit_score_law", "fit_trend", "fit_trend_split", "frontier",
-    "loss_for_score", "loss_law", "params_for_loss", "score_law", "score_range",
+    "BadValue", "BenchmarkRuler", "CHATGPT_RELEASE", "DAYS_PER_MONTH", "DEFAULT_D0_TOKENS",
+    "DensityError", "DensityLaws", "EmptySide", "FamilyRuler", "FitDidNotConverge", "FitResult",
+    "LossOutOfRange", "NoGrowth", "PriceTrend", "ScoreOutOfRange", "TooFewPoints", "TrendFit",
+    "densities_by_benchmarks", "doubling_time_days", "doubling_time_months",
+    "fit_benchmark_ruler", "fit_family_ruler", "fit_laws", "fit_loss_law", "fit_score_law",
+    "fit_trend", "fit_trend_split", "frontier", "loss_for_score", "loss_law", "params_for_loss",
+    "price_trend", "require_growth", "score_law", "score_range", "seed_sensitivity",
 ]

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from ipw.errors import IpwError
+from ipw.errors import DegenerateDataError, FitFailedError, IpwError, TooFewPointsError
+
+#: The shared too-few-points error (:class:`ipw.errors.TooFewPointsError`), under its old name.
+TooFewPoints = TooFewPointsError
+#: The shared fit failure (:class:`ipw.errors.FitFailedError`), under its old name.
+FitDidNotConverge = FitFailedError
+
+__all__ = [
+    "BadValue", "DegenerateDataError", "DensityError", "EmptySide", "FitDidNotConverge",
+    "LossOutOfRange", "NoGrowth", "ScoreOutOfRange", "TooFewPoints",
+]
 
 
 class DensityError(IpwError, ValueError):
     """Base class of the errors raised by :mod:`ipw.density`."""
 
 
-class TooFewPoints(DensityError):
-    """A fit was asked for with no more points than free parameters."""
-
-    def __init__(self, what: str, n_points: int, n_needed: int) -> None:
-        self.n_points = n_points
-        self.n_needed = n_needed
-        super().__init__(
-            f"{what}: {n_points} point(s) given, at least {n_needed} needed "
-            f"(more points than free parameters, so that the fit has residual degrees of freedom)."
-        )
-
-
-class FitDidNotConverge(DensityError):
-    """The least-squares optimiser stopped without a usable solution."""
+class BadValue(DensityError):
+    """A value outside its unit's range: a score that is not a fraction, a loss that is not > 0."""
 
 
 class ScoreOutOfRange(DensityError):
@@ -31,3 +29,19 @@ class ScoreOutOfRange(DensityError):
 
 class LossOutOfRange(DensityError):
     """A loss lies at or below the loss law's floor b*D0^-beta: no finite model size reaches it."""
+
+
+class EmptySide(DensityError):
+    """A before/after split left no models on one side of the cut-off date."""
+
+    def __init__(self, side: str, cutoff: object, n_other: int) -> None:
+        self.side = side
+        word = "before" if side == "before" else "on or after"
+        other = "on or after" if side == "before" else "before"
+        super().__init__(
+            f"--cutoff {cutoff}: the '{side}' side is empty: no model was released {word} "
+            f"{cutoff} ({n_other} released {other} it). Pick a date inside the table's range.")
+
+
+class NoGrowth(DensityError):
+    """The fitted density trend does not grow (A <= 0): there is no doubling time."""

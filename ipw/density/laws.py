@@ -1,4 +1,4 @@
-"""The two laws of the Densing Law paper and their inversion (Xiao et al., arXiv 2412.04315, Sec. 2).
+"""The two laws of the Densing Law paper and their inversion (Xiao et al., arXiv 2412.04315v2, Sec. 2).
 
 Units used throughout:
 
@@ -9,10 +9,15 @@ Units used throughout:
   fits, but the score law's ``gamma`` and ``l`` carry that unit.
 * ``score`` S: benchmark score as a **fraction** in [0, 1] (accuracy 0.453, not 45.3%).
 
-Step 1, loss law (Sec. 2.2 "loss estimation"):  L(N, D) = a*N^-alpha + b*D^-beta.
-Step 2, score law (Sec. 2.2 "performance estimation"): S(L) = c / (1 + exp(-gamma*(L - l))) + d.
-Inversion (Sec. 2.2): L_hat(S) = l - ln(c/(S - d) - 1)/gamma, then
-N_hat = ((L_hat - b*D0^-beta) / a)^(-1/alpha), and density rho = N_hat / N (Sec. 2.1).
+Section numbers follow arXiv v2.
+
+Step 1, loss law (Sec. 2.2, loss estimation):  L(N, D) = a*N^-alpha + b*D^-beta, fitted on the
+reference models' runs (Table 1 sizes, each at several token budgets).
+Step 2, score law (Sec. 2.3, performance estimation): S(L) = c / (1 + exp(-gamma*(L - l))) + d,
+fitted on *its own* models: the paper fits it on fully trained models and checkpoints of the
+MiniCPM-3 kind, because its small reference models score at chance and cannot show the sigmoid.
+Inversion (Sec. 2.4): L_hat(S) = l - ln(c/(S - d) - 1)/gamma, then
+N_hat = ((L_hat - b*D0^-beta) / a)^(-1/alpha), and density rho = N_hat / N (Sec. 2.4).
 
 Ambiguities resolved here (see docs/density.md):
 
@@ -34,9 +39,10 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from ipw.density.errors import LossOutOfRange, ScoreOutOfRange
+from ipw.density.errors import BadValue, LossOutOfRange, ScoreOutOfRange
 from ipw.density.fitting import (
-    FitResult, Problem, as_float_array, check_enough, least_squares, r_squared, stderr_from_cov,
+    CURVE_FIT, FitResult, Problem, as_cov, as_float_array, check_enough, distinct_rows,
+    least_squares, r_squared, require_variation, stderr_from_cov,
 )
 
 DEFAULT_D0_TOKENS = 1e12
@@ -66,31 +72,63 @@ def _loss_starts(log_n: np.ndarray, log_d: np.ndarray, loss: np.ndarray) -> list
 def fit_loss_law(params: Iterable[float], tokens: Iterable[float], loss: Iterable[float]) -> FitResult:
     """Fit L(N, D) = a*N^-alpha + b*D^-beta to reference-model losses (Sec. 2.2, step 1).
 
-    ``params`` and ``tokens`` are counts, ``loss`` nats/token. Needs at least 5 points.
+    ``params`` and ``tokens`` are counts (> 0), ``loss`` nats/token (> 0). Needs at least 5
+    distinct (params, tokens) points and losses that vary.
     """
+    what = "loss law L = a*N^-alpha + b*D^-beta"
     n = as_float_array(params, "params")
     d = as_float_array(tokens, "tokens")
     y = as_float_array(loss, "loss")
-    check_enough("loss law L = a*N^-alpha + b*D^-beta", len(y), 4)
-    if np.any(n <= 0) or np.any(d <= 0):
-        raise ValueError("params and tokens must be positive counts")
+    if not (len(n) == len(d) == len(y)):
+        raise BadValue(f"{what}: params, tokens and loss differ in length ({len(n)}, {len(d)}, {len(y)})")
+    _positive(n, "params", "a parameter count")
+    _positive(d, "tokens", "a training-token count")
+    _positive(y, "loss", "a conditional loss in nats per token (-ln P is never negative)")
+    check_enough(what, distinct_rows(n, d), 4, _rows_hint(len(y), distinct_rows(n, d), "(params, tokens)"))
+    require_variation(what, y, "loss")
     x = np.vstack([np.log(n), np.log(d)])
     bounds = ([-np.inf, 0.0, -np.inf, 0.0], [np.inf, 5.0, np.inf, 5.0])
-    problem = Problem("loss law", _log_loss_law, x, y, _loss_starts(x[0], x[1], y), bounds)
-    popt, pcov = least_squares(problem)
+    starts = _loss_starts(x[0], x[1], y)
+    popt, pcov = least_squares(Problem("loss law", _log_loss_law, x, y, starts, bounds))
     se = stderr_from_cov(pcov)
     a, b = float(np.exp(popt[0])), float(np.exp(popt[2]))
+    jac = np.diag([a, 1.0, b, 1.0])  # d(a, alpha, b, beta) / d(ln a, alpha, ln b, beta)
     predicted = _log_loss_law(x, *popt)
     return FitResult(
         law="loss_law", names=LOSS_NAMES,
         values=(a, float(popt[1]), b, float(popt[3])),
         stderr=(float(a * se[0]), float(se[1]), float(b * se[2]), float(se[3])),
-        r2=r_squared(y, predicted), residuals=tuple(map(float, y - predicted)), n_points=len(y),
+        cov=as_cov(jac @ pcov @ jac.T), r2=r_squared(y, predicted),
+        residuals=tuple(map(float, y - predicted)), n_points=len(y),
+        method=CURVE_FIT.format(n=len(starts)) + "; fitted on (ln a, alpha, ln b, beta)",
     )
 
 
+def _positive(values: np.ndarray, name: str, meaning: str) -> None:
+    bad = values <= 0
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise BadValue(f"{name}[{i}] = {values[i]:g}: {name} must be > 0 ({meaning}).")
+
+
+def _rows_hint(n_rows: int, n_distinct: int, key: str) -> str:
+    if n_rows == n_distinct:
+        return ""
+    return f"{n_rows} rows were given but only {n_distinct} distinct {key} value(s): repeated rows are one point."
+
+
+def check_fractions(score: np.ndarray, name: str = "score") -> None:
+    """Scores are fractions in [0, 1]; a percentage (73.2) among them is refused by name."""
+    bad = (score < 0) | (score > 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        hint = (f" It looks like a percentage: write {score[i] / 100:g}." if 1 < score[i] <= 100 else "")
+        raise BadValue(f"{name}[{i}] = {score[i]:g}: scores are fractions in [0, 1] "
+                       f"(0.453, not 45.3).{hint}")
+
+
 def score_law(loss, c: float, gamma: float, l: float, d: float):
-    """S(L) = c / (1 + exp(-gamma*(L - l))) + d (Sec. 2.2, step 2); S a fraction."""
+    """S(L) = c / (1 + exp(-gamma*(L - l))) + d (Sec. 2.3, step 2); S a fraction."""
     return c / (1.0 + np.exp(-gamma * (np.asarray(loss, dtype=float) - l))) + d
 
 
@@ -116,31 +154,68 @@ def _with_fixed(free: tuple[str, ...], fixed: Mapping[str, float]):
 def fit_score_law(
     loss: Iterable[float], score: Iterable[float], fixed: Mapping[str, float] | None = None,
 ) -> FitResult:
-    """Fit S = c/(1+exp(-gamma*(L-l))) + d (Sec. 2.2, step 2).
+    """Fit S = c/(1+exp(-gamma*(L-l))) + d (Sec. 2.3, step 2) on its own models' (loss, score).
 
-    ``fixed`` pins any of c, gamma, l, d (e.g. ``{"d": 0.25, "c": 0.75}`` for a 4-way multiple
-    choice benchmark: chance 0.25, ceiling 1.0); pinned parameters get standard error 0.
+    The paper fits this law on fully trained models and checkpoints whose scores span the
+    sigmoid (MiniCPM-3-like), not on the tiny reference models, which score at chance.
+    ``loss`` is nats/token (> 0), ``score`` a fraction in [0, 1]. ``fixed`` pins any of c,
+    gamma, l, d (e.g. ``{"d": 0.25, "c": 0.75}`` for 4-way multiple choice: chance 0.25,
+    ceiling 1.0); pinned parameters get standard error 0.
     """
     x = as_float_array(loss, "loss")
+    _positive(x, "loss", "a conditional loss in nats per token (-ln P is never negative)")
+    return fit_sigmoid(x, score, fixed, "score law S = c/(1+exp(-gamma(L-l))) + d", "loss")
+
+
+def fit_sigmoid(
+    x: Iterable[float], score: Iterable[float], fixed: Mapping[str, float] | None, what: str,
+    xname: str,
+) -> FitResult:
+    """The score law's sigmoid in any abscissa ``x`` (the loss, or ln N for a family ruler)."""
+    x = as_float_array(x, xname)
     y = as_float_array(score, "score")
+    if len(x) != len(y):
+        raise BadValue(f"{what}: {xname} and score differ in length ({len(x)} vs {len(y)})")
+    check_fractions(y)
     fixed = dict(fixed or {})
     unknown = set(fixed) - set(SCORE_NAMES)
     if unknown:
-        raise ValueError(f"unknown score-law parameter(s) {sorted(unknown)}; use {SCORE_NAMES}")
+        raise BadValue(f"unknown score-law parameter(s) {sorted(unknown)}; use {SCORE_NAMES}")
     free = tuple(name for name in SCORE_NAMES if name not in fixed)
-    check_enough("score law S = c/(1+exp(-gamma(L-l))) + d", len(y), len(free))
+    n_distinct = distinct_rows(x)
+    check_enough(what, n_distinct, len(free), _rows_hint(len(y), n_distinct, xname))
+    require_variation(what, y, "score")
     starts = [[s[SCORE_NAMES.index(n)] for n in free] for s in _score_starts(x, y)]
     func = _with_fixed(free, fixed)
     popt, pcov = least_squares(Problem("score law", func, x, y, starts))
     fitted = dict(fixed, **dict(zip(free, map(float, popt))))
     se = dict(zip(free, map(float, stderr_from_cov(pcov))))
+    cov = np.zeros((len(SCORE_NAMES), len(SCORE_NAMES)))
+    index = [SCORE_NAMES.index(n) for n in free]
+    cov[np.ix_(index, index)] = pcov
     predicted = func(x, *popt)
+    pinned = f"; pinned {', '.join(f'{k}={v:g}' for k, v in fixed.items())}" if fixed else ""
     return FitResult(
         law="score_law", names=SCORE_NAMES,
         values=tuple(fitted[n] for n in SCORE_NAMES),
-        stderr=tuple(se.get(n, 0.0) for n in SCORE_NAMES),
+        stderr=tuple(se.get(n, 0.0) for n in SCORE_NAMES), cov=as_cov(cov),
         r2=r_squared(y, predicted), residuals=tuple(map(float, y - predicted)), n_points=len(y),
+        method=CURVE_FIT.format(n=len(starts)) + pinned,
     )
+
+
+def fit_laws(
+    loss_runs, score_runs, fixed: Mapping[str, float] | None = None,
+    tokens_d0: float = DEFAULT_D0_TOKENS,
+) -> "DensityLaws":
+    """Both laws, each from its own table (Sec. 2.2 and 2.3).
+
+    ``loss_runs``: reference-model runs with ``params``, ``tokens``, ``loss`` columns;
+    ``score_runs``: fully trained models or checkpoints with ``loss`` and ``score`` columns.
+    """
+    loss = fit_loss_law(loss_runs["params"], loss_runs["tokens"], loss_runs["loss"])
+    score = fit_score_law(score_runs["loss"], score_runs["score"], fixed)
+    return DensityLaws(loss, score, tokens_d0)
 
 
 def score_range(score_fit: FitResult) -> tuple[float, float]:
@@ -150,7 +225,7 @@ def score_range(score_fit: FitResult) -> tuple[float, float]:
 
 
 def loss_for_score(score, score_fit: FitResult):
-    """L_hat(S) = l - ln(c/(S - d) - 1)/gamma (Sec. 2.2); raises :class:`ScoreOutOfRange`."""
+    """L_hat(S) = l - ln(c/(S - d) - 1)/gamma (Sec. 2.4); raises :class:`ScoreOutOfRange`."""
     s = np.asarray(score, dtype=float)
     low, high = score_range(score_fit)
     bad = ~((s > low) & (s < high))
@@ -168,7 +243,7 @@ def loss_for_score(score, score_fit: FitResult):
 
 
 def params_for_loss(loss, loss_fit: FitResult, tokens: float = DEFAULT_D0_TOKENS):
-    """N_hat = ((L - b*D0^-beta) / a)^(-1/alpha) (Sec. 2.2); raises :class:`LossOutOfRange`."""
+    """N_hat = ((L - b*D0^-beta) / a)^(-1/alpha) (Sec. 2.4); raises :class:`LossOutOfRange`."""
     a, alpha, b, beta = (loss_fit[n] for n in LOSS_NAMES)
     floor = b * tokens ** (-beta)
     excess = np.asarray(loss, dtype=float) - floor
@@ -195,7 +270,7 @@ class DensityLaws:
         return params_for_loss(loss_for_score(score, self.score), self.loss, self.tokens_d0)
 
     def density(self, score, params):
-        """rho = N_hat(S) / N (Sec. 2.1); dimensionless."""
+        """rho = N_hat(S) / N (Sec. 2.4); dimensionless."""
         return self.effective_params(score) / np.asarray(params, dtype=float)
 
     def to_dict(self) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ipw.density.errors import BadValue
 from ipw.density.fitting import FitResult
 from ipw.density.laws import DensityLaws
 from ipw.density.ruler import FamilyRuler, fit_family_ruler
@@ -24,7 +25,7 @@ def densities_by_family(
     members = frame[frame["family"] == family]
     if members.empty:
         known = sorted(frame["family"].unique())
-        raise ValueError(f"no models of family {family!r} in the table; families: {known}")
+        raise BadValue(f"no models of family {family!r} in the table; families: {known}")
     benchmark = str(members["benchmark"].iloc[0]) if "benchmark" in members else "score"
     ruler = FamilyRuler(family, benchmark, fit_family_ruler(members["params"], members["score"], chance))
     out = frame.copy()

@@ -1,9 +1,11 @@
-"""The densing law itself: ln(rho_max) = A*t + B over release dates (arXiv 2412.04315, Sec. 3).
+"""The densing law itself: ln(rho_max) = A*t + B over release dates (arXiv 2412.04315v2, Sec. 3.3).
 
 Units: t in **days** since ``epoch`` (default 2023-01-01), A in **1/day**, B dimensionless
 (ln of density at the epoch). Doubling time = ln 2 / A days; months = days / 30.4375 (the mean
 Gregorian month, 365.25/12). So A = 0.007/day gives 99.0 days = 3.25 months, the paper's
-"about 3.3 months" (arXiv v1); the journal version reports about 3.5 months on 51 models.
+"about 3.3 months". The arXiv v2 fit is A ~ 0.0073/day (95 days, R^2 0.912, 29 models); before
+ChatGPT A ~ 0.0048/day (144 days) against 0.0073 after. The journal version reports about 3.5
+months on 51 models.
 
 Ambiguities resolved here (see docs/density.md):
 
@@ -25,7 +27,11 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from ipw.density.fitting import Problem, check_enough, least_squares, r_squared, stderr_from_cov
+from ipw.density.errors import BadValue, EmptySide, NoGrowth
+from ipw.density.fitting import (
+    Problem, check_enough, distinct_rows, least_squares, r_squared, stderr_from_cov,
+)
+from ipw.errors import IpwError
 
 DAYS_PER_MONTH = 365.25 / 12
 DEFAULT_EPOCH = date(2023, 1, 1)
@@ -101,18 +107,26 @@ def select_points(frame: pd.DataFrame, select: str) -> pd.DataFrame:
         return frontier(frame)
     if select == "all":
         return frame.sort_values("release_date")
-    raise ValueError(f"select must be 'frontier' or 'all', got {select!r}")
+    raise BadValue(f"select must be 'frontier' or 'all', got {select!r}")
 
 
-def fit_trend(frame: pd.DataFrame, select: str = "frontier", epoch: date = DEFAULT_EPOCH) -> TrendFit:
-    """Fit ln(rho) = A*t + B (Sec. 3) to a frame with ``release_date`` and ``density`` columns.
+def fit_trend(
+    frame: pd.DataFrame, select: str = "frontier", epoch: date = DEFAULT_EPOCH, label: str = "",
+) -> TrendFit:
+    """Fit ln(rho) = A*t + B (Sec. 3.3) to a frame with ``release_date`` and ``density`` columns.
 
-    Optional ``model`` column names the points used. Needs 3 selected points or more.
+    Optional ``model`` column names the points used. Needs 3 selected points on distinct dates.
     """
-    if (frame["density"] <= 0).any():
-        raise ValueError("densities must be positive to take their logarithm")
+    density = pd.to_numeric(frame["density"], errors="coerce")
+    bad = ~(np.isfinite(density.to_numpy(dtype=float)) & (density.to_numpy(dtype=float) > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        who = f" ({frame['model'].iloc[i]})" if "model" in frame else ""
+        raise BadValue(f"density of row {i}{who} is {frame['density'].iloc[i]!r}: densities must be "
+                       f"positive numbers to take their logarithm")
     points = select_points(frame, select)
-    check_enough(f"density trend ({select} points)", len(points), 2)
+    what = f"density trend{' ' + label if label else ''} ({select} points)"
+    check_enough(what, distinct_rows(days_since(points["release_date"], epoch)) if len(points) else 0, 2)
     t = days_since(points["release_date"], epoch)
     y = np.log(points["density"].to_numpy(dtype=float))
     popt, pcov = least_squares(Problem("density trend", _line, t, y, [[0.0, float(np.mean(y))]]))
@@ -129,8 +143,49 @@ def fit_trend(frame: pd.DataFrame, select: str = "frontier", epoch: date = DEFAU
 def fit_trend_split(
     frame: pd.DataFrame, cutoff: date = CHATGPT_RELEASE, select: str = "frontier",
 ) -> tuple[TrendFit, TrendFit]:
-    """(before, after) trend fits split at ``cutoff`` (default: ChatGPT's release, 2022-11-30)."""
+    """(before, after) trend fits split at ``cutoff`` (default: ChatGPT's release, 2022-11-30).
+
+    A side with no model raises :class:`~ipw.density.errors.EmptySide` naming that side.
+    """
     when = pd.to_datetime(frame["release_date"])
     before = frame[when < pd.Timestamp(cutoff)]
     after = frame[when >= pd.Timestamp(cutoff)]
-    return fit_trend(before, select), fit_trend(after, select)
+    if before.empty:
+        raise EmptySide("before", cutoff, len(after))
+    if after.empty:
+        raise EmptySide("after", cutoff, len(before))
+    return (fit_trend(before, select, label=f"before {cutoff}"),
+            fit_trend(after, select, label=f"from {cutoff}"))
+
+
+def require_growth(fit: TrendFit, label: str = "density trend") -> TrendFit:
+    """The fit itself, or :class:`~ipw.density.errors.NoGrowth` when A <= 0 (no doubling time)."""
+    if not (math.isfinite(fit.slope_per_day) and fit.slope_per_day > 0):
+        raise NoGrowth(
+            f"{label}: A = {fit.slope_per_day:.3g} +/- {fit.slope_stderr:.2g} per day over "
+            f"{fit.n_points} points: density does not grow, so there is no doubling time "
+            f"(ln 2 / A is not finite). More models, a longer span or --select all may help.")
+    return fit
+
+
+def seed_sensitivity(frame: pd.DataFrame, n_seeds: int = 4, epoch: date = DEFAULT_EPOCH) -> pd.DataFrame:
+    """How the frontier trend moves with its seed point (the first running record).
+
+    Seed k drops every model released before the k-th frontier model, then refits the frontier
+    (so the k-th model starts the running record). One row per seed: the seed model and date, A,
+    its standard error, the doubling time in months, R^2 and the number of frontier points.
+    Seeds that leave fewer than 3 frontier points are omitted.
+    """
+    first = frontier(frame)
+    rows = []
+    for k in range(min(n_seeds, len(first))):
+        seed = first.iloc[k]
+        later = frame[pd.to_datetime(frame["release_date"]) >= pd.Timestamp(seed["release_date"])]
+        try:
+            fit = fit_trend(later, "frontier", epoch)
+        except IpwError:
+            continue
+        rows.append({"seed": str(seed.get("model", k)), "seed_date": pd.Timestamp(seed["release_date"]).date(),
+                     "A_per_day": fit.slope_per_day, "A_stderr": fit.slope_stderr,
+                     "doubling_months": fit.doubling_months, "r2": fit.r2, "n_points": fit.n_points})
+    return pd.DataFrame(rows)

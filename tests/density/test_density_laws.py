@@ -21,15 +21,15 @@ def test_loss_law_recovers_known_constants_from_noisy_data(reference_runs, true_
     assert len(fit.residuals) == fit.n_points == len(reference_runs)
 
 
-def test_score_law_recovers_known_constants_from_noisy_data(reference_runs, true_score):
-    fit = fit_score_law(reference_runs["loss"], reference_runs["score"])
+def test_score_law_recovers_known_constants_from_noisy_data(score_runs, true_score):
+    fit = fit_score_law(score_runs["loss"], score_runs["score"])
     for name, true in true_score.items():
         assert fit[name] == pytest.approx(true, rel=0.1, abs=0.02), name
     assert fit.r2 > 0.98
 
 
-def test_score_law_with_pinned_parameters_keeps_them_exactly(reference_runs, true_score):
-    fit = fit_score_law(reference_runs["loss"], reference_runs["score"], fixed={"d": 0.25})
+def test_score_law_with_pinned_parameters_keeps_them_exactly(score_runs, true_score):
+    fit = fit_score_law(score_runs["loss"], score_runs["score"], fixed={"d": 0.25})
     assert fit["d"] == 0.25 and fit.error("d") == 0.0
     assert fit["gamma"] == pytest.approx(true_score["gamma"], rel=0.1)
 
@@ -81,4 +81,4 @@ def test_fit_result_round_trips_through_json_dict(reference_runs, true_score):
 def _exact(law, params):
     from ipw.density.fitting import FitResult
 
-    return FitResult(law, tuple(params), tuple(params.values()), (0.0,) * len(params), 1.0, (0.0,), 1)
+    return FitResult.exact(law, params)
