@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import shutil
 import subprocess
 import time
 
 import click
 
 from ipw.cli.face import command
+from ipw.errors import IpwError
+
+
+def _number(low: float, strict: bool = False):
+    """A click callback: a finite number >= low (> low when ``strict``)."""
+
+    def check(ctx, param, value):
+        if value is not None and (not math.isfinite(value) or value < low or (strict and value == low)):
+            raise click.BadParameter(f"{value!r} is not a finite number {'>' if strict else '>='} {low:g}")
+        return value
+
+    return check
+
+
+def _runnable(program: str) -> str:
+    """The program's path; a clear error when it cannot be found or run (before anything is measured)."""
+    found = shutil.which(program)
+    if found is None:
+        if os.sep not in program:
+            where = "not found on PATH"
+        else:
+            where = "not executable" if os.path.isfile(program) else "no such file"
+        raise IpwError(f"cannot run {program!r}: {where}")
+    return found
 
 
 def _format_measurement(m) -> str:
@@ -24,9 +51,9 @@ def _format_measurement(m) -> str:
 
 @command(context_settings={"ignore_unknown_options": True})
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.option("--seconds", type=float, help="Measure this many seconds instead of a command.")
-@click.option("--idle", "idle_s", type=float, default=0.0, show_default=True, help="Seconds of idle baseline to measure first.")
-@click.option("--hz", type=float, default=20.0, show_default=True, help="Timeline sampler rate (0 turns it off).")
+@click.option("--seconds", type=float, callback=_number(0, strict=True), help="Measure this many seconds instead of a command.")
+@click.option("--idle", "idle_s", type=float, default=0.0, show_default=True, callback=_number(0), help="Seconds of idle baseline to measure first.")
+@click.option("--hz", type=float, default=20.0, show_default=True, callback=_number(0), help="Timeline sampler rate (0 turns it off).")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurement as JSON.")
 def measure(command: tuple[str, ...], seconds: float | None, idle_s: float, hz: float, as_json: bool) -> None:
     """Measure the energy, power and time of one command (or of SECONDS of whatever runs now).
@@ -43,11 +70,16 @@ def measure(command: tuple[str, ...], seconds: float | None, idle_s: float, hz: 
 
     if bool(command) == (seconds is not None):
         raise click.UsageError("give either a COMMAND (after --) or --seconds, not both")
+    if command:
+        _runnable(command[0])
     with Profiler(sampler_hz=hz or None) as profiler:
         if idle_s > 0:
             profiler.measure_idle(idle_s)
         with profiler.window(command[0] if command else f"{seconds:g} s") as w:
-            code = subprocess.call(list(command)) if command else time.sleep(seconds)
+            try:
+                code = subprocess.call(list(command)) if command else time.sleep(seconds)
+            except OSError as e:  # found, but the system refused to start it
+                raise IpwError(f"cannot run {command[0]!r}: {e.strerror or e}") from None
     click.echo(json.dumps(w.result.to_dict(), indent=2) if as_json else _format_measurement(w.result))
     if code:
         raise SystemExit(code)
