@@ -76,6 +76,22 @@ def default_threads() -> int:
     return max((os.cpu_count() or 2) // 2, 1)
 
 
+def resolve_gpu_layers(n_gpu_layers: int | None, gpu_offload: bool) -> int:
+    """Layers to offload: None means every layer (-1) on a GPU build of llama.cpp, 0 on a CPU build.
+
+    Asking a CPU build for GPU layers is an error rather than a silent CPU run.
+    """
+    if n_gpu_layers is None:
+        return -1 if gpu_offload else 0
+    if n_gpu_layers != 0 and not gpu_offload:
+        raise IpwError(
+            f"n_gpu_layers={n_gpu_layers} asks for GPU offload, but this llama-cpp-python is a CPU build; "
+            'reinstall it with CUDA (CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall llama-cpp-python) '
+            "or use n_gpu_layers=0"
+        )
+    return n_gpu_layers
+
+
 @functools.cache
 def _stamping_llama(llama_class: type) -> type:
     """A ``Llama`` subclass that records ``(token id, clock.now())`` as each token is sampled."""
@@ -96,12 +112,20 @@ def _stamping_llama(llama_class: type) -> type:
 class LlamaCppEngine(Engine):
     name = "llamacpp"
 
+    # llama.cpp returns from each evaluation after its GPU work (the logits are copied to the host),
+    # and its CUDA is not torch's: windows need no torch synchronisation around it.
+    sync_cuda = False
+
     def __init__(self, model: str = "default", chat: bool | None = None, n_ctx: int = 2048,
-                 threads: int | None = None, gpu_layers: int = 0) -> None:  # fmt: skip
+                 threads: int | None = None, n_gpu_layers: int | None = None,
+                 gpu_layers: int | None = None) -> None:  # fmt: skip
         llama_cpp = import_llama_cpp()
         self._lib = llama_cpp
         self.path, self.model_name = resolve_gguf(model)
-        self.gpu_layers = gpu_layers
+        if gpu_layers is not None:  # the earlier name of n_gpu_layers
+            n_gpu_layers = gpu_layers if n_gpu_layers is None else n_gpu_layers
+        self.gpu_offload = bool(getattr(llama_cpp, "llama_supports_gpu_offload", lambda: False)())
+        self.gpu_layers = resolve_gpu_layers(n_gpu_layers, self.gpu_offload)
         cls = _stamping_llama(llama_cpp.Llama)
         try:
             self._llm = cls(
@@ -109,7 +133,7 @@ class LlamaCppEngine(Engine):
                 n_ctx=n_ctx,
                 n_threads=threads or default_threads(),
                 n_threads_batch=threads or default_threads(),  # see default_threads
-                n_gpu_layers=gpu_layers,
+                n_gpu_layers=self.gpu_layers,
                 verbose=False,
             )
         except ValueError as e:  # llama-cpp-python's "Failed to load model from file"
@@ -217,7 +241,8 @@ class LlamaCppEngine(Engine):
             "n_ctx": self.n_ctx,
             "threads": llm.n_threads,
             "threads_batch": llm.n_threads_batch,
-            "gpu_layers": self.gpu_layers,
+            "n_gpu_layers": self.gpu_layers,
+            "gpu_offload": self.gpu_offload,
             "sampling": dict(NEUTRAL_SAMPLING),
             "kv_cache": "reset before each query",
             "versions": {"llama_cpp": self._lib.__version__},

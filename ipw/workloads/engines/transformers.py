@@ -10,6 +10,12 @@ token is chosen, so they are read times, not consumer arrival times. Output toke
 generated tokens without a final end-of-sequence token, as llama.cpp and OpenAI-compatible servers
 count them; the last token time is then that of the last token counted. The text excludes special
 tokens. Stop strings are applied to the decoded text after generation, and recorded.
+
+Device and dtype. ``device="auto"`` runs on CUDA when torch sees a CUDA device, else on the CPU
+(``"cuda"``, ``"cuda:1"``, ``"cpu"``, ``"mps"`` pick one; asking for a device torch does not have is
+an error, never a silent CPU run). ``dtype="auto"`` is bfloat16 on a CUDA device that supports it
+(float16 on one that does not) and float32 elsewhere. Both are recorded in ``describe()``. On CUDA
+the engine sets ``sync_cuda``: the runner's windows then wait for queued kernels at their edges.
 """
 
 from __future__ import annotations
@@ -37,17 +43,61 @@ class _TokenTimes:
         pass
 
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def resolve_device(device: str, torch) -> str:
+    """The torch device for ``device`` ("auto": "cuda" when torch sees a CUDA device, else "cpu")."""
+    cuda = torch.cuda.is_available()
+    if device == "auto":
+        return "cuda" if cuda else "cpu"
+    if device.startswith("cuda"):
+        if not cuda:
+            raise IpwError(
+                f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA device "
+                f"(built for CUDA {getattr(torch.version, 'cuda', None)}); use device='cpu' or a CUDA build of torch"
+            )
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise IpwError(f"device {device!r}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+        return device
+    if device == "mps":
+        mps = getattr(getattr(torch, "backends", None), "mps", None)
+        if mps is None or not mps.is_available():
+            raise IpwError("device 'mps' asked for, but torch has no MPS backend here")
+        return device
+    if device == "cpu":
+        return device
+    raise IpwError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+
+
+def resolve_dtype(dtype: str, device: str, torch) -> str:
+    """The dtype name for ``dtype`` ("auto": bfloat16 on CUDA, float16 where bf16 is missing, else float32)."""
+    if dtype not in DTYPES:
+        raise IpwError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float32"
+
+
 class TransformersEngine(Engine):
     name = "transformers"
 
     def __init__(self, model: str = "default", chat: bool | None = None, threads: int | None = None,
-                 dtype: str = "float32") -> None:  # fmt: skip
+                 dtype: str = "auto", device: str = "auto") -> None:  # fmt: skip
         import torch
 
         self._torch = torch
         if threads:
             torch.set_num_threads(threads)
+        self.device = resolve_device(device, torch)
+        dtype = resolve_dtype(dtype, self.device, torch)
+        self.sync_cuda = self.device.startswith("cuda")
         self.model, self.tokenizer, where = load_hf_model(model, dtype=getattr(torch, dtype))
+        if self.device != "cpu":
+            self.model.to(self.device)
         self.model_name = where.name
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.chat = has_template if chat is None else chat
@@ -62,8 +112,8 @@ class TransformersEngine(Engine):
             text = self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
             )
-            return self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
-        return self.tokenizer(prompt, return_tensors="pt")
+            return self.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(self.device)
+        return self.tokenizer(prompt, return_tensors="pt").to(self.device)
 
     def generate(self, prompt: str, settings: GenerationSettings) -> Generation:
         torch = self._torch
@@ -83,7 +133,7 @@ class TransformersEngine(Engine):
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
                 **options,
             )
-        new = out[0, inputs["input_ids"].shape[1] :]
+        new = out[0, inputs["input_ids"].shape[1] :].cpu()
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         t_end = clock.now()
         stopped = [s for s in settings.stop if s in text]
@@ -113,6 +163,8 @@ class TransformersEngine(Engine):
             "model": self.model_name,
             "chat_template": self.chat,
             "dtype": self.dtype,
+            "device": self.device,
+            "gpu": self._torch.cuda.get_device_name(self.device) if self.sync_cuda else None,
             "threads": self._torch.get_num_threads(),
             "versions": {"transformers": transformers.__version__, "torch": self._torch.__version__},
         }

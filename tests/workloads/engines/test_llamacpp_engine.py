@@ -119,6 +119,8 @@ class TestDefaultModel:
         assert d["engine"] == "llamacpp" and "SmolLM2" in d["model"] and d["chat_template"] is True
         assert d["n_ctx"] == 2048 and d["threads"] >= 1 and d["threads_batch"] == d["threads"]
         assert d["versions"]["llama_cpp"] == import_llama_cpp().__version__
+        # GPU layers: every layer on a GPU build, none on a CPU build (the default); no torch sync
+        assert d["n_gpu_layers"] == (-1 if d["gpu_offload"] else 0) and engine.sync_cuda is False
 
 
 @needs_llama_cpp

@@ -49,6 +49,11 @@ def test_describe_records_model_and_versions(engine):
     d = engine.describe()
     assert d["engine"] == "transformers" and "SmolLM2" in d["model"] and d["chat_template"] is True
     assert "torch" in d["versions"]
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    assert d["device"] == ("cuda" if on_gpu else "cpu") and engine.sync_cuda is on_gpu
+    assert d["dtype"] == ("bfloat16" if on_gpu and torch.cuda.is_bf16_supported() else "float16" if on_gpu else "float32")
 
 
 def test_unknown_model_and_engine_are_clear_errors(tmp_path):
