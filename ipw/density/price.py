@@ -9,7 +9,7 @@ Units: prices in any currency per any fixed token count (the ratio is unit-free)
 months of 30.4375 days (365.25 / 12), as in :mod:`ipw.density.trend`.
 
 The paper gives only the months, not the days. Over whole calendar months, 2022-12-01 to
-2024-08-31 is 639 days = 21.0 months and gives 2.62 months per halving; mid-month to mid-month
+2024-08-31 is 639 days = 21.0 months and gives 2.61 months per halving; mid-month to mid-month
 (20.0 months) gives 2.49. :func:`price_trend` takes the dates you choose and says which.
 """
 
