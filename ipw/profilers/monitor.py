@@ -297,6 +297,7 @@ class NvmlMonitor:
         self.clock = DriverClock()
         self._lock = threading.Condition()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by a waiter: the thread stops sleeping and polls fast
         self._wanted: float | None = None  # a waiter wants a counter value at or after this (monotonic)
         self._next_counter = 0.0
         self._last_counter_read = -1e9
@@ -409,7 +410,8 @@ class NvmlMonitor:
             self.cpu_s = time.thread_time() - cpu0
             waiting = self._wanted is not None and not self.covers(self._wanted)
             period = self._fast_poll_s if waiting else random.uniform(0.7, 1.3) / self.field_hz
-            self._stop.wait(period) if waiting else time.sleep(period)
+            self._wake.wait(period)
+            self._wake.clear()
 
     # --- time and energy ---------------------------------------------------------------------
     def covers(self, t: float) -> bool:
@@ -434,12 +436,14 @@ class NvmlMonitor:
             return self.covers(t)
         with self._lock:
             self._wanted = t if self._wanted is None else min(self._wanted, t)
+            self._wake.set()
             while not self.covers(t):
                 left = deadline - base.now()
                 if left <= 0:
                     break
                 self._lock.wait(min(left, 0.05))
-            self._wanted = None
+            if self._wanted == t:
+                self._wanted = None
             return self.covers(t)
 
     def energy_between(self, t0: float, t1: float) -> Span:
@@ -480,6 +484,7 @@ class NvmlMonitor:
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=1.0)
         self._thread = None
