@@ -9,7 +9,7 @@
   compared exactly for integer references and within 1e-6 relative otherwise (or the query's
   absolute ``tolerance``).
 - ``mc``: the chosen letter (several different letters: wrong, "ambiguous").
-- ``regex``: the query's pattern, searched case-insensitively.
+- ``regex``: the query's pattern, searched case-insensitively, within a time limit.
 - ``judge``: an LLM judge (any :class:`~ipw.workloads.engines.base.Engine`) says CORRECT or INCORRECT;
   without one the query is not scored (``correct=None``).
 
@@ -272,9 +272,22 @@ def grade_mc(query: Query, output: str, judge: Engine | None = None) -> Grade:
 # ----------------------------------------------------------------------------- regex
 
 
+REGEX_TIMEOUT_S = 1.0
+"""The longest one pattern search may take [s]; a pattern such as ``^(a+)+$`` can backtrack for
+longer than the age of the universe on a long answer."""
+
+
 def grade_regex(query: Query, output: str, judge: Engine | None = None) -> Grade:
-    """Correct when ``query.pattern`` is found anywhere in the output (re.search, ignoring case)."""
-    m = re.search(query.pattern or "", output, re.IGNORECASE)
+    """Correct when ``query.pattern`` is found anywhere in the output (a search ignoring case, by the
+    ``regex`` engine, whose syntax is Python's ``re``). A search that does not finish within
+    :data:`REGEX_TIMEOUT_S` leaves the query not scored (``correct`` None), with the reason."""
+    import regex
+
+    try:
+        m = regex.search(query.pattern or "", output, regex.IGNORECASE | regex.VERSION0, timeout=REGEX_TIMEOUT_S)
+    except TimeoutError:
+        return Grade(None, None, "regex", f"pattern {query.pattern!r} did not finish within {REGEX_TIMEOUT_S:g} s "
+                                          f"on this {len(output)}-character output (catastrophic backtracking); not scored")  # fmt: skip
     if m:
         return Grade(True, m.group(0), "regex", f"pattern {query.pattern!r} found")
     return Grade(False, None, "regex", f"pattern {query.pattern!r} not found")

@@ -10,7 +10,9 @@ Required keys: ``id``, ``prompt``, ``answer``, ``grader``, ``domain``. Optional:
 object, kept as is). Other top-level keys are kept in ``meta`` too, unless they look like a
 misspelt field name (``"tolerence"``), which is an error with a "did you mean".
 
-Blank lines are skipped. JSONL has no comments; as an ipw extension, a line whose first
+Lines end at ``\n`` only (a raw U+2028 inside a JSON string is kept), a UTF-8 byte-order mark
+is skipped, and bytes that are not UTF-8 or JSON nested too deeply are errors naming the line
+(:mod:`ipw.jsonl`). Blank lines are skipped. JSONL has no comments; as an ipw extension, a line whose first
 non-blank character is ``#`` is skipped too (the shipped sets use none, so they stay plain JSONL).
 Every other malformed line raises :class:`~ipw.errors.InputFileError` naming the file and line.
 
@@ -24,12 +26,14 @@ import difflib
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import regex
+
 from ipw.errors import InputFileError, IpwError, MissingExtra
+from ipw.jsonl import loads, split_lines
 from ipw.workloads import grading
 from ipw.workloads.prompts import LETTERS, Query, render_prompt  # noqa: F401 (re-exported)
 
@@ -91,14 +95,13 @@ def _resolve(name_or_path: str | Path) -> tuple[str, Path]:
 def load_queryset(name_or_path: str | Path = "default") -> QuerySet:
     """Load a shipped query set by name, or a JSONL file by path; validates every line."""
     name, path = _resolve(name_or_path)
-    data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputFileError(path, text_line(data, e.start), f"not UTF-8 text ({e.reason})") from e
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputFileError(path, None, f"cannot read it: {e.strerror or e}") from None
     queries: list[Query] = []
     seen: dict[str, int] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in split_lines(data, path):  # at "\n" only: a raw U+2028 inside a string is no line break
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -112,10 +115,6 @@ def load_queryset(name_or_path: str | Path = "default") -> QuerySet:
     return QuerySet(name=name, path=str(path), queries=tuple(queries), sha256=hashlib.sha256(data).hexdigest())
 
 
-def text_line(data: bytes, offset: int) -> int:
-    return data[:offset].count(b"\n") + 1
-
-
 # ----------------------------------------------------------------------------- one line
 
 
@@ -125,10 +124,7 @@ def parse_query(line: str, path: object = "<string>", n: int | None = None) -> Q
     def fail(message: str) -> InputFileError:
         return InputFileError(path, n, message)
 
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise fail(f"bad JSON: {e.msg} at column {e.colno}") from e
+    obj = loads(line, path, n)
     if not isinstance(obj, dict):
         raise fail(f"expected a JSON object, got {type(obj).__name__}")
     missing = [k for k in REQUIRED if k not in obj]
@@ -202,9 +198,9 @@ def parse_query(line: str, path: object = "<string>", n: int | None = None) -> Q
         if not isinstance(pattern, str) or not pattern:
             raise fail(f"query {qid!r}: a regex query needs 'pattern'")
         try:
-            re.compile(pattern)
-        except re.error as e:
-            raise fail(f"query {qid!r}: pattern is not a valid regex: {e}") from e
+            regex.compile(pattern, regex.VERSION0)  # the engine grade_regex searches with
+        except (regex.error, RecursionError, OverflowError, ValueError) as e:
+            raise fail(f"query {qid!r}: pattern is not a valid regex: {e}") from None
     elif pattern is not None:
         raise fail(f"query {qid!r}: 'pattern' is only used by the regex grader")
 

@@ -153,6 +153,19 @@ def test_regex():
     assert grade(q("regex", "x", pattern="paris"), "It is PARIS").extracted == "PARIS"
 
 
+@pytest.mark.parametrize("pattern", [r"^(a+)+$", r"(x+x+)+y", r"(a|aa)+$"])
+def test_a_backtracking_pattern_cannot_hang_the_grader(monkeypatch, pattern):
+    from ipw.workloads import grading
+
+    monkeypatch.setattr(grading, "REGEX_TIMEOUT_S", 0.2)
+    output = ("a" * 20000 + "b") if "a" in pattern else "x" * 20000
+    g = grade(q("regex", "x", pattern=pattern), output)
+    # either the engine sees there is no match, or the time limit stops it: never a hang, never "correct"
+    assert g.correct is False or (g.correct is None and "did not finish within 0.2 s" in g.reason)
+    slow = grade(q("regex", "x", pattern=r"(x+x+)+y"), "x" * 20000)
+    assert slow.correct is None and "catastrophic backtracking" in slow.reason
+
+
 class FakeJudge(Engine):
     """Returns canned replies; records the prompts it was given."""
 

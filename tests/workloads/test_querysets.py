@@ -41,7 +41,7 @@ def test_numbers_become_text(tmp_path):
 @pytest.mark.parametrize(
     "bad, message",
     [
-        ('{"id": "q9", "prompt": ', "bad JSON"),
+        ('{"id": "q9", "prompt": ', "not valid JSON"),
         ("[1, 2]", "expected a JSON object"),
         ({k: v for k, v in GOOD.items() if k != "answer"}, "missing field(s) answer"),
         (GOOD | {"grader": "exakt"}, "did you mean 'exact'"),
@@ -101,3 +101,42 @@ def test_render_prompt_appends_lettered_choices():
     assert render_prompt(half).endswith(f"B) Red\n{MC_INSTRUCTION}")
     plain = Query("p", "What is 2 + 2?", "4", "numeric", "d")
     assert render_prompt(plain) == plain.prompt
+
+
+# ---- hostile bytes: every one loads or is an InputFileError naming file and line ---------------------
+
+
+def _write(tmp_path, data: bytes):
+    path = tmp_path / "set.jsonl"
+    path.write_bytes(data)
+    return path
+
+
+def test_a_raw_line_separator_inside_a_string_is_not_a_line_break(tmp_path):
+    lines = [json.dumps(GOOD | {"prompt": "one\u2028two\u0085three\x0cfour"}, ensure_ascii=False),
+             json.dumps(GOOD | {"id": "q2"})]  # fmt: skip
+    qs = load_queryset(_write(tmp_path, ("\n".join(lines) + "\n").encode()))
+    assert [q.id for q in qs] == ["q1", "q2"] and qs.queries[0].prompt == "one\u2028two\u0085three\x0cfour"
+
+
+def test_a_byte_order_mark_and_crlf_endings_are_accepted(tmp_path):
+    data = b"\xef\xbb\xbf" + (json.dumps(GOOD) + "\r\n" + json.dumps(GOOD | {"id": "q2"}) + "\r\n").encode()
+    assert [q.id for q in load_queryset(_write(tmp_path, data))] == ["q1", "q2"]
+
+
+def test_bytes_that_are_not_utf8_name_the_line(tmp_path):
+    data = (json.dumps(GOOD) + "\n").encode() + b'{"id": "caf\xe9"}\n'
+    with pytest.raises(InputFileError, match=r"set.jsonl:2: not UTF-8 text \(byte 12 of the line"):
+        load_queryset(_write(tmp_path, data))
+
+
+def test_deep_nesting_is_an_input_error_not_a_recursion_error(tmp_path):
+    data = (json.dumps(GOOD) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n").encode()
+    with pytest.raises(InputFileError, match=r"set.jsonl:2: JSON nested too deeply"):
+        load_queryset(_write(tmp_path, data))
+
+
+def test_a_pattern_the_regex_engine_refuses_is_named(tmp_path):
+    data = (json.dumps(GOOD | {"grader": "regex", "answer": "x", "pattern": "(" * 3}) + "\n").encode()
+    with pytest.raises(InputFileError, match=r"set.jsonl:1: query 'q1': pattern is not a valid regex"):
+        load_queryset(_write(tmp_path, data))
