@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from ipw.capacity.architecture import ATTENTION
+from ipw.capacity.architecture import ATTENTION, MOE_COUNTS
 from ipw.capacity.corpora import Corpus, load_corpus
 from ipw.capacity.errors import EmptySampleError
 from ipw.capacity.flops import decode_flops_per_token
@@ -26,7 +26,8 @@ from ipw.capacity.likelihood import LoadedModel, load_model, score_texts
 class CapacityConfig:
     """How to evaluate. ``bias_bits=None`` takes each corpus's default (see corpora.py);
     ``flops_gen_tokens=None`` counts decode FLOPs over ``max_tokens`` generated tokens, as the
-    official ``calc_ic.py`` does."""
+    official ``calc_ic.py`` does. ``moe_count="official"`` counts MoE MLPs as the official
+    ``flops.py`` does (by model path; see :mod:`ipw.capacity.architecture`)."""
 
     max_tokens: int = 1024
     batch_size: int = 4
@@ -35,12 +36,15 @@ class CapacityConfig:
     attention: str = "auto"
     flops_gen_tokens: int | None = None
     max_samples: int | None = None
+    moe_count: str = "ipw"
 
     def __post_init__(self) -> None:
         if self.averaging not in AVERAGING:
             raise ValueError(f"averaging must be one of {AVERAGING}, got {self.averaging!r}")
         if self.attention not in ATTENTION:
             raise ValueError(f"attention must be one of {ATTENTION}, got {self.attention!r}")
+        if self.moe_count not in MOE_COUNTS:
+            raise ValueError(f"moe_count must be one of {MOE_COUNTS}, got {self.moe_count!r}")
         if self.max_tokens < 2 or self.batch_size < 1:
             raise ValueError("max_tokens must be at least 2 and batch_size at least 1")
 
@@ -64,6 +68,7 @@ class CapacityResult:
     truncated_samples: int
     max_tokens: int
     averaging: str
+    moe_count: str = "ipw"
 
 
 def _corpus_scores(loaded: LoadedModel, corpus: Corpus, config: CapacityConfig):
@@ -80,7 +85,7 @@ def evaluate_corpus(loaded: LoadedModel, corpus: Corpus,
     """IC of one loaded model on one corpus."""
     summary = summarize(_corpus_scores(loaded, corpus, config), config.averaging)
     flops = decode_flops_per_token(loaded.config, config.flops_gen_tokens or config.max_tokens,
-                                   config.attention)
+                                   config.attention, config.moe_count, model_path=loaded.name)
     bias = corpus.default_bias_bits if config.bias_bits is None else config.bias_bits
     ic = information_capacity(summary.text_size_bits_per_token, summary.nll_bits_per_token,
                               flops, bias)
@@ -91,7 +96,7 @@ def evaluate_corpus(loaded: LoadedModel, corpus: Corpus,
         log2_flops_per_token=math.log2(flops), bytes_per_token=summary.bytes_per_token,
         bits_per_byte=summary.bits_per_byte, samples=summary.samples,
         tokens_scored=summary.tokens_scored, truncated_samples=summary.truncated_samples,
-        max_tokens=config.max_tokens, averaging=config.averaging)
+        max_tokens=config.max_tokens, averaging=config.averaging, moe_count=config.moe_count)
 
 
 def _as_corpus(spec: str | Corpus) -> Corpus:

@@ -13,10 +13,25 @@ Conventions taken from the official ``flops.py`` (documented in docs/capacity.md
 * multi-head latent attention (MLA) is recognised by ``kv_lora_rank``; its latent length is
   ``kv_lora_rank``.
 
-Mixture of experts (active experts only): routed experts = ``n_routed_experts`` | ``num_experts``
-| ``num_local_experts``; active = ``num_experts_per_tok``; expert width =
-``moe_intermediate_size`` (else ``intermediate_size``, the Mixtral convention); shared experts =
-``shared_expert_intermediate_size`` (Qwen2-MoE) or ``n_shared_experts`` x expert width (DeepSeek).
+Mixture of experts, ``moe_count="ipw"`` (default; active experts only): routed experts =
+``n_routed_experts`` | ``num_experts`` | ``num_local_experts``; active = ``num_experts_per_tok``;
+expert width = ``moe_intermediate_size`` (else ``intermediate_size``, the Mixtral convention);
+shared experts = ``shared_expert_intermediate_size`` (Qwen2-MoE) or ``n_shared_experts`` x expert
+width (DeepSeek).
+
+``moe_count="official"`` reproduces the official ``flops.py`` MLP width instead, which depends on
+the model's path as well as its config:
+
+* GQA counter (``gqa_model_theoretical_flops``): the width is ``intermediate_size`` (else
+  ``ffn_hidden_size``), plus ``shared_expert_intermediate_size`` only when the path contains
+  "Qwen1.5" or "Qwen2-" *and* "B-A". So Qwen1.5-MoE-A2.7B counts 5632 (ipw: 4 x 1408 + 5632 =
+  11264) and Qwen2-57B-A14B 18944 + 20480 = 39424 (ipw: 8 x 2560 + 20480 = 40960); Mixtral
+  counts one expert of 14336 (ipw: two);
+* MLA counter (``mla_model_theoretical_flops``): (``n_shared_experts`` + ``num_experts_per_tok``)
+  x (``moe_intermediate_size`` else ``intermediate_size``); 0 for a dense config.
+
+The official code's other name-based cases (Llama-4, gpt-oss, gemma-3, Ruyi) change more than the
+MLP width and are refused in official mode rather than counted differently.
 """
 
 from __future__ import annotations
@@ -27,6 +42,8 @@ from dataclasses import dataclass
 from ipw.capacity.errors import UnsupportedConfigError
 
 ATTENTION = ("auto", "gqa", "mla")
+MOE_COUNTS = ("ipw", "official")
+_OFFICIAL_NAME_CASES = ("Llama-4", "gpt-oss", "gemma-3", "Ruyi")
 _FULL_ATTENTION_LAYERS = {"full_attention", "sliding_attention"}
 _UNSUPPORTED_PREFIXES = ("mamba", "ssm_", "linear_", "conv_kernel", "rwkv")
 
@@ -97,6 +114,21 @@ def _ffn_width(cfg: Mapping) -> tuple[int, int, int]:
     return active * expert + shared, routed, active
 
 
+def _official_ffn_width(cfg: Mapping, kind: str, model_path: str) -> int:
+    """The MLP width the official ``flops.py`` counts (see the module docstring)."""
+    special = [name for name in _OFFICIAL_NAME_CASES if name in model_path]
+    if special:
+        raise UnsupportedConfigError(["model path"], f"the official counter special-cases {special[0]!r} by "
+                                                     "name; ipw does not reproduce that case (use moe_count='ipw')")
+    if kind == "mla":
+        width = int(_first(cfg, "moe_intermediate_size", "intermediate_size"))
+        return (int(cfg.get("n_shared_experts") or 0) + int(cfg.get("num_experts_per_tok") or 0)) * width
+    width = int(_first(cfg, "intermediate_size", "ffn_hidden_size"))
+    if ("Qwen1.5" in model_path or "Qwen2-" in model_path) and "B-A" in model_path:
+        width += int(_first(cfg, "shared_expert_intermediate_size"))
+    return width
+
+
 def _attention(cfg: Mapping, attention: str) -> str:
     if attention not in ATTENTION:
         raise ValueError(f"attention must be one of {ATTENTION}, got {attention!r}")
@@ -105,13 +137,23 @@ def _attention(cfg: Mapping, attention: str) -> str:
     return "mla" if cfg.get("kv_lora_rank") is not None else "gqa"
 
 
-def architecture_from_config(config: Mapping, attention: str = "auto") -> Architecture:
-    """The :class:`Architecture` of a model config dict (``config.json`` or ``model.config``)."""
+def architecture_from_config(config: Mapping, attention: str = "auto", moe_count: str = "ipw",
+                             model_path: str | None = None) -> Architecture:
+    """The :class:`Architecture` of a model config dict (``config.json`` or ``model.config``).
+
+    ``moe_count``: ``ipw`` or ``official`` (see the module docstring); ``model_path`` is the path
+    the official rule reads (default: the config's ``_name_or_path``, else empty).
+    """
+    if moe_count not in MOE_COUNTS:
+        raise ValueError(f"moe_count must be one of {MOE_COUNTS}, got {moe_count!r}")
+    path = str(model_path if model_path is not None else config.get("_name_or_path") or "")
     cfg = _text_part(config)
     _check_supported(cfg)
     heads = int(_first(cfg, "num_attention_heads", "n_head"))
     kind = _attention(cfg, attention)
     ffn, routed, active = _ffn_width(cfg)
+    if moe_count == "official":
+        ffn = _official_ffn_width(cfg, kind, path)
     return Architecture(
         hidden_size=int(_first(cfg, "hidden_size", "n_embd", "d_model")),
         num_layers=int(_first(cfg, "num_hidden_layers", "n_layer", "num_layers")),

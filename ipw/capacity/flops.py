@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ipw.capacity.architecture import Architecture, architecture_from_config
+from ipw.errors import InputFileError
 
 OFFICIAL_GEN_TOKENS = 1024
 
@@ -68,16 +69,37 @@ def decode_flops(arch: Architecture, gen_tokens: int = OFFICIAL_GEN_TOKENS) -> D
 
 
 def load_config(path: Path | str) -> dict:
-    """A model's ``config.json`` (a folder holding one, or the file itself)."""
+    """A model's ``config.json`` (a folder holding one, or the file itself); a missing, non-UTF-8,
+    malformed or non-object file is an :class:`~ipw.errors.InputFileError` naming it."""
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        config = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except OSError as e:
+        raise InputFileError(path, None, f"cannot read the model config ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise InputFileError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise InputFileError(path, e.lineno, f"not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise InputFileError(path, None, "JSON nested too deeply") from None
+    if not isinstance(config, dict):
+        raise InputFileError(path, None, f"expected a JSON object, got {type(config).__name__}")
+    return config
 
 
 def decode_flops_per_token(config: Mapping | Path | str, gen_tokens: int = OFFICIAL_GEN_TOKENS,
-                           attention: str = "auto") -> float:
-    """F of the IC formula, in FLOPs/token, from a config dict or a config.json path."""
+                           attention: str = "auto", moe_count: str = "ipw",
+                           model_path: str | None = None) -> float:
+    """F of the IC formula, in FLOPs/token, from a config dict or a config.json path.
+
+    ``moe_count="official"`` counts the MLP as the official ``flops.py`` does, which for some MoE
+    models depends on the model's path (``model_path``; for a config path, that path; see
+    :mod:`ipw.capacity.architecture`).
+    """
     if not isinstance(config, Mapping):
+        model_path = str(config) if model_path is None else model_path
         config = load_config(config)
-    return decode_flops(architecture_from_config(config, attention), gen_tokens).total
+    arch = architecture_from_config(config, attention, moe_count, model_path)
+    return decode_flops(arch, gen_tokens).total
