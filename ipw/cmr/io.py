@@ -15,7 +15,9 @@ domain_loss_before     domain validation loss of the model before CPT (same for 
 =====================  ==========================================================================
 
 Extra columns are kept. Blank lines and lines starting with ``#`` are skipped (line numbers still
-count them, so an error's line is the line your editor shows).
+count them, so an error's line is the line your editor shows). The file is UTF-8; a byte-order mark
+(as spreadsheet programs write) is dropped, and bytes that are not UTF-8 are an error naming the line.
+Lines end at ``\n``, ``\r\n`` or ``\r`` only (a U+2028 inside a cell is text, not a line break).
 """
 
 from __future__ import annotations
@@ -38,10 +40,15 @@ def load_runs(path: str | Path) -> pd.DataFrame:
     """Read and validate a CPT runs CSV; returns one row per evaluation, with a ``line`` column."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as e:
         raise CsvValueError(path, None, "-", f"cannot read the file: {e.strerror or e}") from e
-    rows = _parse(path, text.splitlines())
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise CsvValueError(path, line, "-", f"not UTF-8 text ({e.reason}); save the CSV as UTF-8") from None
+    rows = _parse(path, text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
     frame = pd.DataFrame(rows)
     _check_before_losses(path, frame)
     return frame
@@ -52,7 +59,7 @@ def _parse(path: Path, lines: list[str]) -> list[dict[str, object]]:
     if not numbered:
         raise CsvValueError(path, None, "-", "the file has no header and no rows")
     header_line, header_text = numbered[0]
-    header = [h.strip() for h in next(csv.reader([header_text]))]
+    header = [h.strip() for h in _cells(path, header_line, header_text)]
     for col in COLUMNS:
         if col not in header:
             raise CsvValueError(path, header_line, col,
@@ -62,8 +69,16 @@ def _parse(path: Path, lines: list[str]) -> list[dict[str, object]]:
     return [_row(path, header, line_no, text) for line_no, text in numbered[1:]]
 
 
+def _cells(path: Path, line_no: int, text: str) -> list[str]:
+    """The cells of one CSV line (``csv`` module rules); a line it refuses names the line."""
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error as e:
+        raise CsvValueError(path, line_no, "-", f"not a CSV line ({e})") from None
+
+
 def _row(path: Path, header: list[str], line_no: int, text: str) -> dict[str, object]:
-    cells = [c.strip() for c in next(csv.reader([text]))]
+    cells = [c.strip() for c in _cells(path, line_no, text)]
     if len(cells) != len(header):
         raise CsvValueError(path, line_no, "-", f"{len(cells)} cells, but the header has {len(header)}")
     raw = dict(zip(header, cells))
