@@ -114,6 +114,25 @@ def print_summary(run_path: Path) -> None:
         click.echo("\n" + by.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
 
+def _serving(config, o):
+    """--concurrency / --batch-size (ipw.workloads.concurrent): checked against the engine here, so
+    that a wrong pair is a usage error before anything loads; --batch-size picks transformers for auto."""
+    from dataclasses import replace
+
+    if o.get("concurrency") is not None and o.get("batch_size") is not None:
+        raise click.UsageError("--concurrency (a server) and --batch-size (local transformers) do not go together")
+    if o.get("concurrency") is not None:
+        if config.engine != "openai":
+            raise click.UsageError("--concurrency needs --engine openai --base-url URL; local transformers models "
+                                   "take --batch-size")  # fmt: skip
+        return replace(config, concurrency=o["concurrency"])
+    if o.get("batch_size") is not None:
+        if config.engine not in ("auto", "transformers"):
+            raise click.UsageError("--batch-size needs --engine transformers; servers take --concurrency")
+        return replace(config, engine="transformers", batch_size=o["batch_size"])
+    return config
+
+
 def pd_frame(rows: list[dict], cols: list[str]):
     import pandas as pd
 
@@ -154,6 +173,10 @@ def pd_frame(rows: list[dict], cols: list[str]):
               help="openai engine: longest wait for any one read (connect, first byte, each chunk) [s].")
 @click.option("--deadline", "deadline_s", default=300.0, show_default=True, callback=_number(0, strict=True),
               help="openai engine: longest one query may take, every try and wait included [s].")
+@click.option("--concurrency", type=click.IntRange(min=1),
+              help="openai engine: keep N queries in flight (serving regime; per-query energy by attribution, docs/serving.md).")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="transformers engine: generate N queries per batch (serving regime, docs/serving.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def profile(**o) -> None:
     """Run a model over a query set, grade every answer, and measure every query's energy and latency.
@@ -202,5 +225,6 @@ def profile(**o) -> None:
             warmup=o["warmup"], limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None,
             runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge,
         )  # fmt: skip
+        config = _serving(config, o)
         store = runner.profile(config, observer=ProgressBar(not o["quiet"]))
     print_summary(store.path)

@@ -60,6 +60,15 @@ class RunConfig:
     run_id: str | None = None
     lm_eval: dict | None = None
     judge: dict | None = None  # options of an OpenAI-compatible engine grading "judge" queries
+    # serving regime (ipw.workloads.concurrent): N requests in flight, or batches of N; None: one at a time
+    concurrency: int | None = None
+    batch_size: int | None = None
+    prefill_weight: float = 1.0  # the attribution rule's weight of a prompt token (ipw.attribution)
+
+    def __post_init__(self) -> None:
+        from ipw.workloads.concurrent import check_levels
+
+        check_levels(self.concurrency, self.batch_size)
 
     def to_dict(self) -> dict:
         return asdict(self) | {"settings": self.settings.to_dict()}
@@ -222,6 +231,10 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
     """Run every query of the set not yet in ``store``; the heart of profile and resume. With
     ``retry_errors``, queries whose latest record is an engine error (or a meter gap) run again;
     the new record supersedes the old one (the store keeps the latest record of an id)."""
+    from ipw.workloads import concurrent
+
+    if concurrent.applies(config):  # N in flight or batches of N: per-query energy by attribution
+        return concurrent.execute(store, config, engine, observer, queries, retry_errors=retry_errors)
     from ipw.profilers.discover import discover
     from ipw.workloads.grading import Grade, grade
     from ipw.workloads.prompts import render_prompt

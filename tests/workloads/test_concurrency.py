@@ -1,0 +1,407 @@
+"""The serving regime end to end: N requests in flight, per-query energy by attribution.
+
+Real parts: the runner, the async client (``openai.AsyncOpenAI`` over real HTTP), the sampler, the
+store, grading. Fakes only at the boundaries: a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 that
+streams tokens on a known schedule (and, on other paths, refuses concurrent streams or drops one
+mid-answer), and a meter (:class:`TraceMeter`, a real ``Meter`` subclass) whose cumulative energy
+follows a known function of time, so that the rule's exact expectation can be computed
+independently (a brute-force integral on a fine grid) and compared with what the run stored.
+llama-cpp-python's own server is driven at concurrency 2 and 4 (skipped where not installed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from ipw.profilers import discover as discover_module
+from ipw.profilers.base import DomainInfo, Meter, now
+from ipw.store import load
+from ipw.workloads import concurrent, runner
+from ipw.workloads.engines import GenerationSettings
+from ipw.workloads.engines.openai import OpenAIEngine
+
+N_QUERIES = 8
+TTFT_S, GAP_S, TOKENS = 0.06, 0.02, 6  # the stub's schedule: first token after 60 ms, then one every 20 ms
+PROMPT_TOKENS = 7
+QUERIES = [{"id": f"q{i}", "prompt": f"What is {i} + {i}? Answer with the number only.", "answer": str(2 * i),
+            "grader": "numeric", "domain": "arithmetic"} for i in range(N_QUERIES)]  # fmt: skip
+
+
+# -- a meter with a known power trace -------------------------------------------------------------
+
+def power_w(t):
+    """The trace [W] at time t [s] after the meter opened."""
+    return 40.0 + 25.0 * np.sin(2 * np.pi * t / 0.37) + 10.0 * np.sin(2 * np.pi * t / 0.05)
+
+
+def energy_j(t):
+    """Its integral [J] from 0 to t."""
+    return (40.0 * t + 25.0 * 0.37 / (2 * np.pi) * (1 - np.cos(2 * np.pi * t / 0.37))
+            + 10.0 * 0.05 / (2 * np.pi) * (1 - np.cos(2 * np.pi * t / 0.05)))  # fmt: skip
+
+
+class TraceMeter(Meter):
+    """Cumulative energy = ``energy_j(now() - t0)``: an exact counter (no update period) at 1 uJ."""
+
+    family = "trace"
+
+    def __init__(self) -> None:
+        super().__init__([DomainInfo("gpu:0", "test.trace", True, 0.0, 1e-6, scope="accelerator")])
+        self.t0 = now()
+
+    def _read_energy_j(self) -> dict[str, float]:
+        return {"gpu:0": float(energy_j(now() - self.t0))}
+
+
+@pytest.fixture
+def trace_meter(monkeypatch):
+    meter = TraceMeter()
+    monkeypatch.setattr(discover_module, "discover", lambda *a, **k: discover_module.Discovery([meter], []))
+    return meter
+
+
+# -- a server with a known schedule -----------------------------------------------------------------
+
+def _chunk(content=None, finish=None, usage=None) -> bytes:
+    body = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "stub",
+            "choices": [] if usage else [{"index": 0, "delta": {"content": content} if content is not None else {},
+                                          "finish_reason": finish}]}  # fmt: skip
+    if usage:
+        body["usage"] = usage
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    active = 0
+    lock = threading.Lock()
+    seen: dict[str, int] = {}
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        script = self.path.strip("/").split("/")[0]
+        prompt = body["messages"][0]["content"]
+        with Handler.lock:
+            Handler.seen[prompt] = Handler.seen.get(prompt, 0) + 1
+            tries = Handler.seen[prompt]
+            if script == "refuse" and Handler.active >= 1:
+                self._status(429, "one stream at a time")
+                return
+            Handler.active += 1
+        try:
+            drop = script == "dropfirst" and "3 + 3" in prompt and tries == 1
+            drop |= script == "dropalways" and "3 + 3" in prompt
+            self._stream(prompt, drop)
+        finally:
+            with Handler.lock:
+                Handler.active -= 1
+
+    def _status(self, code: int, message: str) -> None:
+        data = json.dumps({"error": {"message": message}}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _stream(self, prompt: str, drop: bool) -> None:
+        n = int(prompt.split()[2])
+        answer = [str(2 * n)] + ["."] * (TOKENS - 1)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        time.sleep(TTFT_S)
+        for k, piece in enumerate(answer):
+            if k:
+                time.sleep(GAP_S)
+            self._send(_chunk(content=piece))
+            if drop and k == 1:
+                self.wfile.write(b"400\r\ndata: {\"trunc")
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+        self._send(_chunk(finish="stop"))
+        self._send(_chunk(usage={"prompt_tokens": PROMPT_TOKENS, "completion_tokens": TOKENS, "total_tokens": PROMPT_TOKENS + TOKENS}))
+        self._send(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
+            super().handle_error(request, client_address)
+
+
+@pytest.fixture(scope="module")
+def stub():
+    server = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def queryset(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
+    return path
+
+
+def _frame(run):
+    """The run's query frame with ``engine_extra`` and ``flags`` as Python objects."""
+    q = run.queries.copy()
+    for col in ("engine_extra", "flags", "domains"):
+        q[col] = q[col].map(lambda v: json.loads(v) if isinstance(v, str) else v)
+    return q
+
+
+def _run(tmp_path, queryset, url, concurrency=4, engine_options=None, **kw):
+    Handler.seen.clear()
+    engine = OpenAIEngine(url, "stub", api_key_env="IPW_TEST_NO_KEY", **(engine_options or {}))
+    config = runner.RunConfig(engine="openai", queries=str(queryset), settings=GenerationSettings(max_tokens=TOKENS),
+                              warmup=0, idle_s=0.0, sampler_hz=50.0, runs_dir=str(tmp_path / "runs"),
+                              run_id=kw.pop("run_id", "c"), concurrency=concurrency, **kw)  # fmt: skip
+    try:
+        store = runner.profile(config, engine=engine)
+    finally:
+        engine.close()
+    run = load(store.path)
+    run.queries = _frame(run)
+    return run
+
+
+# -- an independent expectation of the rule -----------------------------------------------------------
+
+def _attempts(q):
+    """(start, end, first, last, n_in, n_out) of each attempt of a stored query, on the run's clock."""
+    extra = q["engine_extra"]
+    spans = extra["attribution"]["attempt_spans_s"]
+    out = []
+    for k, (a, b) in enumerate(spans):
+        if k == len(spans) - 1 and q["error"] is None:
+            times = [extra["t_start_s"] + o for o in extra["token_offsets_s"]]
+            out.append((a, b, times[0], times[-1], q["input_tokens"], q["output_tokens"]))
+        else:  # a failed attempt's tokens are not stored: only whole-span prefill work (upper bound check below)
+            out.append((a, b, None, None, None, None))
+    return out
+
+
+def brute_force(frame, t0, alpha=1.0, dt=2e-5):
+    """Each query's energy under the rule, integrated on a fine grid against the true trace."""
+    spans = {q["id"]: _attempts(q) for q in frame.to_dict("records")}
+    lo = min(a for v in spans.values() for a, *_ in v)
+    hi = max(b for v in spans.values() for _, b, *_ in v)
+    t = np.arange(lo, hi, dt) + dt / 2
+    rates, flight = {}, np.zeros_like(t)
+    for key, attempts in spans.items():
+        r = np.zeros_like(t)
+        for a, b, first, last, n_in, n_out in attempts:
+            flight += (t >= a) & (t < b)
+            if first is None:
+                continue
+            r += np.where((t >= a) & (t < first), alpha * n_in / (first - a), 0.0)
+            if n_out >= 2:
+                r += np.where((t >= first) & (t < last), (n_out - 1) / (last - first), 0.0)
+        rates[key] = r
+    total = sum(rates.values())
+    p = power_w(t - t0) * dt
+    out = {}
+    for key, attempts in spans.items():
+        inside = sum(((t >= a) & (t < b)).astype(float) for a, b, *_ in attempts)
+        share = np.where(total > 0, rates[key] / np.where(total > 0, total, 1), inside / np.maximum(flight, 1))
+        out[key] = float((share * p).sum())
+    return out
+
+
+# -- tests --------------------------------------------------------------------------------------------
+
+def test_four_in_flight_records_every_query_with_attributed_energy(tmp_path, queryset, stub, trace_meter):
+    run = _run(tmp_path, queryset, f"{stub}/timed/v1", concurrency=4)
+    q = run.queries.set_index("id")
+    assert sorted(q.index) == sorted(x["id"] for x in QUERIES) and q["correct"].all() and q["error"].isna().all()
+    assert (q["output_tokens"] == TOKENS).all() and (q["input_tokens"] == PROMPT_TOKENS).all()
+    starts = q["engine_extra"].map(lambda e: e["t_start_s"])
+    ends = starts + q["e2e_s"]
+    overlapping = sum(1 for a in q.index for b in q.index if a < b and starts[a] < ends[b] and starts[b] < ends[a])
+    assert overlapping >= 4  # they really were in flight together
+    # prefill and decode split the accelerator energy; each has a finite bound
+    assert np.allclose(q["prefill_energy_j"] + q["decode_energy_j"], q["accelerator_energy_j"], rtol=1e-9)
+    assert (q["prefill_energy_j"] > 0).all() and (q["decode_energy_j"] > 0).all()
+    assert q["engine_extra"].map(lambda e: math.isfinite(e["attribution"]["prefill_uncertainty_j"])).all()
+    assert q["flags"].map(lambda f: "attributed:token-rate-share" in f).all()
+    serving = run.manifest["serving"]
+    assert serving["rule"]["name"] == "token-rate-share" and serving["rule"]["version"] == 1
+    assert serving["level"] == 4 and serving["mode"] == "concurrency"
+
+
+def test_energies_sum_to_the_active_energy_and_match_the_rule_on_the_true_trace(tmp_path, queryset, stub, trace_meter):
+    run = _run(tmp_path, queryset, f"{stub}/timed/v1", concurrency=4)
+    q = run.queries
+    (session,) = run.manifest["serving"]["sessions"]
+    # conservation, on the timeline the run measured: to the counter's resolution (1 uJ)
+    assert abs(q["accelerator_energy_j"].sum() - session["active_energy_j"]["gpu:0"]) < 1e-6
+    assert session["attributed_energy_j"]["gpu:0"] == pytest.approx(session["active_energy_j"]["gpu:0"], abs=1e-6)
+    # the rule's exact expectation on the true trace, computed independently: within each bound
+    expected = brute_force(q, trace_meter.t0)
+    for r in q.to_dict("records"):
+        got, bound = r["accelerator_energy_j"], r["energy_uncertainty_j"]
+        assert abs(got - expected[r["id"]]) <= bound + 1e-3, (r["id"], got, expected[r["id"]], bound)
+        assert abs(got - expected[r["id"]]) / expected[r["id"]] < 0.10  # a 20 Hz wave sampled at 50 Hz
+    # and the sum against the true trace over the union of the spans
+    total_true = sum(expected.values())
+    assert q["accelerator_energy_j"].sum() == pytest.approx(total_true, rel=0.01)
+
+
+def test_a_server_that_refuses_concurrent_streams_gets_retries_and_loses_nothing(tmp_path, queryset, stub, trace_meter):
+    run = _run(tmp_path, queryset, f"{stub}/refuse/v1", concurrency=3,
+               engine_options={"tries": 30, "backoff_s": 0.02, "deadline_s": 60})  # fmt: skip
+    q = run.queries
+    assert len(q) == N_QUERIES and q["id"].is_unique
+    assert q["error"].isna().all() and q["correct"].all()
+    assert (q["attempts"] > 1).any()  # some streams were refused (429) and tried again
+    (session,) = run.manifest["serving"]["sessions"]
+    assert q["accelerator_energy_j"].sum() == pytest.approx(session["active_energy_j"]["gpu:0"], abs=1e-6)
+
+
+def test_a_stream_dropped_mid_answer_is_retried_and_no_other_record_changes(tmp_path, queryset, stub, trace_meter):
+    run = _run(tmp_path, queryset, f"{stub}/dropfirst/v1", concurrency=4, engine_options={"backoff_s": 0.01})
+    q = run.queries.set_index("id")
+    assert q.loc["q3", "attempts"] == 2 and q.loc["q3", "output"].startswith("6") and q.loc["q3", "correct"]
+    assert (q.drop("q3")["attempts"] == 1).all() and q["correct"].all()
+    spans = q.loc["q3", "engine_extra"]["attribution"]["attempt_spans_s"]
+    assert len(spans) == 2 and spans[0][1] <= spans[1][0]  # the failed attempt is charged too
+
+
+def test_a_stream_dropped_every_time_is_a_recorded_failure(tmp_path, queryset, stub, trace_meter):
+    run = _run(tmp_path, queryset, f"{stub}/dropalways/v1", concurrency=4, engine_options={"tries": 2, "backoff_s": 0.01})
+    q = run.queries.set_index("id")
+    assert "broke off" in q.loc["q3", "error"] and q.loc["q3", "attempts"] == 2 and not q.loc["q3", "correct"]
+    assert q.drop("q3")["error"].isna().all() and q.drop("q3")["correct"].all()
+    assert q.loc["q3", "accelerator_energy_j"] > 0  # the server's work on the failed tries
+    assert run.summary["overall"]["errors"] == 1 and run.summary["overall"]["scored"] == N_QUERIES - 1
+
+
+def test_resume_at_concurrency_runs_only_the_missing_queries(tmp_path, queryset, stub, trace_meter):
+    run = _run(tmp_path, queryset, f"{stub}/timed/v1", concurrency=2, limit=4)
+    assert len(run.queries) == 4
+    lines = (run.path / "queries.jsonl").read_text().splitlines()
+    (run.path / "queries.jsonl").write_text("\n".join(lines[:2]) + "\n")  # two records lost
+    engine = OpenAIEngine(f"{stub}/timed/v1", "stub", api_key_env="IPW_TEST_NO_KEY")
+    runner.resume(run.path, engine=engine)
+    again = load(run.path)
+    again.queries = _frame(again)
+    assert sorted(again.queries["id"]) == sorted(run.queries["id"]) and again.queries["id"].is_unique
+    assert len(again.manifest["serving"]["sessions"]) == 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_concurrency_below_one_is_an_error(bad):
+    with pytest.raises(concurrent.ServingConfigError, match="concurrency must be an integer >= 1"):
+        runner.RunConfig(engine="openai", concurrency=bad)
+    with pytest.raises(concurrent.ServingConfigError, match="not both"):
+        runner.RunConfig(engine="openai", concurrency=2, batch_size=2)
+
+
+def test_cli_concurrency_below_one_is_a_usage_error(tmp_path):
+    from click.testing import CliRunner
+
+    from ipw.cli import main
+
+    result = CliRunner().invoke(main, ["profile", "--engine", "openai", "--base-url", "http://127.0.0.1:9/v1",
+                                       "--concurrency", "0", "--runs-dir", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 2 and "--concurrency" in result.output
+    result = CliRunner().invoke(main, ["profile", "--engine", "llamacpp", "--concurrency", "2", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "--engine openai" in result.output
+    assert not list(tmp_path.iterdir())  # nothing was started
+
+
+def test_concurrency_with_a_local_engine_is_an_error(tmp_path, queryset, trace_meter):
+    from tests.workloads.test_runner_fake import ScriptedEngine
+
+    config = runner.RunConfig(engine="scripted", queries=str(queryset), warmup=0, idle_s=0.0,
+                              runs_dir=str(tmp_path), run_id="x", concurrency=2)  # fmt: skip
+    with pytest.raises(concurrent.ServingConfigError, match="OpenAI-compatible server"):
+        runner.profile(config, engine=ScriptedEngine())
+
+
+# -- llama-cpp-python's server, for real ------------------------------------------------------------
+
+from tests.workloads.engines.test_openai_engine import KEY_ENV, _free_port, _wait_ready, needs_server  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def serial_llama_server(tmp_path_factory):
+    """llama-cpp-python's server that queues concurrent requests (``--interrupt_requests False``:
+    by default it cuts the streaming answer short when another request arrives)."""
+    from ipw.models import default_model_path
+
+    key = "sk-ipw-server-" + secrets.token_hex(12)
+    port = _free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()), "--model_alias", "smollm",
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--n_threads_batch", "1",
+               "--verbose", "False", "--api_key", key, "--interrupt_requests", "False"]  # fmt: skip
+    log = open(tmp_path_factory.mktemp("llama_server") / "server.log", "w+b")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        _wait_ready(url, key, proc, log)
+        yield url, key
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+@needs_server
+@pytest.mark.slow
+@pytest.mark.parametrize("level", [2, 4])
+def test_real_llama_server_at_concurrency(tmp_path, queryset, serial_llama_server, monkeypatch, level):
+    url, key = serial_llama_server
+    monkeypatch.setenv(KEY_ENV, key)
+    engine = OpenAIEngine(url, "smollm", api_key_env=KEY_ENV, timeout_s=60)
+    config = runner.RunConfig(engine="openai", queries=str(queryset), settings=GenerationSettings(max_tokens=6),
+                              warmup=1, idle_s=0.0, limit=6, runs_dir=str(tmp_path / "runs"), run_id=f"l{level}",
+                              concurrency=level)  # fmt: skip
+    run = load(runner.profile(config, engine=engine).path)
+    run.queries = _frame(run)
+    engine.close()
+    q = run.queries
+    assert len(q) == 6 and q["id"].is_unique and q["error"].isna().all()
+    assert (q["output_tokens"] >= 1).all() and q["output"].map(bool).all()
+    assert q["engine_extra"].map(lambda e: e["token_count_source"] == "streamed chunks").all()
+    assert q["engine_extra"].map(lambda e: e["attribution"]["input_tokens_estimated"]).all()
+    starts = q["engine_extra"].map(lambda e: e["t_start_s"]).to_numpy()
+    ends = starts + q["e2e_s"].to_numpy()
+    assert (starts[1:level] < ends[0]).all()  # the first `level` requests were sent together
+    (session,) = run.manifest["serving"]["sessions"]
+    basis = q["accelerator_energy_j"].fillna(q["energy_j"])
+    top = sum(session["active_energy_j"].values())
+    assert q["energy_j"].sum() == pytest.approx(top, rel=1e-9, abs=1e-6)
+    assert (basis > 0).all()
