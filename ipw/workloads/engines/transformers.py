@@ -155,6 +155,13 @@ class TransformersEngine(Engine):
             finish_reason="stop" if stopped or int(new.shape[0]) < settings.max_tokens else "length",
         )
 
+    def generate_batch(self, prompts: list[str], settings: GenerationSettings) -> list[Generation]:
+        """Several prompts in one batched ``generate``, per-row token times (``ipw profile --batch-size``;
+        :mod:`ipw.workloads.engines.transformers_batch`)."""
+        from ipw.workloads.engines.transformers_batch import generate_batch
+
+        return generate_batch(self, prompts, settings)
+
     def describe(self) -> dict:
         import transformers
 
