@@ -120,6 +120,7 @@ class TransformersEngine(Engine):
         streamer = _TokenTimes()
         t_start = clock.now()
         inputs = self._encode(prompt)
+        self._check_context(int(inputs["input_ids"].shape[1]))
         sampling = settings.temperature > 0
         if sampling:
             torch.manual_seed(settings.seed)
@@ -155,12 +156,15 @@ class TransformersEngine(Engine):
             finish_reason="stop" if stopped or int(new.shape[0]) < settings.max_tokens else "length",
         )
 
-    def generate_batch(self, prompts: list[str], settings: GenerationSettings) -> list[Generation]:
-        """Several prompts in one batched ``generate``, per-row token times (``ipw profile --batch-size``;
-        :mod:`ipw.workloads.engines.transformers_batch`)."""
-        from ipw.workloads.engines.transformers_batch import generate_batch
-
-        return generate_batch(self, prompts, settings)
+    def _check_context(self, n_prompt: int) -> None:
+        """Refuse, before generating, a prompt the model's context cannot hold (its position table,
+        ``max_position_embeddings``): the query's record gets this error instead of a failed allocation."""
+        config = self.model.config
+        limit = next((getattr(config, k) for k in ("max_position_embeddings", "n_positions", "max_seq_len")
+                      if isinstance(getattr(config, k, None), int)), None)  # fmt: skip
+        if limit is not None and n_prompt >= limit:
+            raise IpwError(f"the prompt has {n_prompt} tokens; {self.model_name} holds {limit} "
+                           "(max_position_embeddings): shorten the prompt")  # fmt: skip
 
     def describe(self) -> dict:
         import transformers
