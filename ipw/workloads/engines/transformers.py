@@ -156,6 +156,13 @@ class TransformersEngine(Engine):
             finish_reason="stop" if stopped or int(new.shape[0]) < settings.max_tokens else "length",
         )
 
+    def generate_batch(self, prompts: list[str], settings: GenerationSettings) -> list[Generation]:
+        """Several prompts in one batched ``generate``, per-row token times (``ipw profile --batch-size``;
+        :mod:`ipw.workloads.engines.transformers_batch`)."""
+        from ipw.workloads.engines.transformers_batch import generate_batch
+
+        return generate_batch(self, prompts, settings)
+
     def _check_context(self, n_prompt: int) -> None:
         """Refuse, before generating, a prompt the model's context cannot hold (its position table,
         ``max_position_embeddings``): the query's record gets this error instead of a failed allocation."""
