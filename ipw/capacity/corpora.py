@@ -78,43 +78,10 @@ def corpus_from_texts(texts, name: str = IN_MEMORY, bias_bits: float = OFFICIAL_
     return Corpus(name=name, texts=checked, default_bias_bits=bias_bits)
 
 
-def _bad_byte_line(path: Path) -> int | None:
-    """The 1-based line of the first byte that is not UTF-8 (None if every byte is)."""
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return data[:e.start].count(b"\n") + 1
-    return None
-
-
-def _next_record_line(path: Path, after: int) -> int | None:
-    """The first non-blank line after line ``after`` (the one being parsed when parsing failed)."""
-    for number, raw in enumerate(path.read_bytes().split(b"\n")[after:], start=after + 1):
-        if raw.strip():
-            return number
-    return None
-
-
-def _objects(path: Path):
-    """:func:`ipw.jsonl.read_objects`, with bytes that are not UTF-8 and JSON nested too deeply for
-    the parser turned into :class:`InputFileError` naming the file and the line."""
-    last = 0
-    try:
-        for number, record in read_objects(path):
-            last = number
-            yield number, record
-    except UnicodeDecodeError as e:
-        raise InputFileError(path, _bad_byte_line(path), f"not UTF-8 text ({e.reason}); save the corpus "
-                                                         "as UTF-8") from None
-    except RecursionError:
-        raise InputFileError(path, _next_record_line(path, last), "JSON nested too deeply to read") from None
-
-
 def read_jsonl(path: Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """(texts, line numbers): the ``text`` field of each non-blank line, checked."""
     texts, lines = [], []
-    for number, record in _objects(Path(path)):
+    for number, record in read_objects(path):
         if "text" not in record:
             raise InputFileError(path, number, 'expected an object with a "text" field')
         texts.append(check_text(record["text"], str(path), number))

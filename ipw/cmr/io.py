@@ -15,9 +15,10 @@ domain_loss_before     domain validation loss of the model before CPT (same for 
 =====================  ==========================================================================
 
 Extra columns are kept. Blank lines and lines starting with ``#`` are skipped (line numbers still
-count them, so an error's line is the line your editor shows). The file is UTF-8; a byte-order mark
-(as spreadsheet programs write) is dropped, and bytes that are not UTF-8 are an error naming the line.
-Lines end at ``\n``, ``\r\n`` or ``\r`` only (a U+2028 inside a cell is text, not a line break).
+count them, so an error's line is the line your editor shows). The file is UTF-8, read by the
+project's one line splitter (:func:`ipw.jsonl.split_lines`): lines end at ``\n`` (``\r\n``
+accepted), a byte-order mark (as spreadsheet programs write) is dropped, and bytes that are not
+UTF-8 are an error naming the line.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from ipw.cmr.errors import CsvValueError
+from ipw.jsonl import split_lines
 
 COLUMNS = ("model", "ratio", "tokens", "general_loss", "domain_loss",
            "general_loss_before", "domain_loss_before")
@@ -43,12 +45,7 @@ def load_runs(path: str | Path) -> pd.DataFrame:
         data = path.read_bytes()
     except OSError as e:
         raise CsvValueError(path, None, "-", f"cannot read the file: {e.strerror or e}") from e
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise CsvValueError(path, line, "-", f"not UTF-8 text ({e.reason}); save the CSV as UTF-8") from None
-    rows = _parse(path, text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    rows = _parse(path, [text for _, text in split_lines(data, path)])
     frame = pd.DataFrame(rows)
     _check_before_losses(path, frame)
     return frame
