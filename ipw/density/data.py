@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from ipw.errors import InputFileError
+from ipw.jsonl import split_lines
 
 # Token budgets of the reference models, as multiples of their parameter count (arXiv
 # 2412.04315, Sec. 2.2 / Table 1 notes; taken from the project's paper notes, not re-checked).
@@ -47,12 +48,8 @@ def _text(path: Path) -> str:
         raise InputFileError(path, None, "is a directory, not a CSV file") from None
     except OSError as e:
         raise InputFileError(path, None, f"cannot be read ({e.strerror or e})") from e
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise InputFileError(path, line, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
-                                         f"{e.start}); save the file as UTF-8 CSV") from None
+    # the project's one line rule (ipw.jsonl): UTF-8, a leading BOM skipped, bad bytes named by line
+    return "\n".join(text for _, text in split_lines(raw, path))
 
 
 def _rows(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:

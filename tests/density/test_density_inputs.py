@@ -58,7 +58,7 @@ def test_excel_bom_does_not_hide_the_first_column(tmp_path):
 
 def test_non_utf8_bytes_name_the_line(tmp_path):
     path = _write(tmp_path, "", raw=b"model,release_date,density\nm\xe9,2023-01-01,1.5\n")
-    with pytest.raises(InputFileError, match=r"t\.csv:2: not UTF-8 text \(byte 0xe9"):
+    with pytest.raises(InputFileError, match=r"t\.csv:2: not UTF-8 text"):
         load_density_table(path)
 
 
