@@ -5,7 +5,6 @@ Thin commands over :mod:`ipw.density`; all arithmetic lives in the library.
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 
@@ -31,10 +30,10 @@ def density() -> None:
 
     \b
     Examples:
-      ipw density trend                              shipped open models, MMLU, Llama-1 ruler
+      ipw density trend                              published scores, 4 benchmarks, Llama-1 ruler
       ipw density trend --select all --cutoff 2024-01-01 --plot trend.png
       ipw density model --limit 5                    conditional loss of the embedded model
-      ipw density fit runs.csv --out laws.json --plot fit.png
+      ipw density fit --losses runs.csv --scores scores.csv --out laws.json
       ipw density model --laws laws.json --score 0.62 --params 7e9
     """
 
@@ -45,61 +44,76 @@ def _parse_fixed(values: tuple[str, ...]) -> dict[str, float]:
         name, _, value = text.partition("=")
         if not value:
             raise click.BadParameter(f"expected NAME=VALUE, got {text!r}", param_hint="--fix")
-        fixed[name.strip()] = float(value)
+        try:
+            fixed[name.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a number", param_hint="--fix") from None
     return fixed
 
 
 @density.command("fit")
-@click.argument("table", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("table", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--losses", type=click.Path(dir_okay=False, path_type=Path),
+              help="Reference-model runs for the loss law: params,tokens,loss (same as TABLE).")
+@click.option("--scores", type=click.Path(dir_okay=False, path_type=Path),
+              help="Fully trained models or checkpoints for the score law: loss,score.")
 @click.option("--fix", multiple=True, metavar="NAME=VALUE",
               help="Pin a score-law parameter, e.g. --fix d=0.25 --fix c=0.75 for 4-way choice.")
 @click.option("--d0", "tokens_d0", type=float, default=1e12, show_default=True,
               help="Training tokens D0 used when inverting the loss law.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write both fitted laws as JSON (input to `model --laws` and `trend --laws`).")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Save the fitted laws (kind density.laws): a .json file (the points fitted beside it "
+                   "as .csv) or a folder; input to `model --laws`, `trend --laws` and `ipw report --extra`.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG figure.")
-def fit_command(table: Path, fix: tuple[str, ...], tokens_d0: float, out: Path | None, plot: Path | None) -> None:
-    """Fit L(N, D) = a*N^-alpha + b*D^-beta and S = c/(1+exp(-gamma(L-l))) + d.
+def fit_command(table: Path | None, losses: Path | None, scores: Path | None, fix: tuple[str, ...],
+                tokens_d0: float, out: Path | None, plot: Path | None) -> None:
+    """Fit L(N, D) = a*N^-alpha + b*D^-beta and S = c/(1+exp(-gamma(L-l))) + d, each on its own data.
 
-    TABLE is a CSV of reference-model runs with columns params, tokens, loss (nats/token) and,
-    optionally, score (fraction). The score law is fitted only when a score column is present.
+    The loss law (Sec. 2.2) is fitted on reference-model runs: TABLE or --losses, a CSV with
+    params, tokens (counts) and loss (nats/token). The score law (Sec. 2.3) is fitted on --scores,
+    a CSV with loss and score (a fraction) of fully trained models or checkpoints whose scores
+    span the sigmoid: the paper's small reference models score at chance, so their scores cannot
+    fit it. Without --scores only the loss law is fitted.
 
     \b
-    Example TABLE:
-      params,tokens,loss,score
-      5247232,52472320,3.91,0.251
-      31470080,629401600,3.02,0.262
-      ...
+    Example tables:
+      runs.csv: params,tokens,loss          scores.csv: loss,score
+                5247232,52472320,3.91                   1.95,0.41
+                31470080,629401600,3.02                 1.71,0.58
     \b
-      ipw density fit runs.csv --fix d=0.25 --out laws.json --plot fit.png
+      ipw density fit --losses runs.csv --scores scores.csv --fix d=0.25 --out laws.json
     """
-    from ipw.density.data import read_table
-    from ipw.density.laws import DensityLaws, fit_loss_law, fit_score_law
+    from ipw.density.data import load_loss_runs, load_score_runs
+    from ipw.density.laws import fit_loss_law, fit_score_law
     from ipw.density.tables import fit_table
 
-    try:
-        frame = read_table(table, ("params", "tokens", "loss"))
-        loss_fit = fit_loss_law(frame["params"], frame["tokens"], frame["loss"])
-        score_fit = None
-        if "score" in frame:
-            score_fit = fit_score_law(frame["loss"], frame["score"], _parse_fixed(fix))
-    except IpwError as e:
-        raise _fail(e) from e
+    if (table is None) == (losses is None):
+        raise click.UsageError("give the loss-law runs once: as TABLE or as --losses")
+    frame = load_loss_runs(losses or table)
+    loss_fit = fit_loss_law(frame["params"], frame["tokens"], frame["loss"])
+    score_fit = None
+    if scores is not None:
+        points = load_score_runs(scores)
+        score_fit = fit_score_law(points["loss"], points["score"], _parse_fixed(fix))
     shown = [fit_table(loss_fit)] + ([fit_table(score_fit)] if score_fit else [])
     click.echo(pd.concat(shown).to_string(index=False))
-    click.echo(f"loss law R^2 = {loss_fit.r2:.5f}, rmse = {loss_fit.rmse:.4g} nats/token")
+    click.echo(f"loss law R^2 = {loss_fit.r2:.5f}, rmse = {loss_fit.rmse:.4g} nats/token, "
+               f"{loss_fit.n_points} runs")
     if score_fit:
-        click.echo(f"score law R^2 = {score_fit.r2:.5f}, rmse = {score_fit.rmse:.4g}")
-    if out and score_fit:
-        out.write_text(json.dumps(DensityLaws(loss_fit, score_fit, tokens_d0).to_dict(), indent=2))
-        click.echo(f"wrote {out}")
-    elif out:
-        out.write_text(json.dumps({"loss_law": loss_fit.to_dict()}, indent=2))
-        click.echo(f"wrote {out} (loss law only: no score column)")
-    if plot:
-        from ipw.density.plots import plot_fit
+        click.echo(f"score law R^2 = {score_fit.r2:.5f}, rmse = {score_fit.rmse:.4g}, "
+                   f"{score_fit.n_points} models")
+    if out:
+        from ipw.density.results import DensityLawsResult
 
-        click.echo(f"wrote {plot_fit(frame, loss_fit, score_fit, plot)}")
+        saved = DensityLawsResult(loss_fit, score_fit, tokens_d0, points=frame,
+                                  score_points=points if score_fit else None)
+        click.echo(f"wrote {saved.save(out)}" + ("" if score_fit else " (loss law only: no --scores)"))
+    if plot:
+        from ipw.plotting import save_figure
+        from ipw.reports.figures import density_fit_figure
+
+        figure = density_fit_figure(frame, loss_fit, score_fit, points if score_fit else None)
+        click.echo(f"wrote {save_figure(figure, plot)}")
 
 
 def _items(items_path: Path | None, task: Path | None, docs: Path | None, limit: int | None):
@@ -121,9 +135,11 @@ def _items(items_path: Path | None, task: Path | None, docs: Path | None, limit:
 @click.option("--docs", type=click.Path(dir_okay=False, path_type=Path),
               help="Local JSONL documents for --lm-eval-task.")
 @click.option("--limit", type=int, help="Use only the first N items.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Per-item CSV.")
-@click.option("--laws", type=click.Path(dir_okay=False, path_type=Path),
-              help="Laws JSON from `ipw density fit`; with --score and --params gives density.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Save the per-item losses (kind density.losses): x.csv writes x.csv and x.json; "
+                   "or a folder.")
+@click.option("--laws", type=click.Path(path_type=Path),
+              help="Laws saved by `ipw density fit --out`; with --score and --params gives density.")
 @click.option("--score", type=float, help="The model's benchmark score, a fraction.")
 @click.option("--params", "n_params", type=float, help="The model's parameter count.")
 def model_command(model_path, items_path, task, docs, limit, out, laws, score, n_params) -> None:
@@ -151,19 +167,22 @@ def model_command(model_path, items_path, task, docs, limit, out, laws, score, n
     for key, value in summarize_losses(frame).items():
         click.echo(f"{key} = {value:.4f}" if isinstance(value, float) else f"{key} = {value}")
     if out:
-        frame.to_csv(out, index=False)
-        click.echo(f"wrote {out}")
+        from ipw.density.results import DensityLossesResult
+
+        click.echo(f"wrote {DensityLossesResult(frame, str(model_path or 'default')).save(_json_target(out))}")
+
+
+def _json_target(out: Path) -> Path:
+    """``x.csv`` -> ``x.json`` (its one table is then written as ``x.csv``); folders stay folders."""
+    return out.with_suffix(".json") if out.suffix.lower() == ".csv" else out
 
 
 def _density_only(laws_path: Path, score: float | None, n_params: float | None) -> None:
-    from ipw.density.laws import DensityLaws
-
     if score is None or n_params is None:
         raise click.UsageError("--laws needs both --score (a fraction) and --params (a count)")
     try:
-        laws = DensityLaws.from_dict(json.loads(laws_path.read_text()))
-        n_hat = laws.effective_params(score)
-    except (IpwError, KeyError, json.JSONDecodeError) as e:
+        n_hat = _read_laws(laws_path).effective_params(score)
+    except (IpwError, ValueError) as e:
         raise _fail(e) from e
     click.echo(f"effective parameters N_hat = {n_hat:.4g}")
     click.echo(f"density rho = N_hat / N = {n_hat / n_params:.4g}")
@@ -171,66 +190,106 @@ def _density_only(laws_path: Path, score: float | None, n_params: float | None) 
 
 @density.command("trend")
 @click.argument("table", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--benchmark", default="MMLU", show_default=True, help="Rows of this benchmark.")
+@click.option("--benchmark", help="Only rows of this benchmark (e.g. MMLU) [default: MMLU for an "
+              "open-model table; every ruler benchmark for published scores].")
 @click.option("--family", default="Llama-1", show_default=True,
-              help="Family whose scores define the substitute ruler (see docs/density.md).")
+              help="Family whose published scores define the ruler; it is left out of the trend.")
 @click.option("--chance", type=float, default=0.25, show_default=True,
-              help="Benchmark's chance score (the ruler's floor d), a fraction.")
-@click.option("--laws", type=click.Path(dir_okay=False, path_type=Path),
-              help="Use fitted laws (from `fit --out`) as the ruler instead of --family.")
+              help="Chance score (the ruler's floor d) for a single-benchmark open-model table.")
+@click.option("--laws", type=click.Path(path_type=Path),
+              help="Use fitted laws (saved by `fit --out`) as the ruler instead of --family.")
 @click.option("--select", type=click.Choice(["frontier", "all"]), default="frontier",
               show_default=True, help="rho_max: running-record models only, or every model.")
 @click.option("--cutoff", type=click.DateTime(["%Y-%m-%d"]),
               help="Also fit before and after this date (the paper used ChatGPT, 2022-11-30).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Per-model CSV.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Save densities and trend fits (kind density.trend): x.csv writes the per-model "
+                   "x.csv and x.json with the fits; or a folder.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG figure.")
 def trend_command(table, benchmark, family, chance, laws, select, cutoff, out, plot) -> None:
-    """Fit ln(rho_max) = A*t + B over release dates; print A and the doubling time.
+    """Fit ln(rho_max) = A*t + B over release dates (Sec. 3.3); print A and the doubling time.
 
-    TABLE is a CSV with model, release_date (YYYY-MM-DD) and either a density column or
-    params_b, benchmark, score_pct, family [default: the shipped open-model table].
+    TABLE is a CSV with model, release_date (YYYY-MM-DD) and either a density column, or
+    published scores (model, family, params_b, release_date, benchmark, score_pct, evaluator,
+    source, verified), or an open-model table (params_b, benchmark, score_pct, family)
+    [default: the shipped published scores of the paper's families, see docs/density.md].
+    A trend whose density does not grow is an error (no doubling time).
 
     \b
     Examples:
       ipw density trend
       ipw density trend --select all --plot trend.png
+      ipw density trend --family Llama-2 --benchmark MMLU
       ipw density trend my_densities.csv --cutoff 2022-11-30
     """
-    try:
-        frame = _trend_frame(table, benchmark, family, chance, laws)
-        fits = _trend_fits(frame, select, cutoff.date() if cutoff else None)
-    except (IpwError, ValueError, KeyError) as e:
-        raise _fail(e) from e
     from ipw.density.tables import trend_table
+    from ipw.density.trend import require_growth, seed_sensitivity
 
-    shown = [c for c in ("model", "release_date", "params", "score", "n_hat", "density") if c in frame]
+    frame = _trend_frame(table, benchmark, family, chance, laws)
+    fits = _trend_fits(frame, select, cutoff.date() if cutoff else None)
+    shown = [c for c in ("model", "release_date", "params", "score", "n_scores", "n_hat", "density")
+             if c in frame]
     click.echo(frame[shown].sort_values("release_date").to_string(index=False))
     click.echo(trend_table(fits).to_string(index=False))
     for label, fit in fits.items():
+        require_growth(fit, label)
         click.echo(f"{label}: A = {fit.slope_per_day:.5f} +/- {fit.slope_stderr:.5f} per day, "
                    f"doubling every {fit.doubling_months:.2f} +/- {fit.doubling_months_stderr:.2f} "
                    f"months, R^2 = {fit.r2:.3f}, points: {', '.join(fit.models)}")
+    if select == "frontier" and cutoff is None:
+        seeds = seed_sensitivity(frame)
+        if len(seeds) > 1:
+            click.echo("seed sensitivity (the frontier started at each of its first records):")
+            click.echo(seeds.to_string(index=False))
     if out:
-        frame.to_csv(out, index=False)
-        click.echo(f"wrote {out}")
-    if plot:
-        from ipw.density.plots import plot_trend
+        from ipw.density.results import DensityTrendResult
 
-        click.echo(f"wrote {plot_trend(frame, fits, plot)}")
+        click.echo(f"wrote {DensityTrendResult(frame, fits, select).save(_json_target(out))}")
+    if plot:
+        from ipw.plotting import save_figure
+        from ipw.reports.figures import density_trend_figure
+
+        click.echo(f"wrote {save_figure(density_trend_figure(frame, fits), plot)}")
 
 
 def _trend_frame(table, benchmark, family, chance, laws_path) -> pd.DataFrame:
-    from ipw.density.data import load_density_table, load_open_models, read_table
+    from ipw.density.data import (
+        load_density_table, load_open_models, load_published_scores, read_table,
+    )
+    from ipw.density.ruler import densities_by_benchmarks
     from ipw.density.tables import densities_by_family, densities_by_laws
 
-    if table is not None and "density" in read_table(table, ()).columns:
+    columns = read_table(table, ()).columns if table is not None else ()
+    if "density" in columns:
         return load_density_table(table)
-    frame = load_open_models(table, benchmark)
+    if table is None or "evaluator" in columns:
+        scores = load_published_scores(table)
+        if laws_path is None:
+            if benchmark:
+                scores = scores[(scores["benchmark"].str.lower() == benchmark.lower())
+                                | (scores["family"] == family)]
+            frame, _ = densities_by_benchmarks(scores, family)
+            if benchmark:
+                frame = frame[frame["benchmarks"].str.lower() == benchmark.lower()]
+            return frame
+        frame = scores if not benchmark else scores[scores["benchmark"].str.lower() == benchmark.lower()]
+    else:
+        frame = load_open_models(table, benchmark or "MMLU")
     if laws_path is not None:
-        from ipw.density.laws import DensityLaws
-
-        return densities_by_laws(frame, DensityLaws.from_dict(json.loads(Path(laws_path).read_text())))
+        laws = _read_laws(Path(laws_path))
+        return densities_by_laws(frame, laws)
     return densities_by_family(frame, family, chance)[0]
+
+
+def _read_laws(path: Path):
+    from ipw.density.results import DensityLawsResult
+    from ipw.errors import InputFileError
+
+    saved = DensityLawsResult.load(path)  # errors name the file: missing, malformed, another kind
+    if saved.score is None:
+        raise InputFileError(path, None, "these laws have no score law (fitted without --scores); "
+                                         "an effective size needs both")
+    return saved.laws
 
 
 def _trend_fits(frame: pd.DataFrame, select: str, cutoff: date | None) -> dict:

@@ -12,11 +12,19 @@ def _run(args):
     return result
 
 
-def test_fit_writes_laws_and_plot_then_model_reads_them(tmp_path, reference_runs, true_loss):
-    table = tmp_path / "runs.csv"
-    reference_runs[["params", "tokens", "loss", "score"]].to_csv(table, index=False)
+def _tables(tmp_path, reference_runs, score_runs):
+    """The loss law's reference runs and the score law's models, each in its own CSV."""
+    table, scores = tmp_path / "runs.csv", tmp_path / "scores.csv"
+    reference_runs[["params", "tokens", "loss"]].to_csv(table, index=False)
+    score_runs[["loss", "score"]].to_csv(scores, index=False)
+    return table, scores
+
+
+def test_fit_writes_laws_and_plot_then_model_reads_them(tmp_path, reference_runs, score_runs, true_loss):
+    table, scores = _tables(tmp_path, reference_runs, score_runs)
     laws, plot = tmp_path / "laws.json", tmp_path / "fit.png"
-    result = _run(["fit", str(table), "--out", str(laws), "--plot", str(plot)])
+    result = _run(["fit", "--losses", str(table), "--scores", str(scores), "--out", str(laws),
+                   "--plot", str(plot)])
     assert result.exit_code == 0, result.output
     assert "loss law R^2" in result.output and plot.stat().st_size > 1000
     saved = json.loads(laws.read_text())
@@ -26,11 +34,10 @@ def test_fit_writes_laws_and_plot_then_model_reads_them(tmp_path, reference_runs
     assert "density rho" in result.output
 
 
-def test_model_reports_out_of_range_score_without_traceback(tmp_path, reference_runs):
-    table = tmp_path / "runs.csv"
-    reference_runs[["params", "tokens", "loss", "score"]].to_csv(table, index=False)
+def test_model_reports_out_of_range_score_without_traceback(tmp_path, reference_runs, score_runs):
+    table, scores = _tables(tmp_path, reference_runs, score_runs)
     laws = tmp_path / "laws.json"
-    assert _run(["fit", str(table), "--out", str(laws)]).exit_code == 0
+    assert _run(["fit", str(table), "--scores", str(scores), "--out", str(laws)]).exit_code == 0
     result = _run(["model", "--laws", str(laws), "--score", "0.99", "--params", "1e8"])
     assert result.exit_code == 1 and "outside the fitted sigmoid" in result.output
 
