@@ -114,3 +114,40 @@ def test_after_retry_errors_the_frame_and_summary_have_one_row_per_id(server, qu
 def test_retry_errors_needs_resume(server, queryset, tmp_path):
     result = profile(server, queryset, tmp_path, "ok", "--retry-errors")
     assert result.exit_code == 2 and "--retry-errors goes with --resume" in result.output
+
+
+def test_a_meter_that_fails_mid_run_leaves_a_flagged_gap_and_the_run_goes_on(server, queryset, tmp_path, monkeypatch, capsys):
+    """A RAPL counter (a powercap tree on disk) turns unreadable for one query: that query is answered,
+    graded, flagged ``meter-gap:<domain>`` and kept out of the metrics; the others are measured."""
+    from ipw.cli.profile import print_summary
+    from ipw.profilers import discover as discovery
+    from ipw.workloads import runner
+    from ipw.workloads.engines import GenerationSettings
+    from tests.fakes.powercap import PowercapTree
+
+    tree = PowercapTree(tmp_path / "powercap", {"intel-rapl:0": "package-0"})
+    real = discovery.discover
+    monkeypatch.setattr(discovery, "discover", lambda: real(discovery.DiscoverConfig(rapl_root=tree.root, probe_s=0)))
+
+    class BreakSecond(runner.RunObserver):
+        def record(self, record):  # between queries: break the counter after the first, mend it after the second
+            n = len((tmp_path / "runs" / "gap" / "queries.jsonl").read_text().splitlines())
+            tree.energy_file("intel-rapl:0").write_text("not a number\n" if n == 1 else "5000000\n")
+
+    config = runner.RunConfig(
+        engine="openai", engine_options={"base_url": f"{server.url}/ok/v1", "model": "stub", "backoff_s": 0.01},
+        queries=str(queryset), settings=GenerationSettings(max_tokens=8), warmup=0, idle_s=0,
+        runs_dir=str(tmp_path / "runs"), run_id="gap",
+    )  # fmt: skip
+    store = runner.profile(config, observer=BreakSecond())
+    run = load(store.path)
+    q = run.queries.set_index("id")
+    assert run.manifest["status"] == "complete" and list(q.index) == ["a", "b", "c"]
+    assert list(q.loc["b", "flags"]) == ["meter-gap:cpu-package:0"] and "meter gap" in q.loc["b", "error"]
+    assert q.loc["b", "output"] == "Paris" and bool(q.loc["b", "correct"]) is True  # answered and graded
+    assert q.loc["b", "energy_j"] is None or q.loc["b", "energy_j"] != q.loc["b", "energy_j"]  # no figure, not 0 J
+    assert q.loc[["a", "c"], "error"].isna().all() and q.loc[["a", "c"], "domains"].map(bool).all()
+    assert run.summary["overall"]["errors"] == 1 and run.summary["overall"]["scored"] == 2
+    print_summary(store.path)
+    out = capsys.readouterr().out
+    assert "meter gaps: 1 queries have no energy" in out and "scored 2, 1 errors not scored" in out
