@@ -90,6 +90,9 @@ def fit_command(table: Path | None, losses: Path | None, scores: Path | None, fi
     if (table is None) == (losses is None):
         raise click.UsageError("give the loss-law runs once: as TABLE or as --losses")
     frame = load_loss_runs(losses or table)
+    if "score" in frame:
+        click.echo("note: the score column of the loss-law runs is not used: the score law is "
+                   "fitted on --scores (Sec. 2.3), models whose scores span the sigmoid")
     loss_fit = fit_loss_law(frame["params"], frame["tokens"], frame["loss"])
     score_fit = None
     if scores is not None:
