@@ -1,9 +1,15 @@
 """Synthetic run folders in the real store format: for tests and the scale benchmark.
 
-The folder is made by :class:`ipw.store.RunStore` (manifest, idle baseline, timeline) and the
-records are :class:`ipw.records.QueryRecord` objects written by :meth:`RunStore.append_many` (one
-write and one fsync: a per-record fsync would make a 100,000-query folder take minutes to write);
-the folder reloads with :func:`ipw.store.load`.
+The folder is made by :class:`ipw.store.RunStore` (manifest, idle baseline, timeline). The records
+are :class:`ipw.records.QueryRecord` objects written by :meth:`RunStore.append_many` (one write and
+one fsync: a per-record fsync would make a 100,000-query folder take minutes to write), or, with
+``journal=False``, the same columns written straight into one Parquet segment by
+:func:`ipw.store.columnar.columns_table` (a million records in seconds; the journal stays empty,
+which the store reads as a folder whose records are all in segments). Either folder reloads with
+:func:`ipw.store.load` into the same frame.
+
+A run id that ipw would refuse (the report tests use HTML as a folder name) is made under a safe
+id and then renamed, as a user renaming a folder would.
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipw.records import QueryRecord
-from ipw.store import RunStore
+from ipw.errors import IpwError
+
+from ipw.records import SCHEMA_VERSION, QueryRecord
+from ipw.store import RunStore, validate_run_id
+from ipw.store.columnar import columns_table, write_segment
 
 DOMAINS = ("arithmetic", "code", "facts", "language", "reasoning", "units")
 
@@ -36,7 +45,8 @@ class SyntheticRun:
     ids: tuple[str, ...] = ()  # query ids (cycled); default q-000001, ...
 
 
-def _records(spec: SyntheticRun) -> list[QueryRecord]:
+def _columns(spec: SyntheticRun) -> dict:
+    """The records as columns (numpy arrays and lists), every field of docs/profile.md."""
     rng = np.random.default_rng(spec.seed)
     n = spec.n_queries
     e2e = rng.gamma(4.0, 0.25, n) + 0.05
@@ -49,28 +59,34 @@ def _records(spec: SyntheticRun) -> list[QueryRecord]:
     domain = np.array(DOMAINS)[np.arange(n) % len(DOMAINS)]
     source = "rapl.energy_uj" if spec.measured else "estimate.cpu_util_tdp"
     flags = [] if spec.measured else ["estimate"]
-    recs = []
-    for i in range(n):
-        if not spec.ids:
-            qid = f"q-{i + 1:06d}"
-        else:  # the given ids first, then the same ids suffixed, so that ids stay unique
-            qid = spec.ids[i] if i < len(spec.ids) else f"{spec.ids[i % len(spec.ids)]}-{i}"
-        text = spec.outputs[i % len(spec.outputs)] if spec.outputs else f"answer {i}"
-        e = float(energy[i])
-        recs.append(QueryRecord(
-            id=qid, domain=str(domain[i]),
-            difficulty="easy", grader="exact", reference="42", output=text,
-            correct=bool(correct[i]), extracted=text[:20], grade_method="exact", grade_reason="synthetic",
-            input_tokens=40, output_tokens=int(out_tokens[i]), ttft_s=float(ttft[i]), tpot_s=float(tpot[i]),
-            e2e_s=float(e2e[i]), finish_reason="stop", energy_j=e,
-            energy_above_idle_j=e - idle_w * float(e2e[i]), accelerator_energy_j=e, accelerator_measured=spec.measured,
-            power_w=e / float(e2e[i]), energy_uncertainty_j=0.01 * e, window_s=float(e2e[i]),
-            measured=spec.measured, flags=tuple(flags),
-            domains={"cpu-package:0": {"energy_j": e, "source": source, "measured": spec.measured,
-                                       "uncertainty_j": 0.01 * e, "parent": None, "scope": "accelerator"}},
-            session=0, finished_at="2026-01-01T00:00:00+00:00",
-        ))
-    return recs
+    if not spec.ids:
+        ids = [f"q-{i + 1:06d}" for i in range(n)]
+    else:  # the given ids first, then the same ids suffixed, so that ids stay unique
+        ids = [spec.ids[i] if i < len(spec.ids) else f"{spec.ids[i % len(spec.ids)]}-{i}" for i in range(n)]
+    texts = [spec.outputs[i % len(spec.outputs)] for i in range(n)] if spec.outputs else [f"answer {i}" for i in range(n)]
+    return {
+        "id": ids, "domain": domain.tolist(), "difficulty": ["easy"] * n, "grader": ["exact"] * n,
+        "reference": ["42"] * n, "output": texts, "correct": correct, "extracted": [t[:20] for t in texts],
+        "grade_method": ["exact"] * n, "grade_reason": ["synthetic"] * n, "input_tokens": np.full(n, 40),
+        "output_tokens": out_tokens, "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e, "finish_reason": ["stop"] * n,
+        "energy_j": energy, "energy_above_idle_j": energy - idle_w * e2e, "accelerator_energy_j": energy,
+        "accelerator_measured": np.full(n, spec.measured), "power_w": energy / e2e, "energy_uncertainty_j": 0.01 * energy,
+        "window_s": e2e, "measured": np.full(n, spec.measured), "flags": [tuple(flags)] * n,
+        "domains": [{"cpu-package:0": {"energy_j": float(e), "source": source, "measured": spec.measured,
+                                       "uncertainty_j": 0.01 * float(e), "parent": None, "scope": "accelerator"}}
+                    for e in energy],
+        "engine_extra": [{}] * n, "session": np.zeros(n, dtype=np.int64), "attempts": np.ones(n, dtype=np.int64),
+        "finished_at": ["2026-01-01T00:00:00+00:00"] * n, "schema": np.full(n, SCHEMA_VERSION),
+    }  # fmt: skip
+
+
+def _records(cols: dict) -> list[QueryRecord]:
+    names = list(cols)
+    out = []
+    for row in zip(*(cols[k] for k in names)):
+        d = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in zip(names, row)}
+        out.append(QueryRecord(**d))
+    return out
 
 
 def _timeline(spec: SyntheticRun, duration_s: float) -> pd.DataFrame:
@@ -84,8 +100,10 @@ def _timeline(spec: SyntheticRun, duration_s: float) -> pd.DataFrame:
     return pd.DataFrame({"t_s": t, "domain": "cpu-package:0", "energy_j": energy, "power_w": power, "session": 0})
 
 
-def write_synthetic_run(runs_dir: Path | str, run_id: str, spec: SyntheticRun = SyntheticRun()) -> Path:
-    """Create ``runs_dir/run_id`` with ``spec.n_queries`` records, an idle baseline and a timeline."""
+def write_synthetic_run(runs_dir: Path | str, run_id: str, spec: SyntheticRun = SyntheticRun(),
+                        journal: bool = True) -> Path:
+    """Create ``runs_dir/run_id`` with ``spec.n_queries`` records, an idle baseline and a timeline
+    (records in ``queries.jsonl``, or with ``journal=False`` in one Parquet segment)."""
     source = "rapl.energy_uj" if spec.measured else "estimate.cpu_util_tdp"
     manifest = {
         "ipw_version": "synthetic", "created": "2026-01-01T00:00:00+00:00", "python": "3.11",
@@ -99,10 +117,20 @@ def write_synthetic_run(runs_dir: Path | str, run_id: str, spec: SyntheticRun = 
         "hardware": {"summary": spec.hardware, "platform": "synthetic"},
         "sessions": [{"command": ["synthetic"], "status": "complete"}], "status": "complete",
     }
-    store = RunStore.create(runs_dir, run_id, manifest)
-    records = _records(spec)
-    store.append_many(records)
+    try:
+        safe = validate_run_id(run_id)
+    except IpwError:
+        safe = f"renamed-{abs(hash(run_id)):x}"
+    store = RunStore.create(runs_dir, safe, manifest)
+    cols = _columns(spec)
+    if journal:
+        store.append_many(_records(cols))
+    else:
+        write_segment(store.path, columns_table(cols), 0, 0 + 1)  # journal bytes [0, 1): an empty journal
     store.write_json("idle.json", [{"session": 0, "power_w": {"cpu-package:0": 8.0}, "duration_s": 5.0}])
     if spec.hz > 0:
-        store.append_timeline(_timeline(spec, sum(r.e2e_s for r in records)))
-    return store.path
+        store.append_timeline(_timeline(spec, float(np.sum(cols["e2e_s"]))))
+    store.close(seal=False)
+    if safe != run_id:
+        store.path.rename(store.path.parent / run_id)
+    return Path(runs_dir) / run_id

@@ -1,0 +1,375 @@
+"""The run store: one folder per run, append-only, resumable, and fast to load when large.
+
+```
+runs/<run-id>/
+  manifest.json    model, engine, query set (with hash), hardware, meters and sources, versions,
+                   settings, shard (``--shard i/n``), and one entry per session (command line,
+                   start/end, status, host of a shard)
+  queries.jsonl    the journal: one record per query, appended, flushed and fsync'd as each query
+                   ends (``QueryRecord.to_dict()`` per line)
+  segments/        the same records in Parquet, written every 10,000 records as the run goes and
+                   merged as they accumulate (ipw.store.columnar): a copy for fast loading
+  lock             the exclusive lock of the process writing the run (ipw.store.files)
+  idle.json        the idle baseline(s), W per domain, one per session
+  power.parquet    the power timeline (written when a session ends, also on Ctrl-C)
+  summary.json     the metrics of ipw.efficiency over all records, when a run completes
+```
+
+Rules every reader and writer keeps:
+
+- **Durability.** A run killed at any point loses at most the query in flight (and that session's
+  timeline); a record cut off mid-write is dropped when the run is reopened. A write that fails
+  (disk full) raises :class:`StoreWriteError` and undoes its own partial bytes.
+- **Journal first.** ``queries.jsonl`` is the truth; segments cover a prefix of it, named by the
+  journal bytes they hold. :func:`load` reads the segments, then parses only the journal after
+  them, so records written after the last segment (a crash, a session that ended) are never lost.
+  A run folder of the journal-only format loads as before (all of it is the tail);
+  :func:`compact` gives it segments.
+- **One writer.** Creating or reopening a run takes an exclusive lock on the folder; a second
+  process gets :class:`RunLocked` naming the holder's pid.
+- **The later record of an id wins.** When an id was stored twice (a retried engine error, two
+  sessions that overlapped before locks existed), loading keeps only its last record, at the
+  last record's place: ``load``, ``RunStore.records()`` and so ``report``, ``compare`` and
+  ``--resume`` count each id once. ``ipw profile --resume --retry-errors`` relies on this rule:
+  it appends a new record for a failed id rather than rewriting the journal.
+- **One frame.** ``load(run).queries`` has the columns of :data:`ipw.records.RECORD_COLUMNS` in
+  that order, whether it came from segments, the journal or both: text as pandas ``str``, numbers
+  as float64 or int64 (float64 where some are missing), ``correct`` as bool (object with None where
+  some were not scored), ``flags`` as tuples. The nested dicts ``domains`` and ``engine_extra`` stay
+  JSON text (decoding a million of them would cost seconds and a gigabyte): decode on demand with
+  ``ipw.store.decode_json(frame["domains"])``. ``reference`` and ``extracted`` are text.
+- **Shards.** A folder holding the run folders of the shards of one query set (``ipw profile
+  --shard i/n``, or one cell of an ``ipw launch``) loads as one run (:mod:`ipw.store.merge`): its
+  frame gains ``node`` (the host that ran each record), the manifest lists every shard's node and
+  hardware.
+
+``ipw.store.load(run)`` returns pandas frames, so notebooks never parse these files by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ipw.errors import InputFileError, IpwError
+from ipw.records import RECORD_COLUMNS, QueryRecord
+from ipw.store import columnar
+from ipw.store.columnar import SEGMENT_RECORDS, SEGMENTS, decode_json
+from ipw.store.files import LOCK, FolderLock, RunLocked, StoreWriteError, append_durably, validate_run_id, write_atomic
+
+MANIFEST, QUERIES, IDLE, TIMELINE, SUMMARY = (
+    "manifest.json", "queries.jsonl", "idle.json", "power.parquet", "summary.json",
+)  # fmt: skip
+
+__all__ = [
+    "IDLE", "LOCK", "MANIFEST", "QUERIES", "SEGMENTS", "SEGMENT_RECORDS", "SUMMARY", "TIMELINE", "Run", "RunLocked",
+    "RunStore", "StoreWriteError", "compact", "decode_json", "load", "new_run_id", "validate_run_id",
+]  # fmt: skip
+
+
+def new_run_id(label: str = "run") -> str:
+    """A fresh run id: UTC time stamp and ``label`` reduced to the safe characters."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() and c.isascii() or c in "-_." else "-" for c in str(label))[:40]
+    return validate_run_id(f"{stamp}-{safe or 'run'}")
+
+
+class RunStore:
+    """A run folder. Create with :meth:`create`, reopen with :meth:`open` (both lock it for this
+    process); a plain ``RunStore(path)`` reads freely and locks on its first write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock: FolderLock | None = None
+
+    @classmethod
+    def create(cls, runs_dir: Path | str, run_id: str, manifest: dict) -> RunStore:
+        validate_run_id(run_id)
+        path = Path(runs_dir) / run_id
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:
+            raise IpwError(f"run folder {path} exists already; use --resume {path} to continue it") from None
+        except OSError as e:
+            raise IpwError(f"cannot create the run folder {path}: {e.strerror}") from e
+        store = cls(path)
+        store.lock()
+        store.write_json(MANIFEST, manifest)
+        (path / QUERIES).touch()
+        return store
+
+    @classmethod
+    def open(cls, path: Path | str) -> RunStore:
+        path = Path(path)
+        if not (path / MANIFEST).is_file():
+            raise IpwError(f"{path} is not an ipw run (no {MANIFEST})")
+        store = cls(path)
+        store.lock()
+        store.repair()
+        return store
+
+    def lock(self) -> RunStore:
+        """Take the folder's exclusive lock (:class:`RunLocked` if another process holds it)."""
+        if self._lock is None:
+            self._lock = FolderLock.acquire(self.path)
+        return self
+
+    def close(self, seal: bool = True) -> None:
+        """Write the journal's tail into a segment (``seal``) and let go of the lock."""
+        if self._lock is not None:
+            if seal:
+                self.seal()
+            self._lock = None
+
+    def __enter__(self) -> RunStore:
+        return self.lock()
+
+    def __exit__(self, *exc) -> None:
+        self.close(seal=exc[0] is None)
+
+    # -- JSON side files -------------------------------------------------------------------------
+    def read_json(self, name: str, default=None):
+        p = self.path / name
+        if not p.is_file():
+            return default
+        try:
+            return json.loads(p.read_bytes().decode("utf-8"))
+        except json.JSONDecodeError as e:
+            raise InputFileError(p, e.lineno, f"invalid JSON: {e.msg}") from e
+        except UnicodeDecodeError as e:
+            raise InputFileError(p, None, f"not UTF-8 text (byte {e.start})") from e
+        except RecursionError as e:
+            raise InputFileError(p, None, "JSON nested too deeply") from e
+
+    def write_json(self, name: str, obj) -> None:
+        self.lock()
+        write_atomic(self.path / name, json.dumps(obj, indent=2, default=str) + "\n")
+
+    @property
+    def manifest(self) -> dict:
+        m = self.read_json(MANIFEST, {})
+        if not isinstance(m, dict):
+            raise InputFileError(self.path / MANIFEST, None, "not a JSON object")
+        return m
+
+    def update_manifest(self, **changes) -> dict:
+        manifest = self.manifest | changes
+        if "shard" in changes:
+            self.__dict__.pop("_shard", None)
+        self.write_json(MANIFEST, manifest)
+        return manifest
+
+    # -- query records ---------------------------------------------------------------------------
+    def repair(self) -> int:
+        """Drop a last record cut off mid-write (a killed run); returns the bytes removed."""
+        self.lock()
+        p = self.path / QUERIES
+        if not p.is_file():
+            p.touch()
+            return 0
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            f.seek(max(0, size - (1 << 20)))
+            tail = f.read()
+        cut = tail.rfind(b"\n")
+        keep = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= (1 << 20) else None)
+        if keep is None:  # a last line longer than 1 MiB: find its start the slow way
+            keep = p.read_bytes().rfind(b"\n") + 1
+        if keep == size:
+            return 0
+        with open(p, "r+b") as f:
+            f.truncate(keep)
+        return size - keep
+
+    def append(self, record: QueryRecord) -> None:
+        """Append one record durably (flush + fsync) before the next query starts."""
+        self.append_many([record])
+
+    def append_many(self, records: list[QueryRecord]) -> None:
+        """Append records in one write and one fsync (a finished batch, or a synthetic run); every
+        :data:`SEGMENT_RECORDS` records, copy them into a Parquet segment."""
+        self.lock()
+        tag = self._shard_tag()
+        if tag is not None:
+            records = [r if r.shard is not None else replace(r, shard=tag) for r in records]
+        text = "".join(json.dumps(r.to_dict(), default=str, allow_nan=False) + "\n" for r in records)
+        append_durably(self.path / QUERIES, text.encode())
+        lock = self._lock
+        if lock.unsealed is None:
+            lock.unsealed = columnar.count_tail(self.path / QUERIES, _chain_end(self.path))
+        else:
+            lock.unsealed += len(records)
+        if lock.unsealed >= columnar.SEGMENT_RECORDS:
+            self.seal()
+
+    def _shard_tag(self) -> str | None:
+        """``"i/n"`` of a sharded run (its records carry it), from the manifest; cached."""
+        if not hasattr(self, "_shard"):
+            shard = self.manifest.get("shard")
+            self._shard = shard.get("spec") if isinstance(shard, dict) else None
+        return self._shard
+
+    def seal(self, everything: bool = False) -> int:
+        """Copy the journal's records after the last segment into a new segment (then merge
+        segments as :func:`ipw.store.columnar.compact` says; all into one with ``everything``).
+        Returns the records sealed."""
+        self.lock()
+        segs = columnar.chain(columnar.list_segments(self.path))
+        start = segs[-1].end if segs else 0
+        journal = self.path / QUERIES
+        if journal.is_file() and journal.stat().st_size < start:
+            raise IpwError(f"{journal} is shorter than its segments in {self.path / SEGMENTS}: the folder was altered")
+        tail, end, offsets = columnar.read_tail(journal, start)
+        if tail:
+            table = columnar.tail_table(journal, tail, offsets)
+            segs.append(columnar.write_segment(self.path, table, start, end))
+        if tail or everything:
+            columnar.compact(self.path, segs, everything)
+        self._lock.unsealed = 0
+        return len(tail)
+
+    def table(self):
+        """Every stored record as one Arrow table (segments + journal tail), duplicates included."""
+        return _read_table(self.path)
+
+    def records(self) -> list[QueryRecord]:
+        """Every stored record, typed (records of older schemas are read too); an id stored twice
+        counts once, by its later record."""
+        return [QueryRecord.from_dict(d) for d in self.raw_records()]
+
+    def raw_records(self) -> list[dict]:
+        """Every stored record as a dict (nested values decoded), the later record of an id winning."""
+        rows = columnar.pylist(self.table())
+        seen, out = set(), []
+        for r in reversed(rows):
+            if r["id"] not in seen:
+                seen.add(r["id"])
+                out.append(r)
+        return out[::-1]
+
+    def done_ids(self) -> set[str]:
+        return {str(i) for i in self.table()["id"].to_pylist()}
+
+    # -- timeline --------------------------------------------------------------------------------
+    def append_timeline(self, frame) -> None:
+        """Add a session's timeline to power.parquet (sessions are told apart by ``session``)."""
+        import pandas as pd
+
+        if frame is None or frame.empty:
+            return
+        self.lock()
+        p = self.path / TIMELINE
+        if p.is_file():
+            frame = pd.concat([pd.read_parquet(p), frame], ignore_index=True)
+        tmp = p.with_suffix(".parquet.tmp")
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, p)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise StoreWriteError(p, e) from e
+
+
+def _chain_end(path: Path) -> int | None:
+    segs = columnar.chain(columnar.list_segments(path))
+    return segs[-1].end if segs else 0
+
+
+def _read_table(path: Path, tries: int = 5):
+    """Segments + journal tail as one Arrow table. A writer may merge segments while we read:
+    a segment that vanished means a newer listing, so read again."""
+    import pyarrow as pa
+
+    journal = path / QUERIES
+    for attempt in range(tries):
+        segs = columnar.chain(columnar.list_segments(path))
+        start = segs[-1].end if segs else 0
+        size = journal.stat().st_size if journal.is_file() else 0
+        if segs and 0 < size < start:
+            raise IpwError(f"{journal} is shorter than the records in {path / SEGMENTS} say: the folder was altered. "
+                           f"Remove {path / SEGMENTS} to load the journal alone.")
+        if segs and size >= start and not _newline_before(journal, start):
+            raise IpwError(f"{path / SEGMENTS} does not match {journal} (no record ends at byte {start}): the folder "
+                           f"was altered. Remove {path / SEGMENTS} to load the journal alone.")
+        try:
+            tables = columnar.read_segments(segs)
+        except FileNotFoundError:
+            if attempt == tries - 1:
+                raise
+            continue
+        tail, _, offsets = columnar.read_tail(journal, start) if size > start else ([], start, [])
+        if tail:
+            tables.append(columnar.tail_table(journal, tail, offsets))
+        if not tables:
+            return columnar.SCHEMA.empty_table()
+        return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    raise AssertionError("unreachable")
+
+
+def _newline_before(journal: Path, offset: int) -> bool:
+    with open(journal, "rb") as f:
+        f.seek(offset - 1)
+        return f.read(1) == b"\n"
+
+
+def query_frame(table):
+    """The query frame of a record table: one row per id (its later record), columns of
+    :data:`RECORD_COLUMNS` first (see the module's docstring for their types)."""
+    frame = columnar.to_frame(table)
+    if not frame["id"].is_unique:
+        frame = frame[~frame["id"].duplicated(keep="last").to_numpy()].reset_index(drop=True)
+    return frame
+
+
+def compact(run: Path | str) -> int:
+    """Give a run folder one segment holding every record (a journal-only folder of an earlier
+    ipw, or many small segments); returns the records newly sealed. Locks the folder meanwhile."""
+    store = RunStore.open(run)
+    try:
+        return store.seal(everything=True)
+    finally:
+        store.close(seal=False)
+
+
+@dataclass
+class Run:
+    """A run loaded for analysis: pandas frames and the manifest."""
+
+    path: Path
+    manifest: dict
+    queries: object  # pandas.DataFrame: one row per query record
+    timeline: object  # pandas.DataFrame: t_s, domain, energy_j, power_w, session
+    idle: list = field(default_factory=list)
+    summary: dict | None = None
+
+    @property
+    def label(self) -> str:
+        m = self.manifest
+        return m.get("label") or f"{m.get('engine', {}).get('model', '?')} on {m.get('hardware', {}).get('summary', '?')}"
+
+
+def load(run: Path | str) -> Run:
+    """Load a run folder (or a folder of the shards of one run) into pandas frames
+    (``Run.queries``, ``Run.timeline``)."""
+    path = Path(run)
+    if not (path / MANIFEST).is_file():
+        from ipw.store import merge
+
+        return merge.load_sharded(path)
+    return load_one(path)
+
+
+def load_one(path: Path) -> Run:
+    import pandas as pd
+
+    store = RunStore(path)
+    queries = query_frame(store.table())
+    tl_path = store.path / TIMELINE
+    timeline = columnar.read_frame(tl_path) if tl_path.is_file() else pd.DataFrame()
+    return Run(store.path, store.manifest, queries, timeline, store.read_json(IDLE, []), store.read_json(SUMMARY))
+
+
+assert tuple(columnar.KINDS) == RECORD_COLUMNS
