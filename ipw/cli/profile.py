@@ -177,6 +177,8 @@ def pd_frame(rows: list[dict], cols: list[str]):
               help="openai engine: keep N queries in flight (serving regime; per-query energy by attribution, docs/serving.md).")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="transformers engine: generate N queries per batch (serving regime, docs/serving.md).")
+@click.option("--shard", help="Run only shard i of n of the query set, e.g. 0/4 (deterministic by id hash, "
+                              "balanced across domains; docs/cluster.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def profile(**o) -> None:
     """Run a model over a query set, grade every answer, and measure every query's energy and latency.
@@ -223,7 +225,7 @@ def profile(**o) -> None:
             engine=o["engine"], engine_options=options, queries=o["queries"],
             settings=GenerationSettings(max_tokens=o["max_tokens"], temperature=o["temperature"], seed=o["seed"]),
             warmup=o["warmup"], limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None,
-            runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge,
+            runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge, shard=o["shard"],
         )  # fmt: skip
         config = _serving(config, o)
         store = runner.profile(config, observer=ProgressBar(not o["quiet"]))

@@ -24,6 +24,7 @@ from ipw.profilers.inventory import hardware_inventory
 from ipw.profilers.session import Measurement, Profiler
 from ipw.records import QueryRecord
 from ipw.store import IDLE, SUMMARY, RunStore, new_run_id
+from ipw.workloads import shards
 from ipw.workloads.engines import Engine, Generation, GenerationSettings, get_engine
 from ipw.workloads.retry import AuthError
 
@@ -64,11 +65,13 @@ class RunConfig:
     concurrency: int | None = None
     batch_size: int | None = None
     prefill_weight: float = 1.0  # the attribution rule's weight of a prompt token (ipw.attribution)
+    shard: str | None = None  # "i/n": this run's part of the query set (ipw.workloads.shards)
 
     def __post_init__(self) -> None:
         from ipw.workloads.concurrent import check_levels
 
         check_levels(self.concurrency, self.batch_size)
+        shards.parse(self.shard)
 
     def to_dict(self) -> dict:
         return asdict(self) | {"settings": self.settings.to_dict()}
@@ -145,7 +148,8 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
 
 
 def _session_entry() -> dict:
-    return {"started": datetime.now(timezone.utc).isoformat(), "command": sys.argv, "pid": os.getpid(), "status": "running"}
+    return {"started": datetime.now(timezone.utc).isoformat(), "command": sys.argv, "pid": os.getpid(), "status": "running",
+            "node": shards.node()}
 
 
 def _generate(engine: Engine, prompt: str, settings: GenerationSettings):
@@ -233,6 +237,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
     the new record supersedes the old one (the store keeps the latest record of an id)."""
     from ipw.workloads import concurrent
 
+    queries = shards.restrict(store, queries or load_queries(config), config.shard)
     if concurrent.applies(config):  # N in flight or batches of N: per-query energy by attribution
         return concurrent.execute(store, config, engine, observer, queries, retry_errors=retry_errors)
     from ipw.profilers.discover import discover
