@@ -260,7 +260,7 @@ def _trend_frame(table, benchmark, family, chance, laws_path) -> pd.DataFrame:
         load_density_table, load_open_models, load_published_scores, read_table,
     )
     from ipw.density.ruler import densities_by_benchmarks
-    from ipw.density.tables import densities_by_family, densities_by_laws
+    from ipw.density.tables import combine_per_model, densities_by_family, densities_by_laws
 
     columns = read_table(table, ()).columns if table is not None else ()
     if "density" in columns:
@@ -275,12 +275,13 @@ def _trend_frame(table, benchmark, family, chance, laws_path) -> pd.DataFrame:
             if benchmark:
                 frame = frame[frame["benchmarks"].str.lower() == benchmark.lower()]
             return frame
-        frame = scores if not benchmark else scores[scores["benchmark"].str.lower() == benchmark.lower()]
+        # fitted laws are one benchmark's ruler: MMLU rows unless --benchmark says otherwise
+        frame = scores[scores["benchmark"].str.lower() == (benchmark or "MMLU").lower()]
     else:
         frame = load_open_models(table, benchmark or "MMLU")
     if laws_path is not None:
         laws = _read_laws(Path(laws_path))
-        return densities_by_laws(frame, laws)
+        return combine_per_model(densities_by_laws(frame, laws))
     return densities_by_family(frame, family, chance)[0]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ipw.density.errors import BadValue
@@ -40,6 +41,21 @@ def densities_by_laws(frame: pd.DataFrame, laws: DensityLaws) -> pd.DataFrame:
     out["n_hat"] = laws.effective_params(out["score"].to_numpy(dtype=float))
     out["density"] = out["n_hat"] / out["params"]
     return out
+
+
+def combine_per_model(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: the geometric mean of its rows' ``n_hat`` (several evaluators of one
+    benchmark), ``density`` = n_hat / params and ``n_scores``; other columns from its first row."""
+    if frame["model"].is_unique:
+        return frame
+    out = []
+    for _, rows in frame.groupby("model", sort=False):
+        row = rows.iloc[0].copy()
+        row["n_hat"] = float(np.exp(np.log(rows["n_hat"].astype(float)).mean()))
+        row["density"] = row["n_hat"] / float(row["params"])
+        row["n_scores"] = len(rows)
+        out.append(row)
+    return pd.DataFrame(out).reset_index(drop=True)
 
 
 def fit_table(fit: FitResult) -> pd.DataFrame:

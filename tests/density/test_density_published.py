@@ -130,3 +130,13 @@ def test_price_law_of_the_paper():
     # dated mid-month to mid-month (20 months) the same prices halve every 20 / log2(266.7) months
     assert mid_month.halving_months == pytest.approx(20 / math.log2(20 / 0.075), abs=0.01)
     assert mid_month.halving_months < trend.halving_months
+
+
+def test_rows_of_one_model_combine_by_geometric_mean():
+    from ipw.density.tables import combine_per_model
+
+    frame = pd.DataFrame({"model": ["a", "a", "b"], "params": [1e9, 1e9, 2e9],
+                          "n_hat": [1e9, 4e9, 3e9], "release_date": ["2024-01-01"] * 3})
+    out = combine_per_model(frame).set_index("model")
+    assert out.loc["a", "n_hat"] == pytest.approx(2e9) and out.loc["a", "density"] == pytest.approx(2.0)
+    assert out.loc["a", "n_scores"] == 2 and out.loc["b", "density"] == pytest.approx(1.5)
