@@ -169,7 +169,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def analyse_grid(path: Path, out: Path, eps: float, s: Setup) -> None:
     from ipw.cmr import CmrConfig, analyse, load_runs
-    from ipw.cmr.plots import plot_analysis
+    from ipw.cmr.results import CmrResults
+    from ipw.plotting import save_figure
+    from ipw.reports.figures import cmr_fit_figure
 
     unit = s.batch * s.context  # one CPT step's tokens = one unit of T
     result = analyse(load_runs(path), CmrConfig(eps=eps, token_unit=unit))
@@ -177,7 +179,9 @@ def analyse_grid(path: Path, out: Path, eps: float, s: Setup) -> None:
         print(result.feasible.to_string(index=False))
         print(result.cmr_law.to_string(index=False))
         print(result.predict([2 * s.cpt_steps * unit]).to_string(index=False))
-    print(f"plot: {plot_analysis(result, out / 'cmr.png')}")
+    saved = CmrResults.from_analysis(result)
+    saved.save(out / "analysis")  # what `ipw cmr fit --out` writes: input to `ipw report --extra`
+    print(f"plot: {save_figure(cmr_fit_figure(saved.tables, eps), out / 'cmr.png', dpi=110)}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from ipw.cmr.published import table5
 from ipw.plotting import save_figure
 from ipw.reports.figures import capacity_figure, cmr_constants_figure, density_trend_figure
 
-IMPORTS = ("ipw.capacity", "ipw.cmr", "ipw.cmr.plots", "ipw.density", "ipw.density.plots", "ipw.reports",
+IMPORTS = ("ipw.capacity", "ipw.cmr", "ipw.cmr.results", "ipw.density", "ipw.density.results", "ipw.reports",
            "ipw.reports.figures", "ipw.plotting", "ipw.cli")
 
 
