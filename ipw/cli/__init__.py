@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "devices": "ipw.cli.devices:devices",
     "measure": "ipw.cli.measure:measure",
     "profile": "ipw.cli.profile:profile",
+    "sweep": "ipw.cli.sweep:sweep",
     "compare": "ipw.cli.compare:compare",
     "report": "ipw.cli.report:report",
     "density": "ipw.cli.density:density",

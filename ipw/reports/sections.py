@@ -30,6 +30,7 @@ import pandas as pd
 
 from ipw.reports import figures as F
 from ipw.reports.section import Section, Table, plots
+from ipw.reports.serving import serving_section
 from ipw.results import RESULT_FILE, ResultFileError, read_header, result_file
 
 
@@ -249,4 +250,5 @@ def density_losses_section(path: Path, only: str | None = None) -> Section:
 PROVIDERS: dict[str, Callable[[Path, str | None], Section]] = {
     "capacity": capacity_section, "cmr.analysis": cmr_section, "density.laws": density_laws_section,
     "density.trend": density_trend_section, "density.losses": density_losses_section,
+    "serving.sweep": serving_section,
 }

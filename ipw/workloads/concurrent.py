@@ -405,11 +405,20 @@ class _Session:
         """Active time and energy, the queries' sum (conservation) and the steady state."""
         events = flight.snapshot()
         curves = self.curves.get()
-        top = {d: c for d, c in curves.items() if self.curves.infos[d].parent is None}
+        infos = self.curves.infos
+        top = {d: c for d, c in curves.items() if infos[d].parent is None}
+        acc = [d for d in top if self.scope_of(infos[d], infos) == "accelerator"]
         active_s, active = A.active_energy(events, top)
         stored = {e.key for e in events} <= set(self.final)
         ok = [e for e in events if e.t_first_s is not None]
         steady = A.steady_state(ok, top, level)
+        if steady is not None:  # the figures on the basis IPW uses: accelerator energy, else system
+            basis = acc or list(top)
+            e = sum(steady["domains"][d]["energy_j"] for d in basis)
+            steady["basis"] = {"scope": "accelerator" if acc else "system", "domains": basis, "energy_j": e,
+                               "uncertainty_j": sum(steady["domains"][d]["uncertainty_j"] for d in basis),
+                               "power_w": e / steady["duration_s"],
+                               "j_per_token": e / steady["output_tokens"] if steady["output_tokens"] else None}  # fmt: skip
         return {
             "session": self.session,
             "level": level,
