@@ -405,3 +405,43 @@ def test_real_llama_server_at_concurrency(tmp_path, queryset, serial_llama_serve
     top = sum(session["active_energy_j"].values())
     assert q["energy_j"].sum() == pytest.approx(top, rel=1e-9, abs=1e-6)
     assert (basis > 0).all()
+
+
+# -- latency definitions (ipw.workloads.latency) --------------------------------------------------------
+
+def test_latency_definitions():
+    from ipw.workloads import latency as L
+
+    times = [1.2, 1.3, 1.5, 1.6]  # start at 1.0, end at 2.0
+    assert L.ttft_s(1.0, times) == pytest.approx(0.2)
+    assert L.tpot_s(times) == pytest.approx(0.4 / 3)  # (t_last - t_first) / (n - 1)
+    assert L.tpot_s(times, output_tokens=5) == pytest.approx(0.1)  # the server counted 5 tokens in 4 chunks
+    assert L.tpot_vllm_s(1.0, 0.2, 4) == pytest.approx(0.8 / 3)  # (e2e - TTFT) / (n - 1)
+    # they differ by the tail after the last token, spread over the tokens: (2.0 - 1.6) / 3
+    assert L.tpot_vllm_s(1.0, 0.2, 4) - L.tpot_s(times) == pytest.approx(0.4 / 3)
+    assert L.tpot_s([1.2]) is None and L.tpot_vllm_s(1.0, 0.2, 1) is None and L.ttft_s(1.0, []) is None
+    assert L.inter_token_s(times).tolist() == pytest.approx([0.1, 0.2, 0.1])
+    assert np.mean(L.inter_token_s(times)) == pytest.approx(L.tpot_s(times))  # ipw's TPOT is the mean ITL
+    pooled = L.pooled_itl_s([times, [0.0, 0.5], [3.0]])
+    assert sorted(pooled.tolist()) == pytest.approx([0.1, 0.1, 0.2, 0.5])
+    assert L.percentiles([1, 2, 3, 4, 5]) == {"p50": 3.0, "p90": 4.6, "p99": pytest.approx(4.96)}
+    assert all(math.isnan(v) for v in L.percentiles([]).values())
+    with pytest.raises(L.LatencyError):
+        L.ttft_s(2.0, [1.5, 2.5])
+    with pytest.raises(L.LatencyError):
+        L.inter_token_s([1.0, 0.5])
+    with pytest.raises(L.LatencyError):
+        L.tpot_vllm_s(0.1, 0.2, 3)
+
+
+def test_records_follow_the_definitions(tmp_path, queryset, stub, trace_meter):
+    from ipw.workloads import latency as L
+
+    run = _run(tmp_path, queryset, f"{stub}/timed/v1", concurrency=2)
+    for r in run.queries.to_dict("records"):
+        t0, times = L.token_times_from_extra(r["engine_extra"])
+        assert r["ttft_s"] == pytest.approx(L.ttft_s(t0, times), abs=2e-6)
+        assert r["tpot_s"] == pytest.approx(L.tpot_s(times, r["output_tokens"]), abs=2e-6)
+        assert L.tpot_vllm_s(r["e2e_s"], r["ttft_s"], r["output_tokens"]) >= r["tpot_s"]
+        gaps = L.inter_token_s(times)
+        assert len(gaps) == TOKENS - 1 and (gaps > 0.5 * GAP_S).all()  # the stub's 20 ms schedule, seen by the client
