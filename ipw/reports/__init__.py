@@ -9,6 +9,8 @@
 The report imports the science packages, never the reverse. See docs/reports.md.
 """
 
+from ipw.reports.figures import (capacity_figure, cmr_constants_figure, cmr_curve_figure, cmr_fit_figure,
+                                 density_fit_figure, density_trend_figure)
 from ipw.reports.plots import accuracy_vs_energy, domain_bars, energy_distribution, power_timeline
 from ipw.reports.report import Report, build_report, write_report
 from ipw.reports.section import Plot, Section, Table
@@ -20,6 +22,8 @@ from ipw.reports.tables import (
 
 __all__ = [
     "ExtraError", "Plot", "Report", "Section", "Table", "absent_table", "accuracy_vs_energy", "build_report",
+    "capacity_figure", "cmr_constants_figure", "cmr_curve_figure", "cmr_fit_figure", "density_fit_figure",
+    "density_trend_figure",
     "coverage_tables", "domain_bars", "domain_table", "energy_distribution", "flags_table", "frontier_table",
     "idle_table", "load_extra", "load_runs", "meters_table", "pareto_front", "power_timeline", "samples_table",
     "summary_table", "versions_table", "write_report",
