@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "ipw.cli.sweep:sweep",
     "compare": "ipw.cli.compare:compare",
     "report": "ipw.cli.report:report",
+    "launch": "ipw.cli.launch:launch",
     "density": "ipw.cli.density:density",
     "capacity": "ipw.cli.capacity:capacity",
     "cmr": "ipw.cli.cmr:cmr",

@@ -1,0 +1,107 @@
+"""``ipw launch``: shards of a query set as Ray tasks across a cluster (docs/cluster.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ipw.cli.face import command
+
+
+@command()
+@click.option("--shards", type=click.IntRange(min=1), help="Shards per model x engine (e.g. one per GPU of the cluster).")
+@click.option("--model", "models", multiple=True, help="A model (repeatable: one cell per model x engine). Default: the shipped one.")
+@click.option("--engine", "engines", multiple=True, type=click.Choice(["auto", "transformers", "llamacpp", "openai"]),
+              help="An engine (repeatable). Default: auto.")
+@click.option("--base-url", help="openai engine: the OpenAI-compatible server every shard sends to.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="openai engine: variable holding the key (never stored).")
+@click.option("--queries", default="default", show_default=True, help="'default' (shipped set) or a JSONL file every node can read.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only N queries per shard, round-robin across domains.")
+@click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Warm-up queries per shard.")
+@click.option("--idle", "idle_s", default=5.0, show_default=True, type=click.FloatRange(min=0), help="Idle baseline per shard [s].")
+@click.option("--hz", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Power timeline rate per shard (0: off).")
+@click.option("--address", help="Ray cluster: 'auto' (the one this machine belongs to), host:port or ray://host:10001. "
+                                "Default: a Ray instance on this machine.")
+@click.option("--gpus-per-shard", type=click.FloatRange(min=0), help="Default: 1 when the cluster has GPUs, else 0.")
+@click.option("--cpus-per-shard", default=1.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--max-retries", default=3, show_default=True, type=click.IntRange(min=0),
+              help="Times Ray runs a shard again after its worker or node died (it resumes from its records).")
+@click.option("--launch-dir", default="launches", show_default=True, type=click.Path(file_okay=False),
+              help="Where the launch folder goes: a path every node sees (shared filesystem).")
+@click.option("--launch-id", help="Name of the launch folder (default: time stamp).")
+@click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Continue an earlier launch: complete shards are kept, the others continue from their records.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def launch(**o) -> None:
+    """Run the shards of a query set as Ray tasks across the nodes of a Ray cluster.
+
+    Each shard (`ipw profile --shard i/n`) runs on the node Ray picks, with one GPU where the
+    cluster has GPUs, and measures that node into its own run folder under
+    LAUNCH_DIR/LAUNCH_ID/CELL/shard-i-of-n. Several --model and --engine values make a model x
+    engine grid, one cell each. A shard whose worker dies is run again by Ray and continues from
+    its own records. `ipw report` and `ipw compare` read a cell folder as one run.
+
+    \b
+    Examples:
+      ray start --head                     # on one node; `ray start --address HEAD:6379` on the others
+      ipw launch --address auto --shards 8 --model ~/models/a.gguf --model ~/models/b.gguf --engine llamacpp
+      ipw launch --shards 2 --limit 20     # a Ray instance on this machine, CPU shards
+      ipw launch --resume launches/20261201-120000-launch
+      ipw report launches/20261201-120000-launch/llamacpp-a -o a.html
+    """
+    from ipw import launch as L
+    from ipw.workloads.engines import GenerationSettings
+    from ipw.workloads.runner import RunConfig
+
+    if o["resume_dir"]:
+        spec = L.resume_spec(o["resume_dir"], address=o["address"], max_retries=o["max_retries"],
+                             gpus_per_shard=o["gpus_per_shard"])
+    else:
+        if not o["shards"]:
+            raise click.UsageError("give --shards N (or --resume LAUNCH)")
+        engines = list(o["engines"]) or ["auto"]
+        if "openai" in engines and not o["base_url"]:
+            raise click.UsageError("--engine openai needs --base-url")
+        extra = {"base_url": o["base_url"], "api_key_env": o["api_key_env"]} if "openai" in engines else {}
+        base = RunConfig(queries=o["queries"], settings=GenerationSettings(max_tokens=o["max_tokens"]), warmup=o["warmup"],
+                         limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None)
+        cells = L.grid(base, list(o["models"]) or ["default"], engines, extra)
+        cells = tuple(c if c.config.engine == "openai" else L.Cell(c.name, _local(c.config)) for c in cells)
+        spec = L.LaunchSpec(cells=cells, shards=o["shards"], launch_dir=o["launch_dir"], launch_id=o["launch_id"],
+                            address=o["address"], gpus_per_shard=o["gpus_per_shard"], cpus_per_shard=o["cpus_per_shard"],
+                            max_retries=o["max_retries"])
+    result = L.launch(spec, progress=not o["quiet"], resume=o["resume_dir"])
+    _print(result)
+    if result.failed:
+        lines = "\n".join(f"  {k}: {v}" for k, v in sorted(result.failed.items()))
+        raise click.ClickException(f"{len(result.failed)} shard(s) failed:\n{lines}\n"
+                                   f"continue with: ipw launch --resume {result.path}")
+
+
+def _local(config):
+    from dataclasses import replace
+
+    options = {k: v for k, v in config.engine_options.items() if k not in ("base_url", "api_key_env")}
+    return replace(config, engine_options=options)
+
+
+def _print(result) -> None:
+    from ipw.efficiency import summarize
+    from ipw.store import load
+
+    click.echo(f"\nlaunch: {result.path}")
+    for cell in result.cells:
+        run = load(cell)
+        q = run.queries
+        m = run.manifest
+        missing = f", missing shards {m['missing_shards']}" if m.get("missing_shards") else ""
+        click.echo(f"\n{cell.name}: {len(q)} queries from {len(m.get('shards', []))} shard(s){missing}, status {m.get('status')}")
+        if q.empty:
+            continue
+        by = summarize(q, by="node")
+        cols = ["node", "n", "accuracy", "scope_energy_j_mean", "power_w_mean", "ipw_per_w", "ipj_per_j"]
+        click.echo(by[[c for c in cols if c in by]].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        for node, hw in (m.get("hardware", {}).get("nodes") or {}).items():
+            click.echo(f"  {node}: {hw}")
