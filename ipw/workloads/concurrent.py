@@ -47,6 +47,7 @@ import numpy as np
 from ipw import attribution as A
 from ipw.errors import IpwError
 from ipw.profilers import base as clock
+from ipw.workloads.engines.attempts import Attempt, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class Job:
     error: BaseException | None = None
 
 
-class Flight:
+class Flight(Tracker):
     """Attempts in flight and ended, shared by the producer thread and the finaliser (one lock)."""
 
     def __init__(self, job: Job | None = None, shared: Flight | None = None) -> None:
@@ -119,9 +120,7 @@ class Flight:
         return Flight(job, self)
 
     def begin(self):
-        """Stamp and register a new attempt (an :class:`~ipw.workloads.engines.openai_async.Attempt`)."""
-        from ipw.workloads.engines.openai_async import Attempt
-
+        """Stamp and register a new attempt."""
         s = self.shared
         with s.lock:
             attempt = Attempt(clock.now())

@@ -9,7 +9,7 @@ Token times are stamped with :func:`ipw.profilers.base.now` when a chunk is hand
 loop, as the sync engine stamps them; with N streams on one loop a chunk waits at most for the
 other streams' chunks ahead of it (a few tens of microseconds each for parsing).
 
-Every attempt, failed or not, is reported to the caller (a :class:`Tracker`) with its span and
+Every attempt, failed or not, is reported to the caller (a :class:`~ipw.workloads.engines.attempts.Tracker`) with its span and
 token times: the server worked on a failed attempt too, and the attribution rule charges that work
 to the query. Retries follow the policy: a transient failure (a refused concurrent stream, a 429 or
 5xx, a stream dropped mid-answer) waits ``delays()`` and tries again within the deadline; 401/403
@@ -20,37 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
 
 import openai
 
 from ipw.profilers import base as clock
+from ipw.workloads.engines.attempts import Attempt, Tracker
 from ipw.workloads.engines.base import Generation, GenerationSettings
 from ipw.workloads.engines.openai import KEY_PLACEHOLDER, TRANSPORT_ERRORS, EngineError, OpenAIEngine
 from ipw.workloads.retry import AuthError, is_fatal, is_transient
-
-
-@dataclass
-class Attempt:
-    """One try of one query: its span [s], token times [s] and counts; ``error`` if it failed."""
-
-    t_start_s: float
-    t_end_s: float | None = None
-    token_times_s: list[float] = field(default_factory=list)
-    input_tokens: int | None = None
-    output_tokens: int = 0
-    error: EngineError | None = None
-
-
-class Tracker:
-    """What the caller learns of attempts: :meth:`begin` stamps and registers one, :meth:`end`
-    hears that it ended (its ``t_end_s`` set). The default keeps nothing."""
-
-    def begin(self) -> Attempt:
-        return Attempt(clock.now())
-
-    def end(self, attempt: Attempt) -> None:
-        pass
 
 
 class AsyncOpenAIClient:
