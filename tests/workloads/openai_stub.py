@@ -4,6 +4,7 @@ The first path segment picks the behaviour (``http://127.0.0.1:PORT/<mode>/v1``,
 ``<mode>.<tag>``: requests are counted per segment, so a tag gives a test its own counts):
 
 - ``ok``: streams the text after "ECHO:" in the prompt (else "ok"), a finish reason and usage;
+- ``paced``: as ``ok``, waiting ``PACE_S`` before each chunk;
 - ``flaky``: HTTP 503 on the first request of each prompt, then as ``ok``;
 - ``auth``: HTTP 401; ``html``: an HTML page with status 200;
 - ``malformed``: an event stream whose data is not JSON; ``unfinished``: no finish reason;
@@ -21,6 +22,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HANG_S = 5.0
+PACE_S = 0.01
 
 
 def chunk(content=None, finish=None, usage=None) -> bytes:
@@ -54,24 +56,28 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _stream(self, parts: list[bytes]) -> None:
+    def _stream(self, parts: list[bytes], pace_s: float = 0.0) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for data in parts:
+            time.sleep(pace_s)
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
 
-    def _answer(self, text: str) -> None:
+    def _answer(self, text: str, pace_s: float = 0.0) -> None:
         words = text.split(" ")
         pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
         usage = {"prompt_tokens": 5, "completion_tokens": len(pieces), "total_tokens": 5 + len(pieces)}
-        self._stream([chunk(p) for p in pieces] + [chunk(finish="stop"), chunk(usage=usage), b"data: [DONE]\n\n"])
+        self._stream([chunk(p) for p in pieces] + [chunk(finish="stop"), chunk(usage=usage), b"data: [DONE]\n\n"], pace_s)
 
     def answer_ok(self) -> None:
         self._answer(self.prompt.split("ECHO:", 1)[1].strip() if "ECHO:" in self.prompt else "ok")
+
+    def answer_paced(self) -> None:  # as ok, PACE_S before each chunk
+        self._answer(self.prompt.split("ECHO:", 1)[1].strip() if "ECHO:" in self.prompt else "ok", PACE_S)
 
     def answer_flaky(self) -> None:
         if self.first:
