@@ -118,6 +118,23 @@ def test_cli_prints_table_and_writes_csv_and_json(loaded, tmp_path, monkeypatch)
     assert (out / "capacity.csv").read_text().startswith("model,corpus,information_capacity")
 
 
+def test_cli_saves_a_capacity_result_the_report_reads_and_plots(loaded, tmp_path, monkeypatch):
+    from ipw.capacity.results import CapacityResults
+    from ipw.reports.sections import load_extra
+
+    monkeypatch.setattr(api_module, "load_model", lambda spec: loaded)
+    corpus = tmp_path / "tiny.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS), encoding="utf-8")
+    out, png = tmp_path / "out", tmp_path / "ic.png"
+    result = CliRunner().invoke(capacity, ["-c", str(corpus), "--max-tokens", "16", "--moe-count", "official",
+                                           "--out", str(out), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    saved = CapacityResults.load(out)
+    assert saved.settings["moe_count"] == "official" and saved.results["moe_count"].tolist() == ["official"]
+    assert json.loads((out / "capacity.json").read_text())["kind"] == "capacity"
+    assert png.stat().st_size > 5000 and load_extra(out).key == "capacity"
+
+
 def test_cli_unknown_corpus_is_one_clean_line():
     result = CliRunner().invoke(capacity, ["-c", "germn"])
     assert result.exit_code != 0
