@@ -68,8 +68,10 @@ def _url(ctx, param, value):
 
 
 def _gaps(run) -> int:
+    """Records flagged ``meter-gap:<domain>`` (flags as a list, an array or JSON text)."""
     flags = run.queries.get("flags")
-    return 0 if flags is None else int(flags.map(lambda f: any(str(x).startswith("meter-gap") for x in f or ())).sum())
+    has = lambda f: "meter-gap:" in (f if isinstance(f, str) else " ".join(map(str, f)) if hasattr(f, "__iter__") else "")  # noqa: E731
+    return 0 if flags is None else int(flags.map(has).sum())
 
 
 def _ci(row: dict, key: str, fmt: str) -> str:
