@@ -58,6 +58,21 @@ query starts, or none known to be taken after it ends) the bound is infinite.
 The estimate itself reads the curve at the midpoints ``(t_lo_k + t_hi_k) / 2`` and interpolates
 linearly between them (a timeline of the monitor's rebuilt power curve can be passed instead
 through ``Curve.estimate``).
+
+Where the curve also knows a bound ``e(t)`` on its estimate at every instant (``Curve.edge_error``:
+a GPU's monitor, whose estimate between counter values follows the instant-power field and whose
+bound assumes the power between instant samples stays within 1.5 x their range plus 5%, see
+``ipw.profilers.monitor``), the query's energy ``sum_k s_k (E(t_{k+1}) - E(t_k))`` is rewritten as
+``sum_k E(t_k) (s_{k-1} - s_k)``, and its bound is ``sum_k |s_{k-1} - s_k| e(t_k)`` over the
+instants where its share changes (its own start, first token, last token and end, and those of
+the queries overlapping it). The smaller of the two bounds is reported (both hold; this one rests
+on the monitor's assumption); records say which kind of curve they came from (``attribution.bound``).
+
+Both are worst cases, not standard deviations. A query of a few hundred milliseconds that shares a
+100 ms counter step with others can have a bound larger than its energy while its actual error,
+measured against known traces, is a few percent (``benchmarks/attribution_overlap.py``,
+docs/serving.md): the counter cannot say where inside a step the energy went, and the bound says so.
+Sums over many queries and long steady-state windows have bounds only at their two ends.
 """
 
 from __future__ import annotations
@@ -156,6 +171,7 @@ class Curve:
     energy_j: np.ndarray
     resolution_j: float = 0.0
     estimate: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False)
+    edge_error: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         lo, hi, e = (np.asarray(x, dtype=float) for x in (self.t_lo, self.t_hi, self.energy_j))
@@ -275,6 +291,12 @@ def _bound(curve: Curve, grid: _Grid, i0: int, i1: int, s: np.ndarray, estimate:
     t0, t1 = grid.t[i0], grid.t[i1]
     if not curve.covers(t0, t1):
         return INF
+    shape_bound = INF
+    if curve.edge_error is not None:  # a bound on the estimate at each instant: telescope the shares
+        edges = grid.t[i0:i1 + 1]
+        jumps = np.abs(np.diff(np.concatenate([[0.0], s, [0.0]])))
+        keep = jumps > 0
+        shape_bound = float(np.dot(jumps[keep], np.asarray(curve.edge_error(edges[keep]), dtype=float)))
     # counter spans k (values k-1 -> k) whose window X_k = [t_lo[k-1], t_hi[k]] meets [t0, t1]
     k_first = max(int(np.searchsorted(curve.t_hi, t0, side="left")), 1)
     k_last = min(int(np.searchsorted(curve.t_lo, t1, side="right")), len(curve) - 1)
@@ -295,7 +317,7 @@ def _bound(curve: Curve, grid: _Grid, i0: int, i1: int, s: np.ndarray, estimate:
         lo += de * smin
         hi += de * smax
         changes += smax > smin
-    return max(estimate - lo, hi - estimate, 0.0) + curve.resolution_j * (2 + changes)
+    return min(max(estimate - lo, hi - estimate, 0.0) + curve.resolution_j * (2 + changes), shape_bound)
 
 
 def attribute(events: Sequence[QueryEvents], curves: Mapping[str, Curve], rule: Rule = Rule(),

@@ -218,3 +218,15 @@ def test_steady_state_figures():
     assert s["domains"]["gpu"]["energy_j"] == pytest.approx(40.0)
     assert s["domains"]["gpu"]["j_per_token"] == pytest.approx(40.0 / 44)
     assert s["domains"]["gpu"]["power_w"] == pytest.approx(10.0) and s["tokens_per_s"] == pytest.approx(11.0)
+
+
+def test_a_curve_that_bounds_its_estimate_telescopes_the_shares():
+    # A's share steps 0 -> 1 at t=0, 1 -> 1/2 at t=1, 1/2 -> 0 at t=3: sum of jumps 2, each edge within 0.01 J
+    t = np.arange(-1.0, 6.0, 0.5)
+    coarse = Curve.from_samples(t, 10 * t, update_period_s=0.5)
+    shaped = Curve(coarse.t_lo, coarse.t_hi, coarse.energy_j, 0.0, edge_error=lambda x: np.full(np.shape(x), 0.01))
+    a_coarse = by_key(attribute([A, B], {"gpu": coarse}))["A"].uncertainty_j["gpu"]
+    a_shaped = by_key(attribute([A, B], {"gpu": shaped}))["A"].uncertainty_j["gpu"]
+    assert a_coarse == pytest.approx(5.0) and a_shaped == pytest.approx(0.02)
+    loose = Curve(coarse.t_lo, coarse.t_hi, coarse.energy_j, 0.0, edge_error=lambda x: np.full(np.shape(x), 100.0))
+    assert by_key(attribute([A, B], {"gpu": loose}))["A"].uncertainty_j["gpu"] == pytest.approx(5.0)  # the smaller one

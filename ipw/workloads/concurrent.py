@@ -290,18 +290,25 @@ class Curves:
 
 
 def _monitor_curve(monitor) -> A.Curve:
-    """The monitor's counter values, exact at their driver timestamps (mapped with the clock
-    offset's error); the estimate between them follows the monitor's rebuilt power curve."""
+    """The monitor's counter values, exact at their driver timestamps (kept on the monotonic clock,
+    give or take the clock offset's error); the estimate between them follows the monitor's
+    rebuilt power curve (``NvmlMonitor.energy_between``)."""
     with monitor._lock:
         off = monitor.clock.offset()
         ct, ce = np.array(monitor.timeline.ct, dtype=float), np.array(monitor.timeline.ce, dtype=float)
-    o, err = off if off else (0.0, math.inf)
-    t0 = ct[0] + o if len(ct) else 0.0
+    err = off[1] if off else math.inf
+    t0 = float(ct[0]) if len(ct) else 0.0
+
+    def spans(t: np.ndarray) -> list:
+        return [monitor.energy_between(t0, float(x)) for x in np.ravel(t)]
 
     def estimate(t: np.ndarray) -> np.ndarray:
-        return np.array([monitor.energy_between(t0, float(x)).energy_j for x in np.ravel(t)]).reshape(np.shape(t))
+        return np.array([s.energy_j for s in spans(t)]).reshape(np.shape(t))
 
-    return A.Curve(ct + o - err, ct + o + err, ce, 1e-3, estimate)
+    def edge_error(t: np.ndarray) -> np.ndarray:
+        return np.array([s.uncertainty_j for s in spans(t)]).reshape(np.shape(t))
+
+    return A.Curve(ct - err, ct + err, ce, 1e-3, estimate, edge_error)
 
 
 # -- the executor -------------------------------------------------------------------------------
@@ -393,6 +400,8 @@ class _Session:
             "t_start_s": t0,
             "token_offsets_s": [round(t - t0, 6) for t in times],
             "attribution": {"rule": self.rule.name, "version": self.rule.version, "scope": "accelerator" if acc else "system",
+                            "bound": "monitor power shape" if any(d.domain in self.curves.monitored for d in basis)
+                                     else "counter-step worst case",
                             "prefill_uncertainty_j": _finite(pre_u), "decode_uncertainty_j": _finite(dec_u),
                             "share_s": qe.share_s if qe else None, "input_tokens_estimated": estimated,
                             "attempt_spans_s": [[a.t_start_s, a.t_end_s] for a in job.attempts]},

@@ -201,7 +201,7 @@ def _attempts(q):
     spans = extra["attribution"]["attempt_spans_s"]
     out = []
     for k, (a, b) in enumerate(spans):
-        if k == len(spans) - 1 and q["error"] is None:
+        if k == len(spans) - 1 and not isinstance(q["error"], str):
             times = [extra["t_start_s"] + o for o in extra["token_offsets_s"]]
             out.append((a, b, times[0], times[-1], q["input_tokens"], q["output_tokens"]))
         else:  # a failed attempt's tokens are not stored: only whole-span prefill work (upper bound check below)
@@ -445,3 +445,42 @@ def test_records_follow_the_definitions(tmp_path, queryset, stub, trace_meter):
         assert L.tpot_vllm_s(r["e2e_s"], r["ttft_s"], r["output_tokens"]) >= r["tpot_s"]
         gaps = L.inter_token_s(times)
         assert len(gaps) == TOKENS - 1 and (gaps > 0.5 * GAP_S).all()  # the stub's 20 ms schedule, seen by the client
+
+
+# -- a GPU's monitor (the fake H200 NVML at the pynvml boundary) ----------------------------------------
+
+def test_attribution_on_an_h200_like_monitor_timeline(tmp_path, queryset, stub, monkeypatch):
+    """The monitored path: counter values every 100 ms on the driver's clock, read by the monitor
+    thread; per-query energies inside their bounds against the trace, and conserved."""
+    from ipw.profilers.nvidia import NvmlMeter
+    from tests.fakes.nvml import FakeNvml, Trace, h200
+
+    trace = Trace(base_w=300.0, amp_w=120.0, period_s=0.37)
+    nvml = FakeNvml([h200(trace)], time.monotonic, cost="none")
+    nvml.nvmlInit()
+    meter = NvmlMeter(0, nvml=nvml, monitor="thread")
+    assert meter.monitor is not None
+    monkeypatch.setattr(discover_module, "discover", lambda *a, **k: discover_module.Discovery([meter], []))
+    run = _run(tmp_path, queryset, f"{stub}/timed/v1", concurrency=4)
+    q = run.queries
+    assert q["error"].isna().all() and len(q) == N_QUERIES
+    (session,) = run.manifest["serving"]["sessions"]
+    assert q["accelerator_energy_j"].sum() == pytest.approx(session["active_energy_j"]["gpu:0"], abs=1e-6)
+    spans = {r["id"]: _attempts(r) for r in q.to_dict("records")}
+    lo = min(a for v in spans.values() for a, *_ in v)
+    hi = max(b for v in spans.values() for _, b, *_ in v)
+    t = np.arange(lo, hi, 2e-5) + 1e-5
+    power = 300.0 + 120.0 * np.sin(2 * np.pi * t / 0.37)
+    rates, flight = {}, np.zeros_like(t)
+    for key, attempts in spans.items():
+        (a, b, first, last, n_in, n_out), = attempts
+        flight += (t >= a) & (t < b)
+        rates[key] = (np.where((t >= a) & (t < first), n_in / (first - a), 0.0)
+                      + np.where((t >= first) & (t < last), (n_out - 1) / (last - first), 0.0))  # fmt: skip
+    total = sum(rates.values())
+    for r in q.to_dict("records"):
+        (a, b, *_), = spans[r["id"]]
+        inside = ((t >= a) & (t < b)).astype(float)
+        share = np.where(total > 0, rates[r["id"]] / np.where(total > 0, total, 1), inside / np.maximum(flight, 1))
+        truth = float((share * power * 2e-5).sum())
+        assert abs(r["accelerator_energy_j"] - truth) <= r["energy_uncertainty_j"] + 1e-3, (r["id"], truth)
