@@ -105,7 +105,7 @@ def test_text_size_equals_the_official(both):
 def test_nll_equals_the_official(both):
     ours, theirs = both
     # float32 softmax-then-log2 (official) against a fused log-softmax, padded against unpadded rows
-    assert ours.nll_bits_per_token == pytest.approx(theirs["nll"], rel=2e-4)
+    assert ours.nll_bits_per_token == pytest.approx(theirs["nll"], rel=1e-5)  # measured: 5e-8 on CPU
 
 
 def test_flops_and_ic_equal_the_official(both):
