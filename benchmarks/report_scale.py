@@ -12,7 +12,8 @@ parsing every line).
     python benchmarks/report_scale.py --queries 100000 --runs 2
     python benchmarks/report_scale.py --queries 100000 --journal
 
-Time is wall-clock per stage. Memory: the process's peak resident set size after each stage
+Time is wall-clock per stage, with the CPU time of the process (all its threads) beside it: on a
+machine shared with other work the wall-clock time grows, the CPU time much less. Memory: the process's peak resident set size after each stage
 (resource.getrusage, a running maximum; the run is written by a child process, so this is the
 reader's alone), and with --tracemalloc the peak of traced allocations
 per stage (numpy and pandas report theirs to tracemalloc; tracing slows pure-Python code several
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import sys
 import tempfile
@@ -39,14 +41,14 @@ def _max_rss_mib() -> float:
 def _stage(label: str, fn, trace: bool = False):
     if trace:
         tracemalloc.start()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     extra = ""
     if trace:
         extra = f", traced peak {tracemalloc.get_traced_memory()[1] / 2**20:7.1f} MiB"
         tracemalloc.stop()
-    print(f"{label:<34s} {dt:7.2f} s   peak RSS so far {_max_rss_mib():7.0f} MiB{extra}", flush=True)
+    print(f"{label:<38s} {dt:7.2f} s (CPU {cpu:6.2f} s)   peak RSS so far {_max_rss_mib():7.0f} MiB{extra}", flush=True)
     return out, dt
 
 
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: {len(html) / 2**10:.0f} KiB")
         print(f"total load + report: {t_load + t_build + t_render:.2f} s; report alone (build + render): "
               f"{t_build + t_render:.2f} s; metrics alone (as ipw profile computes them): {t_metrics:.2f} s")
-    print(f"peak resident set size of the process: {_max_rss_mib():.0f} MiB")
+    print(f"peak resident set size of the process: {_max_rss_mib():.0f} MiB; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs")
     return 0
 
 

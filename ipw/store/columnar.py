@@ -38,6 +38,8 @@ FANOUT = 10
 JSON_COLUMNS = ("domains", "engine_extra")
 """Nested dicts, kept as JSON text in frames: decode with :func:`decode_json` when needed."""
 FLAGS = "flags"
+FEW_VALUES = ["domain", "difficulty", "grader", "grade_method", "finish_reason", "shard", "reference", "flags"]
+"""Text columns with few distinct values, read through their Parquet dictionary (faster)."""
 
 _NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})-(\d+)\.parquet$")
 
@@ -147,10 +149,22 @@ def to_frame(table: pa.Table):
 
 
 def read_frame(path: Path):
-    """A Parquet file (the power timeline) as pandas, with a low peak of memory."""
+    """A Parquet file (the power timeline) as pandas, text columns read through their dictionary
+    (a few distinct domains over millions of samples: about half the time)."""
     import pyarrow.parquet as pq
 
-    return pq.read_table(path, pre_buffer=False).to_pandas(split_blocks=True, self_destruct=True)
+    schema = pq.read_schema(path)
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    table = _undictionary(pq.read_table(path, pre_buffer=False, read_dictionary=text), text)
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def _undictionary(table: pa.Table, names) -> pa.Table:
+    for name in names:
+        if name in table.column_names and pa.types.is_dictionary(table.schema.field(name).type):
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, table[name].cast(pa.large_string()))
+    return table
 
 
 def decode_json(series):
@@ -257,7 +271,8 @@ def _fsync_dir(d: Path) -> None:
 def read_segments(segs: list[Segment]) -> list[pa.Table]:
     import pyarrow.parquet as pq
 
-    return [conform(pq.read_table(s.path, pre_buffer=False)) for s in segs]
+    return [conform(_undictionary(pq.read_table(s.path, pre_buffer=False, read_dictionary=FEW_VALUES), FEW_VALUES))
+            for s in segs]
 
 
 def compact(run: Path, segs: list[Segment], everything: bool = False) -> list[Segment]:
