@@ -54,8 +54,6 @@ line = st.one_of(
 )  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason="ipw/store RunStore.records: a line that does not fit the record contract "
-                                       "raises an IpwError naming neither queries.jsonl nor the line")
 @FAST
 @given(st.lists(line, max_size=5), st.booleans())
 @example([b'{"domain": "d", "correct": true}'], True)
@@ -76,8 +74,6 @@ def test_records_file_of_any_bytes(tmp_path_factory, lines, newline_at_end):
     assert len(records) >= len({json.loads(x)["id"] for x in complete})  # no whole record dropped silently
 
 
-@pytest.mark.xfail(strict=True, reason="ipw/store RunStore.read_json: bytes that are not UTF-8 raise UnicodeDecodeError, "
-                                       "deep nesting RecursionError (not an InputFileError naming manifest.json)")
 @FAST
 @given(st.one_of(st.binary(max_size=60), json_values.map(lambda v: json.dumps(v).encode())))
 @example(b"\xff{}")
