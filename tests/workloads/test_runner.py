@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from ipw.store import load
+from ipw.store import decode_json, load
 from ipw.workloads import runner
 from ipw.workloads.engines import GenerationSettings, get_engine
 
@@ -57,7 +57,7 @@ def test_profile_records_every_query(tmp_path, queryset, engine):
     assert q["correct"].notna().all() and q["grade_reason"].map(bool).all()
     assert not q["measured"].any() and q["flags"].map(lambda f: "estimate" in f).all()
     assert (q["energy_above_idle_j"].notna()).all()
-    assert q["domains"].map(lambda d: d["cpu"]["source"]).eq("estimate.cpu_util_tdp").all()
+    assert decode_json(q["domains"]).map(lambda d: d["cpu"]["source"]).eq("estimate.cpu_util_tdp").all()
     m = run.manifest
     assert m["status"] == "complete" and len(m["queryset"]["sha256"]) == 64
     assert m["engine"]["engine"] == "transformers" and m["config"]["settings"]["max_tokens"] == 8
