@@ -8,6 +8,7 @@ query fails, ``--resume --retry-errors``, and a meter that fails mid-run.
 from __future__ import annotations
 
 import json
+
 import pytest
 from click.testing import CliRunner
 
