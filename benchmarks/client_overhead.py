@@ -11,7 +11,9 @@ machine's load hits all alike:
            grading, records stored): the plain client's work plus everything ipw adds
 
 Throughput is output tokens (streamed chunks) over the span from the first request sent to the
-last answer ended. Prints tokens/s per client and the ratio to plain (goal: >= 0.99).
+last answer ended. Prints tokens/s per client and the ratio to plain (goal: >= 0.99), and the
+client process's CPU time per token (all its threads: event loop, timeline sampler, grading,
+store), which a loaded machine disturbs less than throughput.
 Usage: python benchmarks/client_overhead.py [--levels 1,4] [--queries 8] [--max-tokens 32] [--repeats 3]
 """
 
@@ -152,8 +154,10 @@ def main() -> None:
               f"{args.repeats} interleaved repeats")  # fmt: skip
         for n in [int(x) for x in args.levels.split(",")]:
             rates: dict[str, list[float]] = {"plain": [], "client": [], "profile": []}
+            cpu: dict[str, list[float]] = {name: [] for name in rates}
             for r in range(args.repeats):
                 for name in rates:
+                    c0 = time.process_time()
                     if name == "plain":
                         tok, span = asyncio.run(plain(url, key, prompts, n, args.max_tokens))
                     elif name == "client":
@@ -161,10 +165,12 @@ def main() -> None:
                     else:
                         tok, span = ipw_profile(engine, qfile, n, args.max_tokens, tmp / "runs", f"c{n}-r{r}")
                     rates[name].append(tok / span)
+                    cpu[name].append((time.process_time() - c0) / tok * 1e3)
             base = statistics.median(rates["plain"])
             for name, values in rates.items():
                 med = statistics.median(values)
                 print(f"concurrency {n:>2}  {name:<8} {med:8.2f} tokens/s  ratio to plain {med / base:.3f}  "
+                      f"client CPU {statistics.median(cpu[name]):.3f} ms/token  "
                       f"(repeats: {', '.join(f'{v:.2f}' for v in values)})")  # fmt: skip
     finally:
         engine.close()

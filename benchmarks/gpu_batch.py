@@ -10,8 +10,8 @@ the monitor's counter timeline), per query by the attribution rule; the figures 
 are ipw.sweep's: steady-state J/token (ML.ENERGY's window), J/token over the run, tokens/s, mean
 power, TTFT and TPOT medians, prefill and decode energy per query, and the frontier.
 
-Prints one table and one JSON line (``{"gpu_batch": ...}``); writes the runs and the sweep result
-under --out. Finishes in well under 90 s on an H200 (about 12, 40 and 96 queries at batch 1, 8, 32).
+Prints one table and one JSON line (``{"gpu_batch": ...}``); writes the runs (records, manifests,
+timelines) and the sweep result under --out (the model goes to a temporary folder, removed after). Finishes in well under 90 s on an H200 (about 12, 40 and 96 queries at batch 1, 8, 32).
 Needs torch (CUDA), transformers, tokenizers, nvidia-ml-py, numpy, pandas, pyarrow, psutil.
 Usage: python benchmarks/gpu_batch.py [--batches 1,8,32] [--out DIR] [--smoke]
 (--smoke: a 2-layer model, 8 new tokens, batches 1,2: a dry run on a CPU.)
@@ -76,7 +76,8 @@ def main() -> None:
     new_tokens = 8 if args.smoke else 64
     out = Path(args.out or tempfile.mkdtemp(prefix="ipw-gpu-batch-"))
     out.mkdir(parents=True, exist_ok=True)
-    folder = out / "model"
+    model_dir = tempfile.TemporaryDirectory(prefix="ipw-gpu-batch-model-")  # 270 MB: never under --out
+    folder = Path(model_dir.name)
     build_model_folder(folder, 2 if args.smoke else SHAPE["layers"])
     n_max = max(QUERIES_PER_BATCH.get(b, 3 * b + 3) for b in batches)
     write_queries(out / "queries.jsonl", n_max)
@@ -95,6 +96,7 @@ def main() -> None:
             print(f"batch {b}: {n} queries done at {time.monotonic() - t0:.1f} s", flush=True)
     finally:
         engine.close()
+        model_dir.cleanup()
     result = sweep.SweepResult(sweep.levels_frame(runs), {"mode": "batch_size", "levels": batches, "runs": [str(r) for r in runs],
                                                           "model": "random SmolLM2-135M-shaped Llama", "new_tokens": new_tokens})  # fmt: skip
     result.save(out / "sweep")

@@ -285,8 +285,24 @@ class Curves:
         return out
 
     def covers(self, lo: float, hi: float) -> bool:
-        curves = self.get(lo, hi)
-        return bool(curves) and all(c.covers(lo, hi) for c in curves.values())
+        """Whether every domain's timeline knows ``[lo, hi]`` (cheap: no curve is built). True when
+        there is no domain at all (nothing to wait for)."""
+        self._pull()
+        for d, info in self.infos.items():
+            if d in self.monitored:
+                monitor = self.monitored[d]
+                off = monitor.clock.offset()
+                err = off[1] if off else math.inf
+                ct = monitor.timeline.ct
+                if not ct or ct[0] + err > lo or ct[-1] - err < hi:
+                    return False
+                continue
+            ts = self._t.get(d)
+            if ts is None:  # not read yet (a meter whose every read fails waits for the end's timeout)
+                return False
+            if ts[0] + READ_ERR_S > lo or ts[-1] - info.update_period_s - READ_ERR_S < hi:
+                return False
+        return True
 
 
 def _monitor_curve(monitor) -> A.Curve:
@@ -518,7 +534,7 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
     )  # fmt: skip
     judge = get_engine("openai", **config.judge) if config.judge else None
     jobs = [Job(q, render_prompt(q), runner.query_settings(config.settings, q)) for q in todo_all if q.id not in done]
-    warmup = [Job(q, render_prompt(q), config.settings) for q in todo_all[: config.warmup]]
+    warmup = [Job(q, render_prompt(q), config.settings) for q in todo_all[: config.warmup]] if jobs else []
     flight = Flight()
     out: queue.Queue = queue.Queue()
     fin = _Session(store, config, profiler, observer, session, judge)
@@ -547,7 +563,11 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
             thread.join(timeout=COVER_TIMEOUT_S)
         if started:
             observer.close()
-        serving["sessions"] = serving["sessions"] + [fin.summary(flight, level)]
+        try:
+            serving["sessions"] = serving["sessions"] + [fin.summary(flight, level)]
+        except Exception as e:  # noqa: BLE001 - the records are stored; a summary failure must not mask the run's error
+            log.warning("serving summary of session %d not computed: %s", session, e)
+            serving["sessions"] = serving["sessions"] + [{"session": session, "level": level, "error": repr(e)}]
         timeline = profiler.timeline()
         if not timeline.empty:
             timeline["session"] = session
