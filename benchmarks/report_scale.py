@@ -57,13 +57,14 @@ def _write(tmp: str, k: int, n: int, journal: bool) -> Path:
     from tests.fakes.runs import SyntheticRun, write_synthetic_run
 
     spec = SyntheticRun(n_queries=n, seed=k, accuracy=0.5 + 0.1 * k, energy_j=10.0 * (k + 1), model=f"synthetic-{k}")
-    return write_synthetic_run(tmp, f"run-{k}", spec, journal=journal)
+    return write_synthetic_run(tmp, f"run-{k}", spec, journal=journal, segments=not journal)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=1_000_000)
-    parser.add_argument("--journal", action="store_true", help="records in queries.jsonl only (no segments)")
+    parser.add_argument("--journal", action="store_true",
+                        help="the folder of an earlier ipw: records in queries.jsonl only (no segments)")
     parser.add_argument("--runs", type=int, default=1, help="runs of that size in one report (same query ids)")
     parser.add_argument("--keep", type=Path, help="also write the report here")
     parser.add_argument("--tracemalloc", action="store_true", help="also trace allocations per stage (slower)")

@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ipw.errors import InputFileError, IpwError
-from ipw.records import QueryRecord
+from ipw.records import SCHEMA_VERSION, QueryRecord
 
 SEGMENTS = "segments"
 SEGMENT_RECORDS = 10_000
@@ -362,10 +362,23 @@ def count_tail(journal: Path, start: int) -> int:
     return n
 
 
+_NAMES = frozenset(KINDS)
+
+
+def _plain(d: dict) -> bool:
+    """The checks :func:`normalise` makes, on a dict that needs no conversion."""
+    flags = d["flags"]
+    return (isinstance(d["id"], str) and isinstance(d["domain"], (str, type(None))) and d["correct"] in (True, False, None)
+            and isinstance(flags, list) and all(isinstance(f, str) for f in flags))
+
+
 def normalise(dicts: list[dict]) -> list[dict]:
     """Journal records of any schema as current ``QueryRecord.to_dict()`` dicts."""
     out = []
     for d in dicts:
+        if d.keys() == _NAMES and d.get("schema") == SCHEMA_VERSION and _plain(d):
+            out.append(d)  # a line written by this ipw is QueryRecord.to_dict() already
+            continue
         r = QueryRecord.from_dict(d)
         if not isinstance(r.id, str) or not isinstance(r.domain, (str, type(None))):
             raise IpwError("'id' and 'domain' must be text")

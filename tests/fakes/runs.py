@@ -14,6 +14,7 @@ id and then renamed, as a user renaming a folder would.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import pandas as pd
 from ipw.errors import IpwError
 
 from ipw.records import SCHEMA_VERSION, QueryRecord
-from ipw.store import RunStore, validate_run_id
+from ipw.store import SEGMENTS, RunStore, validate_run_id
 from ipw.store.columnar import columns_table, write_segment
 
 DOMAINS = ("arithmetic", "code", "facts", "language", "reasoning", "units")
@@ -101,9 +102,11 @@ def _timeline(spec: SyntheticRun, duration_s: float) -> pd.DataFrame:
 
 
 def write_synthetic_run(runs_dir: Path | str, run_id: str, spec: SyntheticRun = SyntheticRun(),
-                        journal: bool = True) -> Path:
-    """Create ``runs_dir/run_id`` with ``spec.n_queries`` records, an idle baseline and a timeline
-    (records in ``queries.jsonl``, or with ``journal=False`` in one Parquet segment)."""
+                        journal: bool = True, segments: bool = True) -> Path:
+    """Create ``runs_dir/run_id`` with ``spec.n_queries`` records, an idle baseline and a timeline.
+    Records go through the journal (and into segments as a run makes them), or with
+    ``journal=False`` straight into one Parquet segment; ``segments=False`` leaves the journal
+    alone, the folder of an earlier ipw."""
     source = "rapl.energy_uj" if spec.measured else "estimate.cpu_util_tdp"
     manifest = {
         "ipw_version": "synthetic", "created": "2026-01-01T00:00:00+00:00", "python": "3.11",
@@ -131,6 +134,8 @@ def write_synthetic_run(runs_dir: Path | str, run_id: str, spec: SyntheticRun = 
     if spec.hz > 0:
         store.append_timeline(_timeline(spec, float(np.sum(cols["e2e_s"]))))
     store.close(seal=False)
+    if journal and not segments:
+        shutil.rmtree(store.path / SEGMENTS, ignore_errors=True)
     if safe != run_id:
         store.path.rename(store.path.parent / run_id)
     return Path(runs_dir) / run_id
