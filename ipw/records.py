@@ -22,8 +22,10 @@ system energy, which is what it was on the CPU-only machines that wrote them.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
+
+from ipw.errors import IpwError
 
 SCHEMA_VERSION = 2
 
@@ -75,10 +77,33 @@ def energy_column(basis: str) -> str:
     basis = "system" if basis == "total" else basis
     cols = {"accelerator": Col.ACCELERATOR_ENERGY_J, "system": Col.ENERGY_J, "above_idle": Col.ENERGY_ABOVE_IDLE_J}
     if basis not in cols:
-        from ipw.errors import IpwError
-
         raise IpwError(f"unknown energy basis {basis!r}; choose one of {', '.join(ENERGY_BASES)}")
     return cols[basis]
+
+
+class RecordError(IpwError, ValueError):
+    """A stored record that does not fit the contract (the store adds the file and line)."""
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "float": (int, float), "int": (int,), "bool": (bool,),
+    "tuple[str, ...]": (list, tuple), "dict": (dict,), "dict[str, dict]": (dict,),
+}
+
+
+def _check(name: str, value: Any, annotation: str) -> None:
+    """Raise :class:`RecordError` unless ``value`` fits the field's annotation (``X | None`` allows None)."""
+    base, _, optional = annotation.partition(" | ")
+    if value is None and optional == "None":
+        return
+    if base == "Any":
+        return
+    kinds = _TYPES[base]
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if ok and base == "tuple[str, ...]":
+        ok = all(isinstance(v, str) for v in value)
+    if not ok:
+        raise RecordError(f"field {name!r} must be {annotation}, not {type(value).__name__} {value!r:.40}")
 
 
 def _finite(x: Any) -> Any:
@@ -152,7 +177,17 @@ class QueryRecord:
 
     @classmethod
     def from_dict(cls, d: dict) -> QueryRecord:
-        """Read a stored record of any schema; unknown keys are kept in ``engine_extra['_unknown']``."""
+        """Read a stored record of any schema; unknown keys are kept in ``engine_extra['_unknown']``.
+
+        Raises :class:`RecordError` for a record that is not an object, lacks ``id``, ``domain`` or
+        ``correct``, or holds a value of the wrong type."""
+        if not isinstance(d, dict):
+            raise RecordError(f"a record must be a JSON object, not {type(d).__name__}")
+        for f in fields(cls):
+            if f.name in d:
+                _check(f.name, d[f.name], str(f.type))
+            elif f.default is MISSING and f.default_factory is MISSING:
+                raise RecordError(f"the record has no {f.name!r}")
         names = {f.name for f in fields(cls)}
         known = {k: v for k, v in d.items() if k in names}
         extra = {k: v for k, v in d.items() if k not in names}

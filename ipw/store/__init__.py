@@ -55,7 +55,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ipw.errors import InputFileError, IpwError
-from ipw.records import RECORD_COLUMNS, QueryRecord
+from ipw.records import RECORD_COLUMNS, QueryRecord, RecordError
 from ipw.store import columnar
 from ipw.store.columnar import SEGMENT_RECORDS, SEGMENTS, decode_json
 from ipw.store.files import LOCK, FolderLock, RunLocked, StoreWriteError, append_durably, validate_run_id, write_atomic
@@ -237,8 +237,15 @@ class RunStore:
 
     def records(self) -> list[QueryRecord]:
         """Every stored record, typed (records of older schemas are read too); an id stored twice
-        counts once, by its later record."""
-        return [QueryRecord.from_dict(d) for d in self.raw_records()]
+        counts once, by its later record. A record that breaks the contract is an error naming the
+        journal and the record (its position among the kept records, and its id)."""
+        out = []
+        for n, d in enumerate(self.raw_records(), 1):
+            try:
+                out.append(QueryRecord.from_dict(d))
+            except RecordError as e:
+                raise RecordError(f"{self.path / QUERIES}: record {n} (id {d.get('id')!r}): {e}") from e
+        return out
 
     def raw_records(self) -> list[dict]:
         """Every stored record as a dict (nested values decoded), the later record of an id winning."""

@@ -26,11 +26,6 @@ GOOD = QueryRecord(id="q1", domain="d", correct=True, energy_j=1.5, window_s=0.5
 near_good = st.builds(lambda base, changes, drop: {k: v for k, v in (base | changes).items() if k not in drop},
                       st.just(GOOD), record_dicts, st.sets(st.sampled_from(sorted(GOOD)), max_size=3))  # fmt: skip
 
-KNOWN_RECORDS = ("ipw/records.py QueryRecord.from_dict: a record without 'id'/'domain'/'correct' raises TypeError "
-                 "(missing constructor argument) and field types are not checked")
-
-
-@pytest.mark.xfail(strict=True, reason=KNOWN_RECORDS)
 @FAST
 @given(st.one_of(record_dicts, near_good))
 @example({"domain": "d", "correct": True})
