@@ -167,6 +167,9 @@ class FakeNvml:
     def nvmlShutdown(self) -> None:
         self.init_count -= 1
 
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return "fake"
+
     def nvmlDeviceGetCount(self) -> int:
         return len(self.gpus)
 
