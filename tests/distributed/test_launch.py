@@ -61,6 +61,20 @@ def test_two_shards_merge_into_one_run(tmp_path, ray_local):
     assert {k: v["records"] for k, v in launch["outcomes"].items()} == {"canned-a/0/2": 6, "canned-a/1/2": 6}
 
 
+def test_resume_keeps_complete_shards_and_runs_the_rest(tmp_path, ray_local):
+    import shutil
+
+    from ipw import launch as L
+
+    first = L.launch(_spec(tmp_path, 8, "again"), engine_factory=Factory(0.0), progress=False)
+    kept = json.loads((first.path / "canned-a" / "shard-0-of-2" / "manifest.json").read_text())["sessions"]
+    shutil.rmtree(first.path / "canned-a" / "shard-1-of-2")  # as if its node had been lost with its disk
+    again = L.launch(L.resume_spec(first.path), engine_factory=Factory(0.0), progress=False, resume=first.path)
+    assert not again.failed and again.path == first.path
+    assert json.loads((first.path / "canned-a" / "shard-0-of-2" / "manifest.json").read_text())["sessions"] == kept
+    assert sorted(load(first.path).queries["id"]) == [f"q{i:03d}" for i in range(8)]
+
+
 def test_a_killed_worker_resumes_its_shard_from_its_records(tmp_path, ray_local):
     from ipw import launch as L
 

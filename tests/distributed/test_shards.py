@@ -68,3 +68,13 @@ def test_sharded_runs_record_their_part_and_load_as_one(tmp_path):
     assert set(merged.queries["node"]) == {socket.gethostname()}
     assert merged.manifest["status"] == "complete" and merged.manifest["queryset"]["n"] == 10
     assert merged.queries["correct"].sum() == 5  # the engine answers the even ones right
+
+
+def test_profile_refuses_a_bad_shard_before_loading_anything(tmp_path):
+    from click.testing import CliRunner
+
+    from ipw.cli import main
+
+    out = CliRunner().invoke(main, ["profile", "--shard", "2/2", "--runs-dir", str(tmp_path)])
+    assert out.exit_code == 1 and "shard '2/2': give i/n" in out.output
+    assert not any(tmp_path.iterdir())
