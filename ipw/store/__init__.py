@@ -41,7 +41,8 @@ Rules every reader and writer keeps:
 - **Shards.** A folder holding the run folders of the shards of one query set (``ipw profile
   --shard i/n``, or one cell of an ``ipw launch``) loads as one run (:mod:`ipw.store.merge`): its
   frame gains ``node`` (the host that ran each record), the manifest lists every shard's node and
-  hardware.
+  hardware. The records of a sharded run carry ``shard`` (``"i/n"``), set by the store from the
+  manifest's ``shard`` as they are appended.
 
 ``ipw.store.load(run)`` returns pandas frames, so notebooks never parse these files by hand.
 """
