@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import re
@@ -24,6 +23,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ipw.errors import IpwError
+
+try:
+    import fcntl
+except ImportError:  # Windows: msvcrt's byte-range lock stands in for flock
+    fcntl = None
+    import msvcrt
 
 LOCK = "lock"
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -112,7 +117,7 @@ class FolderLock:
         except OSError as e:
             raise IpwError(f"cannot open the lock file {path}: {e.strerror}") from e
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(fd)
         except OSError as e:
             holder = _holder(fd)
             os.close(fd)
@@ -142,12 +147,28 @@ class FolderLock:
         fd, self.fd = getattr(self, "fd", None), None
         if fd is not None:
             try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                _unlock(fd)
             finally:
                 os.close(fd)
 
     def __del__(self) -> None:
         self.release()
+
+
+def _lock(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    else:
+        os.lseek(fd, 1 << 30, os.SEEK_SET)  # lock a byte far past the holder's note
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+
+def _unlock(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    else:
+        os.lseek(fd, 1 << 30, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
 def _holder(fd: int) -> str:
