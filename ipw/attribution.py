@@ -256,27 +256,34 @@ class _Grid:
     """Event times of a set of queries, the work rate and in-flight count of every segment."""
 
     def __init__(self, events: Sequence[QueryEvents], rule: Rule) -> None:
-        pts = {t for e in events for t in (e.t_start_s, e.t_end_s, e.t_first_s, e.t_last_s) if t is not None}
-        self.t = np.array(sorted(pts), dtype=float)
+        pts = [t for e in events for t in (e.t_start_s, e.t_end_s, e.t_first_s, e.t_last_s) if t is not None]
+        self.t = np.unique(np.asarray(pts, dtype=float))
         n = max(len(self.t) - 1, 0)
         self.work = np.zeros(n)
-        self.inflight = np.zeros(n)
         self.rule = rule
-        for e in events:
-            i0, i1 = self.index(e.t_start_s), self.index(e.t_end_s)
-            self.inflight[i0:i1] += 1
-            for a, b, rate, _ in e.phases(rule):
-                self.work[self.index(a):self.index(b)] += rate
+        spans = np.searchsorted(self.t, np.array([[e.t_start_s, e.t_end_s] for e in events], dtype=float).reshape(-1, 2))
+        steps = np.zeros(len(self.t) + 1, dtype=np.int64)  # integer counts: exact
+        np.add.at(steps, spans[:, 0], 1)
+        np.add.at(steps, spans[:, 1], -1)
+        self.inflight = np.cumsum(steps)[:n].astype(float)
+        self._spans = {id(e): (int(i0), int(i1)) for e, (i0, i1) in zip(events, spans.tolist())}
+        phases = [(id(e), a, b, rate) for e in events for a, b, rate, _ in e.phases(rule)]
+        idx = np.searchsorted(self.t, [x for _, a, b, _ in phases for x in (a, b)]).tolist() if phases else []
+        self._phases: dict[int, list[tuple[int, int, float]]] = {id(e): [] for e in events}
+        for k, (owner, _, _, rate) in enumerate(phases):
+            ia, ib = idx[2 * k], idx[2 * k + 1]
+            self._phases[owner].append((ia, ib, rate))
+            self.work[ia:ib] += rate
 
     def index(self, t: float) -> int:
         return int(np.searchsorted(self.t, t))
 
     def shares(self, e: QueryEvents) -> tuple[int, int, np.ndarray, int]:
         """(first segment, end segment, the query's share of each segment, first decode segment)."""
-        i0, i1 = self.index(e.t_start_s), self.index(e.t_end_s)
+        i0, i1 = self._spans[id(e)]
         rate = np.zeros(i1 - i0)
-        for a, b, r, _ in e.phases(self.rule):
-            rate[self.index(a) - i0:self.index(b) - i0] += r
+        for ia, ib, r in self._phases[id(e)]:
+            rate[ia - i0:ib - i0] += r
         work, flight = self.work[i0:i1], self.inflight[i0:i1]
         with np.errstate(divide="ignore", invalid="ignore"):
             s = np.where(work > 0, rate / np.where(work > 0, work, 1.0), 1.0 / np.maximum(flight, 1.0))
@@ -300,22 +307,24 @@ def _bound(curve: Curve, grid: _Grid, i0: int, i1: int, s: np.ndarray, estimate:
     # counter spans k (values k-1 -> k) whose window X_k = [t_lo[k-1], t_hi[k]] meets [t0, t1]
     k_first = max(int(np.searchsorted(curve.t_hi, t0, side="left")), 1)
     k_last = min(int(np.searchsorted(curve.t_lo, t1, side="right")), len(curve) - 1)
+    ks = np.arange(k_first, k_last + 1)
+    xa, xb = curve.t_lo[ks - 1], curve.t_hi[ks]
+    meet = (xb > t0) & (xa < t1)
+    ks, xa, xb = ks[meet], xa[meet], xb[meet]
+    de = curve.energy_j[ks] - curve.energy_j[ks - 1]
+    ja = np.maximum(np.searchsorted(grid.t, xa, side="right") - 1, i0) - i0
+    jb = np.minimum(np.searchsorted(grid.t, xb, side="left"), i1) - i0
+    outside = (xa < t0) | (xb > t1)
     lo = hi = 0.0
     changes = 0
-    for k in range(k_first, k_last + 1):
-        de = curve.energy_j[k] - curve.energy_j[k - 1]
-        xa, xb = curve.t_lo[k - 1], curve.t_hi[k]
-        if xb <= t0 or xa >= t1:
+    for a, b, d, out in zip(ja.tolist(), jb.tolist(), de.tolist(), outside.tolist()):
+        if b <= a:
             continue
-        ja = max(int(np.searchsorted(grid.t, xa, side="right")) - 1, i0)
-        jb = min(int(np.searchsorted(grid.t, xb, side="left")), i1)
-        part = s[ja - i0:jb - i0]
-        if len(part) == 0:
-            continue
+        part = s[a:b]
         smax = float(part.max())
-        smin = 0.0 if (xa < t0 or xb > t1) else float(part.min())
-        lo += de * smin
-        hi += de * smax
+        smin = 0.0 if out else float(part.min())
+        lo += d * smin
+        hi += d * smax
         changes += smax > smin
     return min(max(estimate - lo, hi - estimate, 0.0) + curve.resolution_j * (2 + changes), shape_bound)
 

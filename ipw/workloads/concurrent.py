@@ -350,7 +350,8 @@ class _Session:
         hi = max(a.t_end_s for a in job.attempts)
         return flight.earliest_inflight() >= hi and self.curves.covers(lo, hi)
 
-    def finalize(self, job: Job, flight: Flight) -> None:
+    def finalize(self, job: Job, flight: Flight):
+        """The record of a finished job (None for one that never started)."""
         from ipw.profilers.session import DomainEnergy, Measurement
         from ipw.workloads.grading import Grade, grade
         from ipw.workloads.runner import make_record
@@ -366,7 +367,7 @@ class _Session:
             found = A.attribute(neighbours, curves, self.rule, keys=[q.id])
             qe = found[0] if found else None
         else:  # never started (the run stopped first): not recorded
-            return
+            return None
         infos = self.curves.infos
         idle = self.profiler.idle.power_w if self.profiler.idle else {}
         domains, flags = {}, [f"attributed:{self.rule.name}"]
@@ -389,10 +390,17 @@ class _Session:
         else:
             verdict = Grade(False, None, "engine-error", f"no answer: {job.error}")
         record = make_record(q, g, verdict, m, self.session, None if job.error is None else str(job.error))
-        record = replace(record, **self._energy_fields(job, g, qe, domains, idle))
-        self.store.append(record)
-        self.observer.record(record)
-        self.final.append(q.id)
+        return replace(record, **self._energy_fields(job, g, qe, domains, idle))
+
+    def store_all(self, jobs: list[Job], flight: Flight) -> None:
+        """Finalise ``jobs`` and append their records in one durable write (one fsync)."""
+        records = [r for r in (self.finalize(j, flight) for j in jobs) if r is not None]
+        if not records:
+            return
+        self.store.append_many(records)
+        for r in records:
+            self.observer.record(r)
+            self.final.append(r.id)
 
     def _energy_fields(self, job: Job, g, qe, domains, idle) -> dict:
         top = [d for d in domains.values() if d.parent is None]
@@ -593,14 +601,14 @@ def _finalise_loop(fin: _Session, flight: Flight, out: queue.Queue, thread: thre
                 pending.append(out.get_nowait())
         except queue.Empty:
             pass
-        for job in [j for j in pending if fin.ready(j, flight)]:
-            pending.remove(job)
-            fin.finalize(job, flight)
+        ready = [j for j in pending if fin.ready(j, flight)]
+        if ready:
+            pending = [j for j in pending if j not in ready]
+            fin.store_all(ready, flight)
         if not thread.is_alive() and out.empty():
             if not pending:
                 return
             ended_at = ended_at or time.monotonic()
             if time.monotonic() - ended_at > COVER_TIMEOUT_S:
-                for job in pending:
-                    fin.finalize(job, flight)
+                fin.store_all(pending, flight)
                 return
