@@ -79,6 +79,13 @@ def ipj(acc: float, mean_energy_j: float) -> float:
     return acc / mean_energy_j if mean_energy_j > 0 else float("nan")
 
 
+METRIC_COLUMNS = (
+    Col.ID, Col.CORRECT, Col.ERROR, Col.ENERGY_J, Col.ENERGY_ABOVE_IDLE_J, Col.ACCELERATOR_ENERGY_J,
+    Col.ACCELERATOR_MEASURED, Col.MEASURED, Col.WINDOW_S, Col.E2E_S, Col.TTFT_S, Col.TPOT_S,
+)
+"""The columns :func:`summarize` reads."""
+
+
 def scored_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows accuracy, IPW and IPJ are computed over: graded, and not an engine error."""
     keep = frame[Col.CORRECT].notna()
@@ -106,7 +113,11 @@ def query_span_s(frame: pd.DataFrame) -> pd.Series:
 
 
 def _arrays(frame: pd.DataFrame, energy: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    scored = scored_rows(frame)
+    """Correct (0/1), energy [J] and power [W] of the scored rows of ``frame``."""
+    return _scored_arrays(scored_rows(frame), energy)
+
+
+def _scored_arrays(scored: pd.DataFrame, energy: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     e = query_energy_j(scored, energy).to_numpy(float)
     t = query_span_s(scored).to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -116,7 +127,10 @@ def _arrays(frame: pd.DataFrame, energy: str) -> tuple[np.ndarray, np.ndarray, n
 def bootstrap(frame: pd.DataFrame, energy: str = DEFAULT_ENERGY, n_boot: int | None = None, seed: int = 0) -> dict[str, Interval]:
     """95% percentile intervals of accuracy, IPW and IPJ, resampling scored queries
     (``n_boot`` None: :func:`n_boot_for` the number of scored queries)."""
-    c, e, p = _arrays(frame, energy)
+    return _bootstrap(*_arrays(frame, energy), n_boot, seed)
+
+
+def _bootstrap(c: np.ndarray, e: np.ndarray, p: np.ndarray, n_boot: int | None, seed: int) -> dict[str, Interval]:
     n_boot = n_boot_for(len(c)) if n_boot is None else n_boot
     if len(c) < 2:
         nan = Interval(float("nan"), float("nan"))
@@ -154,17 +168,18 @@ def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_
     the energy basis (``energy_scope``), mean energy on that basis, system and above idle [J], mean
     power [W], latencies [s], and whether every energy on the basis was measured (False where any
     came from the estimate). Every mean is over the scored rows, the rows accuracy counts.
-    ``n_boot`` None: :func:`n_boot_for` the largest group, the same count for every group."""
+    ``n_boot`` None: :func:`n_boot_for` the whole frame's size, one count for the run and each group."""
     energy_column(energy)  # an unknown basis is an error before any work
+    frame = frame[[c for c in (*METRIC_COLUMNS, by) if c is not None and c in frame]]  # no copy of the rest
     groups = [("all", frame)] if by is None else list(frame.groupby(by, sort=True))
     if n_boot is None:
-        n_boot = n_boot_for(max((len(g) for _, g in groups), default=0))
+        n_boot = n_boot_for(len(frame))
     rows = []
     for key, g in groups:
         s = scored_rows(g)
-        c, e, p = _arrays(g, energy)
+        c, e, p = _scored_arrays(s, energy)
         acc = float(c.mean()) if len(c) else float("nan")
-        ci = bootstrap(g, energy, n_boot, seed)
+        ci = _bootstrap(c, e, p, n_boot, seed)
         rows.append(
             {
                 (by or "group"): key,
