@@ -484,3 +484,33 @@ def test_attribution_on_an_h200_like_monitor_timeline(tmp_path, queryset, stub, 
         share = np.where(total > 0, rates[r["id"]] / np.where(total > 0, total, 1), inside / np.maximum(flight, 1))
         truth = float((share * power * 2e-5).sum())
         assert abs(r["accelerator_energy_j"] - truth) <= r["energy_uncertainty_j"] + 1e-3, (r["id"], truth)
+
+
+from tests.workloads.engines.test_openai_engine import llama_server  # noqa: E402, F401 - the fixture
+
+
+@needs_server
+@pytest.mark.slow
+def test_real_server_that_cuts_answers_short_loses_no_record(tmp_path, queryset, llama_server, monkeypatch):  # noqa: F811
+    """llama-cpp-python's server as it starts by default cuts a streaming answer short when another
+    request arrives (``interrupt_requests``): those attempts fail and are retried; every query ends
+    with one record, either a finished answer or its error, and the energies still add up."""
+    url, key = llama_server
+    monkeypatch.setenv(KEY_ENV, key)
+    engine = OpenAIEngine(url, "smollm", api_key_env=KEY_ENV, timeout_s=60, tries=3, backoff_s=0.2)
+    config = runner.RunConfig(engine="openai", queries=str(queryset), settings=GenerationSettings(max_tokens=6),
+                              warmup=0, idle_s=0.0, limit=4, runs_dir=str(tmp_path / "runs"), run_id="cut",
+                              concurrency=2)  # fmt: skip
+    run = load(runner.profile(config, engine=engine).path)
+    run.queries = _frame(run)
+    engine.close()
+    q = run.queries
+    assert len(q) == 4 and q["id"].is_unique
+    assert (q["attempts"] > 1).any() or q["error"].notna().any()  # some answer was cut short
+    done = q[q["error"].isna()]
+    failed = q[q["error"].notna()]
+    assert done["finish_reason"].isin(["stop", "length"]).all() and done["output"].map(bool).all()
+    assert failed["error"].str.contains("ended before the answer was finished|broke off").all()
+    assert (failed["attempts"] == 3).all()
+    (session,) = run.manifest["serving"]["sessions"]
+    assert q["energy_j"].sum() == pytest.approx(sum(session["active_energy_j"].values()), rel=1e-9, abs=1e-6)
