@@ -37,7 +37,7 @@ from ipw.results import Header, Result, read_table
 from ipw.workloads import latency as L
 
 MODES = {"concurrency": "c", "batch_size": "b"}
-COLUMNS = ["mode", "level", "run", "n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope",
+COLUMNS = ["mode", "level", "run", "n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "measured",
            "energy_per_query_j", "prefill_energy_per_query_j", "decode_energy_per_query_j", "j_per_token_run",
            "steady_j_per_token", "steady_tokens_per_s", "steady_power_w", "steady_energy_uncertainty_j", "steady_s",
            "ttft_mean_s", "ttft_p50_s", "ttft_p90_s", "tpot_mean_s", "tpot_p50_s", "tpot_p90_s", "tpot_vllm_mean_s",
@@ -77,7 +77,7 @@ def level_row(run) -> dict:
     if q.empty:
         return row | {"n": 0}
     s = summarize(q, n_boot=200).iloc[0]
-    row |= {k: s[k] for k in ("n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope")}
+    row |= {k: s[k] for k in ("n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "measured")}
     ok = scored_rows(q)
     energy = query_energy_j(ok)
     row["energy_per_query_j"] = float(energy.mean()) if len(ok) else np.nan

@@ -111,9 +111,28 @@ def print_summary(run_path: Path) -> None:
     ttft, tpot, e2e = (o.get(k) for k in ("ttft_s_mean", "tpot_s_mean", "e2e_s_mean"))
     ms = lambda x, f: "n/a" if x is None or x != x else format(x * 1e3, f)  # noqa: E731
     click.echo(f"latency: TTFT {ms(ttft, '.0f')} ms, TPOT {ms(tpot, '.1f')} ms/token, end-to-end {e2e:.2f} s")
+    _print_serving(run.manifest.get("serving"))
     by = pd_frame(run.summary["by_domain"], ["domain", "n", "accuracy", "scope_energy_j_mean", "ipw_per_w"])
     if by is not None:
         click.echo("\n" + by.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+
+
+def _print_serving(serving: dict | None) -> None:
+    """The serving regime's rule and steady state (ipw.workloads.concurrent), when the run has one."""
+    if not serving:
+        return
+    rule = serving["rule"]
+    click.echo(f"serving: {serving['mode'].replace('_', ' ')} {serving['level']}; per-query energy by "
+               f"{rule['name']} v{rule['version']} (prefill weight {rule['prefill_weight']:g}; docs/serving.md)")  # fmt: skip
+    steady = [x["steady_state"] for x in serving.get("sessions", []) if x.get("steady_state")]
+    if not steady:
+        click.echo("steady state: none (it needs more than 2 x the level of queries)")
+        return
+    st = max(steady, key=lambda x: x["duration_s"])
+    b = st.get("basis") or {}
+    if b.get("j_per_token") is not None:
+        click.echo(f"steady state ({st['duration_s']:.1f} s): {b['j_per_token']:.4g} J/token {b['scope']}, "
+                   f"{st['tokens_per_s']:.1f} tokens/s, {b['power_w']:.1f} W (+- {b['uncertainty_j']:.3g} J)")  # fmt: skip
 
 
 def _serving(config, o):

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from ipw.reports.plots import STYLE, new_figure
 from ipw.reports.section import Section, Table, plots
 
-SHOWN = ["mode", "level", "n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope",
+SHOWN = ["mode", "level", "n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "measured",
          "energy_per_query_j", "prefill_energy_per_query_j", "decode_energy_per_query_j", "j_per_token_run",
          "steady_j_per_token", "steady_tokens_per_s", "steady_power_w", "steady_energy_uncertainty_j",
          "ttft_p50_s", "ttft_p90_s", "tpot_p50_s", "tpot_p90_s", "tpot_vllm_mean_s", "itl_p50_s", "itl_p99_s",
@@ -74,6 +74,8 @@ def serving_section(path: Path, only: str | None = None) -> Section:
             lines.append(f"from level {int(frame['level'].iloc[0])} to {int(best['level'])}: "
                          f"{energy.iloc[0] / energy.min():.2f}x less energy per token")  # fmt: skip
     warnings = []
+    if "measured" in frame and not frame["measured"].fillna(False).astype(bool).all():
+        warnings.append("ESTIMATE: some levels' energy includes the labelled estimate (no energy counter for it)")
     if "steady_j_per_token" in frame and frame["steady_j_per_token"].isna().any():
         missing = frame.loc[frame["steady_j_per_token"].isna(), "level"].astype(int).tolist()
         warnings.append(f"levels {missing} had too few queries for a steady state (need more than 2 x level): "
