@@ -514,3 +514,16 @@ def test_real_server_that_cuts_answers_short_loses_no_record(tmp_path, queryset,
     assert (failed["attempts"] == 3).all()
     (session,) = run.manifest["serving"]["sessions"]
     assert q["energy_j"].sum() == pytest.approx(sum(session["active_energy_j"].values()), rel=1e-9, abs=1e-6)
+
+
+def test_resume_with_retry_errors_reruns_the_failed_query_at_concurrency(tmp_path, queryset, stub, trace_meter):
+    run = _run(tmp_path, queryset, f"{stub}/dropalways/v1", concurrency=4, engine_options={"tries": 1})
+    assert run.queries.set_index("id").loc["q3", "error"]
+    engine = OpenAIEngine(f"{stub}/timed/v1", "stub", api_key_env="IPW_TEST_NO_KEY")
+    runner.resume(run.path, engine=engine, retry_errors=True)
+    engine.close()
+    again = load(run.path)
+    again.queries = _frame(again)
+    q = again.queries.drop_duplicates("id", keep="last").set_index("id")
+    assert len(q) == N_QUERIES and q["error"].isna().all() and q.loc["q3", "correct"]
+    assert q.loc["q3", "session"] == 1 and (q.drop("q3")["session"] == 0).all()
