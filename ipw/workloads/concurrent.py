@@ -112,7 +112,9 @@ class Flight(Tracker):
         if shared is None:
             self.lock = threading.Lock()
             self.inflight: dict[int, float] = {}
-            self.events: list[A.QueryEvents] = []
+            self.events: list[A.QueryEvents] = []  # every attempt of the session (its summary)
+            self.recent: list[A.QueryEvents] = []  # those that may still overlap a query not yet final
+            self.open: dict[int, float] = {}  # id(job) -> its first attempt's start, until it is final
             self.stop = threading.Event()
             self.fatal: BaseException | None = None
 
@@ -125,6 +127,8 @@ class Flight(Tracker):
         with s.lock:
             attempt = Attempt(clock.now())
             s.inflight[id(attempt)] = attempt.t_start_s
+            if self.job is not None:
+                s.open.setdefault(id(self.job), attempt.t_start_s)
         return attempt
 
     def end(self, attempt) -> None:
@@ -136,14 +140,25 @@ class Flight(Tracker):
             s.inflight.pop(id(attempt), None)
             self.job.attempts.append(attempt)
             s.events.append(ev)
+            s.recent.append(ev)
 
     def earliest_inflight(self) -> float:
         with self.lock:
             return min(self.inflight.values(), default=math.inf)
 
-    def snapshot(self) -> list[A.QueryEvents]:
+    def snapshot(self, everything: bool = False) -> list[A.QueryEvents]:
         with self.lock:
-            return list(self.events)
+            return list(self.events if everything else self.recent)
+
+    def closed(self, jobs: list[Job]) -> None:
+        """``jobs`` are final: drop from the working set the attempts that ended before every
+        attempt of every job not yet final began (no such job can overlap them); the session's
+        summary keeps them all."""
+        with self.lock:
+            for job in jobs:
+                self.open.pop(id(job), None)
+            cutoff = min(self.open.values(), default=math.inf)
+            self.recent = [e for e in self.recent if e.t_end_s > cutoff]
 
 
 def estimated_input_tokens(prompt: str) -> float:
@@ -435,7 +450,7 @@ class _Session:
 
     def summary(self, flight: Flight, level: int) -> dict:
         """Active time and energy, the queries' sum (conservation) and the steady state."""
-        events = flight.snapshot()
+        events = flight.snapshot(everything=True)
         curves = self.curves.get()
         infos = self.curves.infos
         top = {d: c for d, c in curves.items() if infos[d].parent is None}
@@ -605,6 +620,7 @@ def _finalise_loop(fin: _Session, flight: Flight, out: queue.Queue, thread: thre
         if ready:
             pending = [j for j in pending if j not in ready]
             fin.store_all(ready, flight)
+            flight.closed(ready)
         if not thread.is_alive() and out.empty():
             if not pending:
                 return
