@@ -12,10 +12,12 @@ the block), the monitor with windows resolved at once (``stop()`` waits until th
 value past the end: time between windows, not inside them), and the counter read at the edges
 (``monitor="off"``, what ipw did before).
 
-Part 2, the GIL. A pure-Python loop counts iterations for 1 s blocks, interleaved: alone; beside
-the monitor in a thread of this process (4 Hz counter, 20 Hz field); beside a thread reading the
-counter flat out; beside the monitor in a separate process. Ratios to "alone" are printed.
-Usage: python benchmarks/window_edge_cost.py [--repeats 5] [--skip-gil]
+Part 2, the GIL. A pure-Python loop counts iterations in 0.25 s blocks: alone; beside the monitor
+polling in a thread of this process (4 Hz counter, 20 Hz jittered field); beside a thread reading
+the counter back to back; beside the monitor in a separate process (stopped with SIGSTOP between
+its blocks). The four conditions run in random order within each round, and each ratio is to the
+same round's "alone", so slow drifts of the machine's load cancel.
+Usage: python benchmarks/window_edge_cost.py [--repeats 5] [--rounds 40] [--skip-gil]
 """
 
 from __future__ import annotations
@@ -102,65 +104,103 @@ def count_loop(seconds: float) -> float:
     return n / seconds
 
 
-def _child_monitor(seconds: float, ready) -> None:
-    m = meter("thread")
-    ready.set()
-    time.sleep(seconds)
-    m.close()
+class Toggled:
+    """A background reader that runs only while enabled, so that conditions can alternate quickly.
 
+    ``kind="monitor"`` drives a monitor's own ``poll`` on its thread's schedule (20 Hz jittered
+    field reads, the counter at 4 Hz); ``kind="flat-out"`` reads the counter back to back."""
 
-class FlatOut:
-    """A thread reading the counter back to back (what edge reads at a high window rate amount to)."""
+    def __init__(self, kind: str) -> None:
+        import random
 
-    def __init__(self) -> None:
-        self.nvml = FakeNvml([h200(TRACE)], time.monotonic, cost="real")
+        self.kind, self.rng = kind, random.Random(0)
+        self.meter = meter("manual")
+        self.on = threading.Event()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self) -> None:
-        gpu = self.nvml.gpus[0]
+        mon, gpu = self.meter.monitor, self.meter._nvml.gpus[0]
         while not self.stop.is_set():
-            self.nvml.nvmlDeviceGetTotalEnergyConsumption(gpu)
+            if not self.on.wait(0.05):
+                continue
+            if self.kind == "flat-out":
+                self.meter._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu)
+            else:
+                mon.poll()
+                time.sleep(self.rng.uniform(0.7, 1.3) / mon.field_hz)
 
     def close(self) -> None:
         self.stop.set()
         self.thread.join()
+        self.meter.close()
 
 
-def part2(repeats: int, seconds: float = 1.0) -> None:
-    rates = {k: [] for k in ("alone", "monitor thread", "counter flat out (thread)", "monitor process")}
+def _child_monitor(ready, done) -> None:
+    m = meter("thread")
+    ready.set()
+    done.wait(600)
+    m.close()
+
+
+def part2(rounds: int, seconds: float = 0.25) -> None:
+    import os
+    import random
+    import signal
+
     ctx = mp.get_context("spawn")
-    for _ in range(repeats):
-        rates["alone"].append(count_loop(seconds))
-        m = meter("thread")
-        time.sleep(0.05)
-        rates["monitor thread"].append(count_loop(seconds))
-        m.close()
-        f = FlatOut()
-        rates["counter flat out (thread)"].append(count_loop(seconds))
-        f.close()
-        ready = ctx.Event()
-        proc = ctx.Process(target=_child_monitor, args=(seconds + 1.0, ready))
-        proc.start()
-        ready.wait(10)
-        rates["monitor process"].append(count_loop(seconds))
+    ready, done = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_child_monitor, args=(ready, done))
+    proc.start()
+    ready.wait(30)
+    os.kill(proc.pid, signal.SIGSTOP)
+    thread, flat = Toggled("monitor"), Toggled("flat-out")
+    conds = ["alone", "monitor thread", "counter flat out (thread)", "monitor process"]
+    ratios = {k: [] for k in conds}
+    rng = random.Random(1)
+    try:
+        for _ in range(rounds):
+            rates = {}
+            for name in rng.sample(conds, len(conds)):
+                if name == "monitor thread":
+                    thread.on.set()
+                elif name == "counter flat out (thread)":
+                    flat.on.set()
+                elif name == "monitor process":
+                    os.kill(proc.pid, signal.SIGCONT)
+                time.sleep(0.02)
+                rates[name] = count_loop(seconds)
+                thread.on.clear()
+                flat.on.clear()
+                if name == "monitor process":
+                    os.kill(proc.pid, signal.SIGSTOP)
+            for name in conds:
+                ratios[name].append(rates[name] / rates["alone"])
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        done.set()
         proc.join()
-    alone = statistics.median(rates["alone"])
-    print(f"Part 2: a pure-Python loop's rate beside the monitor ({repeats} interleaved blocks of {seconds:g} s)")
-    for name, r in rates.items():
-        print(f"  {name:<28} ratio {statistics.median(r) / alone:.3f}   (blocks: {', '.join(f'{x / alone:.3f}' for x in r)})")
+        thread.close()
+        flat.close()
+    print(f"Part 2: a pure-Python loop's rate beside the monitor ({rounds} rounds of {seconds:g} s blocks, "
+          "conditions in random order within each round; ratio to the same round's 'alone')")
+    for name in conds[1:]:
+        r = sorted(ratios[name])
+        q1, q3 = r[len(r) // 4], r[(3 * len(r)) // 4]
+        print(f"  {name:<28} median ratio {statistics.median(r):.3f}   (quartiles {q1:.3f} .. {q3:.3f})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--windows", type=int, default=100, help="windows per block in part 1")
+    parser.add_argument("--rounds", type=int, default=40, help="rounds of part 2")
     parser.add_argument("--skip-gil", action="store_true", help="skip part 2")
     args = parser.parse_args()
     part1(args.repeats, args.windows)
     if not args.skip_gil:
-        part2(args.repeats)
+        part2(args.rounds)
 
 
 if __name__ == "__main__":

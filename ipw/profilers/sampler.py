@@ -1,10 +1,11 @@
 """The background power timeline.
 
-A daemon thread reads every meter at a fixed rate; each sample keeps the time at which it was read
-(not consumed) and the power over the interval since the previous sample of the same domain,
-derived from the energy difference. Window energies never depend on it (they read counters at their
-own edges); the timeline gives peak power, plots, and at least one read per counter wrap period on
-long runs. Its cost on the measured workload is reported by ``benchmarks/sampler_overhead.py``.
+A daemon thread reads every edge-read meter at a fixed rate (GPUs read by a background monitor
+keep their own timeline: the profiler never hands them to the sampler); each sample keeps the time
+at which it was read (not consumed) and the power over the interval since the previous sample of
+the same domain, derived from the energy difference. Window energies never depend on it (they read
+counters at their own edges); the timeline gives peak power, plots, and at least one read per
+counter wrap period on long runs. Its cost on the measured workload is reported by ``benchmarks/sampler_overhead.py``.
 """
 
 from __future__ import annotations
