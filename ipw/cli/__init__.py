@@ -65,8 +65,14 @@ def main() -> None:
       ipw report RUN... -o report.html   a self-contained HTML report
 
     \b
+    Serving and scale:
+      ipw profile --concurrency 8 ...   many queries in flight against a server (--batch-size: local)
+      ipw sweep --concurrency 1,4,16   the energy-latency frontier over load levels
+      ipw launch --shards 8 ...        shards of a query set as Ray tasks across a cluster
+
+    \b
     The papers' metrics:
-      ipw compare RUN...     coverage and best-of-local across runs
+      ipw compare RUN...     coverage, best-of-local, routing savings, release-date trend
       ipw density ...        Densing Law: effective size, density, doubling time
       ipw capacity           Information Capacity of a model on text corpora
       ipw cmr ...            CMR scaling law for continual pre-training
