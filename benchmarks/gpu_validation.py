@@ -182,14 +182,18 @@ def integrate(samples: list[tuple[float, float]], a: float, b: float, convention
 
 
 def section_devices(ctx: dict) -> dict:
-    from ipw.cli.devices import _format_devices
     from ipw.profilers.discover import DiscoverConfig, discover
 
     nvml, handle = ctx["nvml"], ctx["handle"]
     found = discover(DiscoverConfig(nvml=nvml, probe_s=1.0, estimate="never", gpus=(ctx["gpu"],)))
     try:
-        text = _format_devices(found)
         desc = [m.describe() for m in found.meters if m.family == "nvidia"]
+        try:  # what `ipw devices` prints (needs click)
+            from ipw.cli.devices import _format_devices
+
+            text = _format_devices(found)
+        except ImportError as e:
+            text = f"(ipw devices text not shown: {e})"
     finally:
         found.close()
     costs = {}
@@ -398,9 +402,9 @@ def build_model(torch, device: str):
             return (out.shape[1] - ids.shape[1]) * ids.shape[0]
 
         return generate, "transformers " + __import__("transformers").__version__
-    except ImportError:
-        pass
-    return _torch_llama(torch, device, **shape), "pure-torch Llama (transformers not installed)"
+    except Exception as e:  # noqa: BLE001 - not installed, or not importable here: the same shape in torch
+        why = repr(e)[:200]
+    return _torch_llama(torch, device, **shape), f"pure-torch Llama (transformers: {why})"
 
 
 def _torch_llama(torch, device, vocab, d, layers, heads, kv, ff, theta):
@@ -461,6 +465,8 @@ def section_tokens(ctx: dict, blocks: int = 5, per_block: int = 8, new_tokens: i
     if "model" not in ctx:
         ctx["model"] = build_model(torch, device)
     generate, impl = ctx["model"]
+    if ctx.get("fake"):  # the dry run on a CPU: enough to see it work
+        blocks, per_block = 2, 2
     ids = torch.randint(0, 49152, (1, 32), device=device)
     for _ in range(3):
         generate(ids, new_tokens)
@@ -547,6 +553,49 @@ def section_batches(ctx: dict, batches=(1, 8, 32), new_tokens: int = 64, repeats
 # ---------------------------------------------------------------------------------------------
 
 
+def compact(summary: dict) -> dict:
+    """The key figures only, rounded, so that they fit in a short log tail."""
+
+    def r(x, n=4):
+        return round(x, n) if isinstance(x, float) else x
+
+    out: dict = {"env": summary.get("env"), "total_s": summary.get("total_s")}
+    for name in SECTIONS:
+        sec = summary.get(name)
+        if not isinstance(sec, dict):
+            continue
+        if "error" in sec or "skipped" in sec:
+            out[name] = sec.get("error") or sec.get("skipped")
+            continue
+        if name == "devices":
+            c = (sec.get("ipw_devices") or [{}])[0].get("counter", {})
+            out[name] = {"period_s": r(c.get("update_period_s")), "probed": c.get("update_period_probed"),
+                         "updates_seen": c.get("updates_seen"),
+                         "read_cpu_s": {k: r(v.get("cpu_s"), 7) for k, v in sec["read_costs"].items()}}  # fmt: skip
+        elif name == "counter":
+            out[name] = {"rel": {k: r(v, 5) for k, v in sec["instant_integral_minus_counter_rel"].items()},
+                         "lags": {k: r(v) for k, v in sec["step_mean_w_vs_instant_at_lag_rel_median"].items()},
+                         "steps_s": [r(sec["counter_step_s_median"]), r(sec["instant_step_s_median"])],
+                         "stamp_gap_s": r(sec["counter_stamp_to_nearest_instant_stamp_s_median"], 5),
+                         "mean_w": r(sec["mean_power_w"], 1)}  # fmt: skip
+        elif name == "windows":
+            out[name] = {k: [r(v["monitor_median_abs_err"]), r(v["monitor_worst_abs_err"]), v["monitor_within_bound"],
+                             r(v["monitor_median_bound_rel"], 3), r(v["edge_reads_median_abs_err"])]
+                         for k, v in sec["by_window"].items()}  # fmt: skip
+            out[name]["cols"] = "monitor median|worst err, within bound, bound/E, edge-reads median err"
+            out[name]["monitor_cpu"] = r(sec["monitor"].get("thread_cpu_share"))
+        elif name == "edge_cost":
+            out[name] = {k: r(v, 3) for k, v in sec["added_ms_per_window"].items()}
+        elif name == "tokens":
+            out[name] = {"ratio": {k: r(v) for k, v in sec["ratio_to_bare"].items()},
+                         "bare_tok_s": r(sec["tokens_per_s"]["bare"], 1), "j_per_token": r(sec["j_per_token_median"]),
+                         "model": sec["model"][:40]}  # fmt: skip
+        elif name == "batches":
+            out[name] = {k: {kk: r(vv) for kk, vv in v.items()} for k, v in sec.items() if k.startswith("batch_")}
+            out[name]["idle_w"] = r(sec.get("idle_w"), 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gpu", type=int, default=0, help="CUDA index of the GPU to use (default 0)")
@@ -610,6 +659,10 @@ def main() -> None:
     print("SUMMARY " + json.dumps(summary, default=_jsonable), flush=True)
     if args.out:
         Path(args.out).write_text(text)
+    try:
+        print("COMPACT " + json.dumps(compact(summary), default=_jsonable), flush=True)
+    except Exception as e:  # noqa: BLE001
+        print(f"COMPACT failed: {e!r}", flush=True)
     if "nvml" in ctx:
         ctx["nvml"].nvmlShutdown()
 
