@@ -101,7 +101,7 @@ def test_process_tree_scope_ignores_other_processes_and_counts_children():
     floor = tree.n_logical * tree.p_idle_core_w
     # while only a stranger worked, the tree's dynamic energy is tiny; with our own child it is not
     assert idle_tree.energy_j - floor * idle_tree.duration_s < 0.2 * tree.p_dynamic_core_w * 0.5
-    assert busy_tree.energy_j - floor * busy_tree.duration_s > tree.p_dynamic_core_w * 0.3
+    assert busy_tree.energy_j - floor * busy_tree.duration_s > tree.p_dynamic_core_w * 0.25  # the child: 0.3 s of CPU
 
 
 def test_bad_cpu_scope_is_refused(monkeypatch):
