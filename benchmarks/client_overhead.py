@@ -36,7 +36,8 @@ import openai
 from ipw.profilers.base import now
 from ipw.workloads.engines import GenerationSettings
 from ipw.workloads.engines.openai import OpenAIEngine
-from ipw.workloads.querysets import load_queryset, render_prompt
+from ipw.workloads.prompts import render_prompt
+from ipw.workloads.querysets import load_queryset
 
 KEY_ENV = "IPW_BENCH_KEY"
 

@@ -17,7 +17,8 @@ from ipw.profilers.discover import discover
 from ipw.profilers.sampler import Sampler
 from ipw.profilers.session import Profiler
 from ipw.workloads.engines import GenerationSettings, get_engine
-from ipw.workloads.querysets import load_queryset, render_prompt
+from ipw.workloads.prompts import render_prompt
+from ipw.workloads.querysets import load_queryset
 from ipw.workloads.runner import resolve_engine_name
 
 

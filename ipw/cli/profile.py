@@ -79,6 +79,25 @@ def _ci(row: dict, key: str, fmt: str) -> str:
     return f"[{format(lo, fmt)} - {format(hi, fmt)}]"
 
 
+def _device_options(o: dict) -> dict:
+    """The engine's device options from the command line; an option for another engine is an error."""
+    from ipw.workloads.runner import resolve_engine_name
+
+    resolved = resolve_engine_name(o["engine"])
+    picked = " (picked by --engine auto)" if o["engine"] == "auto" else ""
+    chosen = {"device": o["device"] != "auto", "dtype": o["dtype"] != "auto", "n_gpu_layers": o["n_gpu_layers"] is not None}
+    wanted = {"device": "transformers", "dtype": "transformers", "n_gpu_layers": "llamacpp"}
+    for name, given in chosen.items():
+        if given and resolved != wanted[name]:
+            raise click.UsageError(f"--{name.replace('_', '-')} is an option of the {wanted[name]} engine, "
+                                   f"not {resolved}{picked}")
+    if resolved == "transformers":
+        return {"device": o["device"], "dtype": o["dtype"]}
+    if resolved == "llamacpp" and o["n_gpu_layers"] is not None:
+        return {"n_gpu_layers": o["n_gpu_layers"]}
+    return {}
+
+
 def print_summary(run_path: Path) -> None:
     """Print the run's stored summary (``summary.json``, written by the runner as the session ends)."""
     from ipw.store import load
@@ -200,6 +219,16 @@ def pd_frame(rows: list[dict], cols: list[str]):
               help="transformers engine: generate N queries per batch (serving regime, docs/serving.md).")
 @click.option("--shard", help="Run only shard i of n of the query set, e.g. 0/4 (deterministic by id hash, "
                               "balanced across domains; docs/cluster.md).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
+              help="transformers engine: where the model runs (auto: CUDA when present).")
+@click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float16", "float32"]), default="auto", show_default=True,
+              help="transformers engine: weights' type (auto: bfloat16 on a GPU, float32 on a CPU).")
+@click.option("--n-gpu-layers", type=int, help="llama.cpp engine: layers offloaded to the GPU (-1: all; default: all on GPU builds, 0 on CPU builds).")
+@click.option("--gpus", help="GPUs to measure, comma-separated CUDA indices or UUIDs (default: every visible GPU; "
+                             "CUDA_VISIBLE_DEVICES is honoured).")
+@click.option("--cpu-scope", type=click.Choice(["machine", "process-tree"]),
+              help="Where no CPU counter exists, the estimate's CPU time: the whole machine's (default) or this "
+                   "process tree's (a shared machine's other work is not charged).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def profile(**o) -> None:
     """Run a model over a query set, grade every answer, and measure every query's energy and latency.
@@ -215,6 +244,7 @@ def profile(**o) -> None:
       ipw profile --model ~/models/qwen.gguf --engine llamacpp
       ipw profile --engine openai --base-url http://127.0.0.1:8000/v1 --model my-model
       ipw profile --resume runs/20261124-150000-llamacpp-default
+      ipw profile --engine transformers --model ~/models/qwen --device cuda --gpus 0
     """
     from ipw.workloads import runner
     from ipw.workloads.engines import GenerationSettings
@@ -233,6 +263,7 @@ def profile(**o) -> None:
             options |= {"base_url": o["base_url"], "api_key_env": o["api_key_env"]} | retry
         if o["completion"]:
             options["chat"] = False
+        options |= _device_options(o)
         lm_eval = None
         if o["lm_eval_task"]:
             if not o["lm_eval_include"]:
@@ -247,6 +278,8 @@ def profile(**o) -> None:
             settings=GenerationSettings(max_tokens=o["max_tokens"], temperature=o["temperature"], seed=o["seed"]),
             warmup=o["warmup"], limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None,
             runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge, shard=o["shard"],
+            gpus=tuple(g.strip() for g in o["gpus"].split(",") if g.strip()) if o["gpus"] else None,
+            cpu_scope=o["cpu_scope"],
         )  # fmt: skip
         config = _serving(config, o)
         store = runner.profile(config, observer=ProgressBar(not o["quiet"]))

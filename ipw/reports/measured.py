@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ipw.efficiency import N_BOOT
 from ipw.reports import plots as P
 from ipw.reports import tables as T
 from ipw.reports.section import Section, Table, plots
@@ -47,11 +48,12 @@ def overview(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section:
         warnings.append("measured and estimated energies are side by side here: do not compare them as equals.")
     failed = summary.loc[summary["errors"] > 0, ["run", "errors"]]
     for r in failed.itertuples(index=False):
-        warnings.append(f"{r.run}: {r.errors} queries failed in the engine (scored as wrong).")
+        warnings.append(f"{r.run}: {r.errors} queries failed in the engine (not scored; "
+                        f"`ipw profile --resume RUN --retry-errors` runs them again).")
     frontier = T.frontier_table(summary)
-    reduced = summary.loc[summary["n"].map(T.n_boot_for) < 1000, ["run", "n"]]
+    reduced = summary.loc[summary["n_boot"] < N_BOOT, ["run", "n", "n_boot"]]
     if len(reduced):
-        lines.append("bootstrap resamples: " + ", ".join(f"{r.run}: {T.n_boot_for(r.n)} (over {r.n} queries)"
+        lines.append("bootstrap resamples: " + ", ".join(f"{r.run}: {r.n_boot} (over {r.n} queries)"
                                                         for r in reduced.itertuples(index=False)))
     return Section(
         "Summary per model x hardware",

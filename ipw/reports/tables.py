@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipw.efficiency import DEFAULT_ENERGY, coverage, n_boot_for, summarize  # noqa: F401 (n_boot_for: used by measured.py)
+from ipw.efficiency import DEFAULT_ENERGY, coverage, summarize
 from ipw.store import Run, load
 
 MEASURED, ESTIMATE = "measured", "estimate"
@@ -72,7 +72,8 @@ def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
 SUMMARY_COLUMNS = [
     "run", "model", "engine", "hardware", "n", "scored", "errors", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
     "ipw_per_w", "ipw_ci_low", "ipw_ci_high", "ipj_per_j", "ipj_ci_low", "ipj_ci_high", "energy_j_mean",
-    "energy_above_idle_j_mean", "power_w_mean", "ttft_s_mean", "tpot_s_mean", "e2e_s_mean", "energy",
+    "energy_above_idle_j_mean", "power_w_mean", "ttft_s_mean", "tpot_s_mean", "e2e_s_mean", "energy", "energy_scope",
+    "n_boot",
 ]
 
 

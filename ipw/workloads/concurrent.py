@@ -40,7 +40,6 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 
 import numpy as np
 
@@ -503,14 +502,7 @@ def _apply_stops(g, settings):
 
 def execute(store, config, engine, observer=None, queries=None, retry_errors: bool = False):
     """Run the queries of the set not yet in ``store`` at ``config``'s concurrency or batch size."""
-    from dataclasses import asdict
-
-    from ipw.profilers.discover import discover
-    from ipw.profilers.inventory import hardware_inventory
-    from ipw.profilers.session import Profiler
-    from ipw.store import IDLE
     from ipw.workloads import runner
-    from ipw.workloads.engines import get_engine
     from ipw.workloads.prompts import render_prompt
     from ipw.workloads.retry import AuthError
 
@@ -531,31 +523,15 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
                                      "--concurrency")  # fmt: skip
         produce = _produce_batches
     observer = observer or runner.RunObserver()
-    queries = queries or runner.load_queries(config)
-    manifest = store.manifest
-    if manifest.get("queryset", {}).get("sha256") not in (None, queries.sha256):
-        raise IpwError(f"the query set {queries.path} changed since run {store.path.name} started; start a new run")
-    todo_all = runner.select(queries.queries, config.limit)
-    latest = getattr(runner, "_latest", None)
-    records = latest(store.records(), retry_errors) if latest else store.records()
-    done = {r.id for r in records}
-    sessions = manifest.get("sessions", []) + [runner._session_entry()]
-    session = len(sessions) - 1
-    found = discover()
     hz = config.sampler_hz or DEFAULT_HZ
-    profiler = Profiler(found.meters, sampler_hz=hz)
     rule = rule_for(config)
-    serving = manifest.get("serving", {}) | {
+    prior = store.manifest.get("serving", {})
+    serving = prior | {
         "mode": "concurrency" if config.concurrency is not None else "batch_size", "level": level,
-        "rule": rule.to_dict(), "timeline_hz": hz, "sessions": manifest.get("serving", {}).get("sessions", []),
+        "rule": rule.to_dict(), "timeline_hz": hz, "sessions": prior.get("sessions", []),
     }  # fmt: skip
-    store.update_manifest(
-        sessions=sessions,
-        queryset={"name": queries.name, "path": str(queries.path), "sha256": queries.sha256, "n": len(todo_all)},
-        meters=[m.describe() for m in found.meters], absent=[asdict(a) for a in found.absent],
-        hardware=hardware_inventory(found.meters), serving=serving,
-    )  # fmt: skip
-    judge = get_engine("openai", **config.judge) if config.judge else None
+    run = runner.RunSession(store, config, engine, queries or runner.load_queries(config), retry_errors, hz, serving=serving)
+    todo_all, records, done, session, profiler, judge = run.todo, run.records, run.done, run.index, run.profiler, run.judge
     jobs = [Job(q, render_prompt(q), runner.query_settings(config.settings, q)) for q in todo_all if q.id not in done]
     warmup = [Job(q, render_prompt(q), config.settings) for q in todo_all[: config.warmup]] if jobs else []
     flight = Flight()
@@ -564,9 +540,7 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
     status, started = "interrupted", False
     thread = None
     try:
-        if config.idle_s > 0:
-            idle = profiler.measure_idle(config.idle_s)
-            store.write_json(IDLE, store.read_json(IDLE, []) + [{"session": session, "power_w": idle.power_w, "duration_s": idle.duration_s}])
+        run.measure_idle()
         observer.start(len(todo_all), records)
         started = True
         thread = threading.Thread(target=produce, args=(engine, jobs, warmup, level, flight, out),
@@ -578,7 +552,7 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
         status = "complete"
     except AuthError as e:
         status = "failed"
-        sessions[session]["error"] = str(e)
+        run.sessions[session]["error"] = str(e)
         raise
     finally:
         flight.stop.set()
@@ -591,15 +565,7 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
         except Exception as e:  # noqa: BLE001 - the records are stored; a summary failure must not mask the run's error
             log.warning("serving summary of session %d not computed: %s", session, e)
             serving["sessions"] = serving["sessions"] + [{"session": session, "level": level, "error": repr(e)}]
-        timeline = profiler.timeline()
-        if not timeline.empty:
-            timeline["session"] = session
-        store.append_timeline(timeline)
-        profiler.close()
-        if judge is not None:
-            judge.close()
-        sessions[session] |= {"status": status, "ended": datetime.now(timezone.utc).isoformat()}
-        store.update_manifest(sessions=sessions, status=status, serving=serving)
+        run.close(status, serving=serving)
     runner.write_summary(store)
     return store
 

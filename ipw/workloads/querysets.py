@@ -26,7 +26,7 @@ import difflib
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -35,7 +35,7 @@ import regex
 from ipw.errors import InputFileError, IpwError, MissingExtra
 from ipw.jsonl import loads, split_lines
 from ipw.workloads import grading
-from ipw.workloads.prompts import LETTERS, Query, render_prompt  # noqa: F401 (re-exported)
+from ipw.workloads.prompts import LETTERS, Query
 
 DIFFICULTIES = ("easy", "medium", "hard")
 REQUIRED = ("id", "prompt", "answer", "grader", "domain")

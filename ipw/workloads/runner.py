@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,6 +65,8 @@ class RunConfig:
     batch_size: int | None = None
     prefill_weight: float = 1.0  # the attribution rule's weight of a prompt token (ipw.attribution)
     shard: str | None = None  # "i/n": this run's part of the query set (ipw.workloads.shards)
+    gpus: tuple | None = None  # CUDA indices or UUIDs to measure (None: every visible GPU)
+    cpu_scope: str | None = None  # the CPU estimate's scope: "machine" or "process-tree" (None: machine)
 
     def __post_init__(self) -> None:
         from ipw.workloads.concurrent import check_levels
@@ -163,10 +164,14 @@ def _generate(engine: Engine, prompt: str, settings: GenerationSettings):
 
 
 def _measure(profiler: Profiler, engine: Engine, prompt: str, settings: GenerationSettings, name: str):
-    """(generation, error, measurement) of one query. A meter that fails to read at either edge
-    leaves a gap (:func:`_meter_gap`): the query still runs and is graded, its record is flagged and
-    carries an error (no energy: kept out of accuracy, IPW and IPJ alike), and the run goes on."""
-    t0, gap, m = clock.now(), None, None
+    """(generation, error, measurement) of one query; the measurement is a function, called once the
+    answer is graded: a monitored GPU's window resolves when its counter has moved past the window's
+    end (up to one update period), and the wait then overlaps grading instead of adding to it.
+
+    A meter that fails to read at either edge leaves a gap (:func:`_meter_gap`): the query still
+    runs and is graded, its record is flagged and carries an error (no energy: kept out of accuracy,
+    IPW and IPJ alike), and the run goes on."""
+    t0, gap = clock.now(), None
     try:
         window = profiler.start(name)
     except MeterReadError as e:
@@ -176,13 +181,22 @@ def _measure(profiler: Profiler, engine: Engine, prompt: str, settings: Generati
     finally:
         if window is not None:
             try:
-                m = window.stop()
+                window.stop(wait=False)
+            except MeterReadError as e:
+                window, gap = None, e
+
+    def measurement() -> Measurement:
+        nonlocal gap
+        if window is not None and gap is None:
+            try:
+                return window.result
             except MeterReadError as e:
                 gap = e
+        return _meter_gap(profiler, name, t0, gap)
+
     if gap is not None:
-        m = _meter_gap(profiler, name, t0, gap)
         error = error or IpwError(f"energy not measured (meter gap): {gap}")
-    return generation, error, m
+    return generation, error, measurement
 
 
 def _meter_gap(profiler: Profiler, name: str, t0: float, e: MeterReadError) -> Measurement:
@@ -240,67 +254,91 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
     queries = shards.restrict(store, queries or load_queries(config), config.shard)
     if concurrent.applies(config):  # N in flight or batches of N: per-query energy by attribution
         return concurrent.execute(store, config, engine, observer, queries, retry_errors=retry_errors)
-    from ipw.profilers.discover import discover
     from ipw.workloads.grading import Grade, grade
     from ipw.workloads.prompts import render_prompt
 
     observer = observer or RunObserver()
-    queries = queries or load_queries(config)
-    manifest = store.manifest
-    if manifest.get("queryset", {}).get("sha256") not in (None, queries.sha256):
-        raise IpwError(f"the query set {queries.path} changed since run {store.path.name} started; start a new run")
-    todo_all = select(queries.queries, config.limit)
-    records = _latest(store.records(), retry_errors)
-    done = {r.id for r in records}
-    sessions = manifest.get("sessions", []) + [_session_entry()]
-    session = len(sessions) - 1
-    found = discover()
-    profiler = Profiler(found.meters, sampler_hz=config.sampler_hz)
-    store.update_manifest(
-        sessions=sessions,
-        queryset={"name": queries.name, "path": str(queries.path), "sha256": queries.sha256, "n": len(todo_all)},
-        meters=[m.describe() for m in found.meters],
-        absent=[asdict(a) for a in found.absent],
-        hardware=hardware_inventory(found.meters),
-    )
-    status = "interrupted"
-    started = False
-    judge = get_engine("openai", **config.judge) if config.judge else None
+    run = RunSession(store, config, engine, queries, retry_errors, config.sampler_hz)
+    status, started = "interrupted", False
     try:
-        if config.idle_s > 0:
-            idle = profiler.measure_idle(config.idle_s)
-            store.write_json(IDLE, store.read_json(IDLE, []) + [{"session": session, "power_w": idle.power_w, "duration_s": idle.duration_s}])
-        _warm_up(engine, todo_all[: config.warmup], config.settings)
-        observer.start(len(todo_all), records)
+        run.measure_idle()
+        _warm_up(engine, run.todo[: config.warmup], config.settings)
+        observer.start(len(run.todo), run.records)
         started = True
-        for q in (q for q in todo_all if q.id not in done):
-            generation, error, m = _measure(profiler, engine, render_prompt(q), query_settings(config.settings, q), q.id)
+        for q in (q for q in run.todo if q.id not in run.done):
+            generation, error, m = _measure(run.profiler, engine, render_prompt(q), query_settings(config.settings, q), q.id)
             if generation is not None:
-                g = grade(q, generation.text, judge=judge)
+                g = grade(q, generation.text, judge=run.judge)
             else:
                 g = Grade(None, None, "engine-error", f"no answer: {error}")  # not scored: see ipw.efficiency
-            record = make_record(q, generation, g, m, session, error)
+            record = make_record(q, generation, g, m(), run.index, error)
             store.append(record)
             observer.record(record)
         status = "complete"
     except AuthError as e:
         status = "failed"
-        sessions[session]["error"] = str(e)
+        run.sessions[run.index]["error"] = str(e)
         raise
     finally:
         if started:
             observer.close()
-        timeline = profiler.timeline()
-        if not timeline.empty:
-            timeline["session"] = session
-        store.append_timeline(timeline)
-        profiler.close()
-        if judge is not None:
-            judge.close()
-        sessions[session] |= {"status": status, "ended": datetime.now(timezone.utc).isoformat()}
-        store.update_manifest(sessions=sessions, status=status)
+        run.close(status)
     write_summary(store)
     return store
+
+
+class RunSession:
+    """One session of a run, as both executors (one at a time, and ``ipw.workloads.concurrent``)
+    open and close it: the queries still to do, the latest stored records, a session entry in the
+    manifest, the meters (discovered with the run's GPU and CPU-scope options, windows synchronising
+    CUDA when the engine runs on it), the judge, the idle baseline, and at the end the timeline and
+    the session's status."""
+
+    def __init__(self, store: RunStore, config: RunConfig, engine: Engine, queries, retry_errors: bool,
+                 sampler_hz: float | None, **manifest) -> None:  # fmt: skip
+        from ipw.profilers.discover import DiscoverConfig, discover
+
+        prior = store.manifest
+        if prior.get("queryset", {}).get("sha256") not in (None, queries.sha256):
+            raise IpwError(f"the query set {queries.path} changed since run {store.path.name} started; start a new run")
+        self.store, self.config = store, config
+        self.todo = select(queries.queries, config.limit)
+        self.records = _latest(store.records(), retry_errors)
+        self.done = {r.id for r in self.records}
+        self.sessions = prior.get("sessions", []) + [_session_entry()]
+        self.index = len(self.sessions) - 1
+        gpus = tuple(config.gpus) if config.gpus else None
+        found = discover(DiscoverConfig(gpus=gpus, cpu_scope=config.cpu_scope))
+        self.profiler = Profiler(found.meters, sampler_hz=sampler_hz, sync_cuda=bool(getattr(engine, "sync_cuda", False)))
+        store.update_manifest(
+            sessions=self.sessions,
+            queryset={"name": queries.name, "path": str(queries.path), "sha256": queries.sha256, "n": len(self.todo)},
+            meters=[m.describe() for m in found.meters],
+            absent=[asdict(a) for a in found.absent],
+            hardware=hardware_inventory(found.meters),
+            **manifest,
+        )
+        self.judge = get_engine("openai", **config.judge) if config.judge else None
+
+    def measure_idle(self) -> None:
+        if self.config.idle_s > 0:
+            idle = self.profiler.measure_idle(self.config.idle_s)
+            entry = {"session": self.index, "power_w": idle.power_w, "duration_s": idle.duration_s}
+            self.store.write_json(IDLE, self.store.read_json(IDLE, []) + [entry])
+
+    def close(self, status: str, **manifest) -> None:
+        """Store the session's timeline, release the meters and the judge, and close the session entry."""
+        try:
+            timeline = self.profiler.timeline()
+            if not timeline.empty:
+                timeline["session"] = self.index
+            self.store.append_timeline(timeline)
+        finally:
+            self.profiler.close()
+            if self.judge is not None:
+                self.judge.close()
+            self.sessions[self.index] |= {"status": status, "ended": datetime.now(timezone.utc).isoformat()}
+            self.store.update_manifest(sessions=self.sessions, status=status, **manifest)
 
 
 def _latest(records: list[QueryRecord], drop_errors: bool) -> list[QueryRecord]:

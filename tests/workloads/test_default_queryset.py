@@ -15,7 +15,8 @@ from fractions import Fraction
 import pytest
 
 from ipw.workloads.grading import grade, normalize, parse_number
-from ipw.workloads.querysets import LETTERS, load_queryset, render_prompt
+from ipw.workloads.prompts import LETTERS, render_prompt
+from ipw.workloads.querysets import load_queryset
 from tests.conftest import REPO
 
 QS = load_queryset("default")

@@ -128,7 +128,7 @@ def test_a_meter_that_fails_mid_run_leaves_a_flagged_gap_and_the_run_goes_on(ser
 
     tree = PowercapTree(tmp_path / "powercap", {"intel-rapl:0": "package-0"})
     real = discovery.discover
-    monkeypatch.setattr(discovery, "discover", lambda: real(discovery.DiscoverConfig(rapl_root=tree.root, probe_s=0)))
+    monkeypatch.setattr(discovery, "discover", lambda cfg=None: real(discovery.DiscoverConfig(rapl_root=tree.root, probe_s=0)))
 
     class BreakSecond(runner.RunObserver):
         def record(self, record):  # between queries: break the counter after the first, mend it after the second
