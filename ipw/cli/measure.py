@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -11,19 +10,9 @@ import time
 
 import click
 
+from ipw.cli.checks import number
 from ipw.cli.face import command
 from ipw.errors import IpwError
-
-
-def _number(low: float, strict: bool = False):
-    """A click callback: a finite number >= low (> low when ``strict``)."""
-
-    def check(ctx, param, value):
-        if value is not None and (not math.isfinite(value) or value < low or (strict and value == low)):
-            raise click.BadParameter(f"{value!r} is not a finite number {'>' if strict else '>='} {low:g}")
-        return value
-
-    return check
 
 
 def _runnable(program: str) -> str:
@@ -51,9 +40,9 @@ def _format_measurement(m) -> str:
 
 @command(context_settings={"ignore_unknown_options": True})
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.option("--seconds", type=float, callback=_number(0, strict=True), help="Measure this many seconds instead of a command.")
-@click.option("--idle", "idle_s", type=float, default=0.0, show_default=True, callback=_number(0), help="Seconds of idle baseline to measure first.")
-@click.option("--hz", type=float, default=20.0, show_default=True, callback=_number(0), help="Timeline sampler rate (0 turns it off).")
+@click.option("--seconds", type=float, callback=number(0, strict=True), help="Measure this many seconds instead of a command.")
+@click.option("--idle", "idle_s", type=float, default=0.0, show_default=True, callback=number(0), help="Seconds of idle baseline to measure first.")
+@click.option("--hz", type=float, default=20.0, show_default=True, callback=number(0), help="Timeline sampler rate (0 turns it off).")
 @click.option("--json", "as_json", is_flag=True, help="Print the measurement as JSON.")
 def measure(command: tuple[str, ...], seconds: float | None, idle_s: float, hz: float, as_json: bool) -> None:
     """Measure the energy, power and time of one command (or of SECONDS of whatever runs now).

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
 
+from ipw.cli.checks import number
 from ipw.cli.face import command
 
 
@@ -44,17 +44,6 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def _number(low: float, strict: bool = False):
-    """A click callback: a finite number >= low (> low when ``strict``); NaN and inf are usage errors."""
-
-    def check(ctx, param, value):
-        if value is not None and (not math.isfinite(value) or value < low or (strict and value == low)):
-            raise click.BadParameter(f"{value!r} is not a finite number {'>' if strict else '>='} {low:g}")
-        return value
-
-    return check
 
 
 def _url(ctx, param, value):
@@ -196,22 +185,22 @@ def pd_frame(rows: list[dict], cols: list[str]):
 @click.option("--judge-model", help="The judge's model name on that server.")
 @click.option("--judge-api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable with the judge's API key.")
 @click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--temperature", default=0.0, show_default=True, callback=_number(0))
+@click.option("--temperature", default=0.0, show_default=True, callback=number(0))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Warm-up queries, run first and not recorded.")
-@click.option("--idle", "idle_s", default=5.0, show_default=True, callback=_number(0), help="Seconds of idle baseline measured first.")
-@click.option("--hz", default=0.0, show_default=True, callback=_number(0), help="Power timeline rate (0: off; per-query energy never needs it).")
+@click.option("--idle", "idle_s", default=5.0, show_default=True, callback=number(0), help="Seconds of idle baseline measured first.")
+@click.option("--hz", default=0.0, show_default=True, callback=number(0), help="Power timeline rate (0: off; per-query energy never needs it).")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--run-id", help="Name of the run folder (default: time stamp, engine and model).")
 @click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue a stopped run folder.")
 @click.option("--retry-errors", is_flag=True, help="With --resume: run again the queries whose record is an error.")
 @click.option("--retries", default=2, show_default=True, type=click.IntRange(min=0),
               help="openai engine: retries of a query after a timeout, HTTP 408/429/5xx or a broken stream.")
-@click.option("--retry-backoff", default=1.0, show_default=True, callback=_number(0),
+@click.option("--retry-backoff", default=1.0, show_default=True, callback=number(0),
               help="openai engine: wait before the first retry [s], doubling (50-100% jitter, at most 30 s).")
-@click.option("--timeout", "timeout_s", default=60.0, show_default=True, callback=_number(0, strict=True),
+@click.option("--timeout", "timeout_s", default=60.0, show_default=True, callback=number(0, strict=True),
               help="openai engine: longest wait for any one read (connect, first byte, each chunk) [s].")
-@click.option("--deadline", "deadline_s", default=300.0, show_default=True, callback=_number(0, strict=True),
+@click.option("--deadline", "deadline_s", default=300.0, show_default=True, callback=number(0, strict=True),
               help="openai engine: longest one query may take, every try and wait included [s].")
 @click.option("--concurrency", type=click.IntRange(min=1),
               help="openai engine: keep N queries in flight (serving regime; per-query energy by attribution, docs/serving.md).")

@@ -162,7 +162,9 @@ class OpenAIEngine(Engine):
         """The one redaction every string leaving the engine passes through (see :func:`redact`)."""
         return redact(value, [self._read_key()])
 
-    def _request(self, prompt: str, settings: GenerationSettings, timeout_s: float):
+    def create(self, client, prompt: str, settings: GenerationSettings, timeout_s: float):
+        """Send one streaming request through ``client`` (this engine's, or an ``AsyncOpenAI`` one,
+        whose call then returns an awaitable): the same options, whichever client sends them."""
         options = {
             "model": self.model,
             "max_tokens": settings.max_tokens,
@@ -178,8 +180,8 @@ class OpenAIEngine(Engine):
         if self.include_usage:
             options["stream_options"] = {"include_usage": True}
         if self.chat:
-            return self._client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **options)
-        return self._client.completions.create(prompt=prompt, **options)
+            return client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **options)
+        return client.completions.create(prompt=prompt, **options)
 
     def _fail(self, message: str, status_code: int | None = None, transient: bool | None = None) -> EngineError:
         return EngineError(self._redact(message), status_code, transient)
@@ -243,7 +245,7 @@ class OpenAIEngine(Engine):
         html = False
         t_start = clock.now()
         try:
-            with self._request(prompt, settings, timeout_s) as stream:
+            with self.create(self._client, prompt, settings, timeout_s) as stream:
                 response = getattr(stream, "response", None)
                 html = response is not None and "text/html" in response.headers.get("content-type", "")
                 for chunk in stream:

@@ -42,20 +42,6 @@ class AsyncOpenAIClient:
         self._client = openai.AsyncOpenAI(base_url=engine.base_url, api_key=KEY_PLACEHOLDER,
                                           timeout=engine.timeout_s, max_retries=0, http_client=http)  # fmt: skip
 
-    def _create(self, prompt: str, settings: GenerationSettings, timeout_s: float):
-        """The request, with the options ``OpenAIEngine._request`` sends."""
-        e = self.engine
-        options = {"model": e.model, "max_tokens": settings.max_tokens, "temperature": settings.temperature,
-                   "top_p": settings.top_p, "seed": settings.seed, "stream": True,
-                   "extra_headers": e._auth_header(), "timeout": timeout_s}  # fmt: skip
-        if settings.stop:
-            options["stop"] = list(settings.stop)
-        if e.include_usage:
-            options["stream_options"] = {"include_usage": True}
-        if e.chat:
-            return self._client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **options)
-        return self._client.completions.create(prompt=prompt, **options)
-
     async def generate(self, prompt: str, settings: GenerationSettings, tracker: Tracker | None = None) -> Generation:
         """One answer, tried as the engine's policy says; every attempt is reported to ``tracker``."""
         tracker = tracker or Tracker()
@@ -98,7 +84,7 @@ class AsyncOpenAIClient:
         timeout_s, by_deadline = (e.timeout_s, False) if left >= e.timeout_s else (max(left, 1e-3), True)
         html = False
         try:
-            stream = await self._create(prompt, settings, timeout_s)
+            stream = await self.engine.create(self._client, prompt, settings, timeout_s)
             async with stream:
                 response = getattr(stream, "response", None)
                 html = response is not None and "text/html" in response.headers.get("content-type", "")
