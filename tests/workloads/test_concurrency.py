@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
-import subprocess
 import sys
 import threading
 import time
@@ -350,34 +348,14 @@ def test_concurrency_with_a_local_engine_is_an_error(tmp_path, queryset, trace_m
 
 # -- llama-cpp-python's server, for real ------------------------------------------------------------
 
-from tests.workloads.engines.test_openai_engine import KEY_ENV, _free_port, _wait_ready, needs_server  # noqa: E402
+from tests.workloads.engines.test_openai_engine import KEY_ENV, needs_server, run_llama_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def serial_llama_server(tmp_path_factory):
     """llama-cpp-python's server that queues concurrent requests (``--interrupt_requests False``:
     by default it cuts the streaming answer short when another request arrives)."""
-    from ipw.models import default_model_path
-
-    key = "sk-ipw-server-" + secrets.token_hex(12)
-    port = _free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()), "--model_alias", "smollm",
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--n_threads_batch", "1",
-               "--verbose", "False", "--api_key", key, "--interrupt_requests", "False"]  # fmt: skip
-    log = open(tmp_path_factory.mktemp("llama_server") / "server.log", "w+b")
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/v1"
-        _wait_ready(url, key, proc, log)
-        yield url, key
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+    yield from run_llama_server(tmp_path_factory, "--interrupt_requests", "False")
 
 
 @needs_server

@@ -419,9 +419,9 @@ def _wait_ready(url: str, key: str, proc: subprocess.Popen, log) -> None:
     pytest.fail(f"llama_cpp.server did not answer {url}/models within {STARTUP_TIMEOUT_S} s:\n{tail}")
 
 
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
-    """(base URL, API key) of a llama-cpp-python server on loopback, killed at teardown."""
+def run_llama_server(tmp_path_factory, *extra: str):
+    """Start llama-cpp-python's server on loopback with the default model (and ``extra`` options);
+    yield (base URL, API key); kill it at the end. The body of the server fixtures."""
     from ipw.models import default_model_path
 
     key = "sk-ipw-server-" + secrets.token_hex(12)
@@ -429,7 +429,7 @@ def llama_server(tmp_path_factory):
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()), "--model_alias", "smollm",
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "1",
-        "--n_threads_batch", "1", "--verbose", "False", "--api_key", key,
+        "--n_threads_batch", "1", "--verbose", "False", "--api_key", key, *extra,
     ]  # fmt: skip
     log = open(tmp_path_factory.mktemp("llama_server") / "server.log", "w+b")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -445,6 +445,12 @@ def llama_server(tmp_path_factory):
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    """(base URL, API key) of a llama-cpp-python server on loopback, killed at teardown."""
+    yield from run_llama_server(tmp_path_factory)
 
 
 @needs_server
