@@ -15,10 +15,23 @@ GPU (``--samplers gpu_power``), ``gpu:0`` stands alone.
 Why our own parser: no library parses the plist stream with its NUL separators and truncated last
 record; :mod:`plistlib` decodes each record. The text format (``CPU Power: 947 mW``), which other
 tools log, is parsed too, for analysing recorded logs.
+
+What the parsers accept. A record becomes a :class:`PowerSample` only with a positive, finite
+interval (``elapsed_ns``, or the text header's ``(<ms>ms elapsed)``) and finite, non-negative
+figures (plist integers or reals, never booleans or strings; text ``<number> mW``) whose energy and
+power stay finite. Everything else raises :class:`PowermetricsParseError`, an
+:class:`~ipw.errors.InputFileError` naming the source, the line where the record starts and the
+record's position (from 0): a complete plist record that is not valid XML, not a dict, or holds an
+unusable figure; a text header or power line that does not read as above; a plist stream that ends
+in bytes that cannot begin a record, or runs ``MAX_RECORD_BYTES`` without a separator. Only a record
+cut off at the end of the stream is dropped, and a wrong figure is never clipped or replaced.
+:class:`PowermetricsMeter` stops at such a record; every read after it raises
+:class:`~ipw.errors.MeterReadError`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import plistlib
 import re
@@ -31,8 +44,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO
+from xml.parsers import expat
 
-from ipw.errors import MeterUnavailable
+from ipw.errors import InputFileError, MeterReadError, MeterUnavailable
 from ipw.profilers.base import Domain, DomainInfo, Meter, now
 
 SOURCE_POWERMETRICS = "powermetrics"
@@ -60,92 +74,254 @@ class PowerSample:
         return {d: e / self.elapsed_s for d, e in self.energy_j.items()}
 
 
-def _figure(section: dict, name: str, elapsed_s: float) -> tuple[float, str] | None:
+class PowermetricsParseError(InputFileError):
+    """A powermetrics record that cannot be read.
+
+    The message names the source (file or process), the line where the record starts (where known)
+    and the record's position in the stream (``record``, counted from 0).
+    """
+
+    def __init__(self, source: object, line: int | None, record: int, message: str, kind: str = "record") -> None:
+        self.record = record
+        super().__init__(source, line, f"powermetrics {kind} {record}: {message}")
+
+
+class _Invalid(Exception):
+    """A value of one record is unusable; turned into :class:`PowermetricsParseError` by the caller."""
+
+
+def _number(value: object, what: str) -> float:
+    """A finite, non-negative float from a plist value (int or real; never a bool or a string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Invalid(f"{what} is {type(value).__name__} {_short(value)}, not a number")
+    try:
+        x = float(value) + 0.0  # + 0.0 turns -0.0 into 0.0
+    except OverflowError:
+        raise _Invalid(f"{what} = {_short(value)} is out of range") from None
+    if not math.isfinite(x) or x < 0:
+        raise _Invalid(f"{what} = {_short(value)} is not a finite, non-negative number")
+    return x
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _section(record: dict, name: str) -> dict:
+    section = record.get(name, {})
+    if not isinstance(section, dict):
+        raise _Invalid(f"'{name}' is {type(section).__name__} {_short(section)}, not a dict")
+    return section
+
+
+def _figure(section: dict, where: str, name: str, elapsed_s: float) -> tuple[float, str] | None:
     """Energy [J] of ``name`` (cpu, gpu, ane, combined) in a plist section, with the key used."""
     if f"{name}_energy" in section:
-        return section[f"{name}_energy"] * 1e-3, f"{name}_energy"
+        key = f"{name}_energy"
+        return _number(section[key], f"{where}.{key}") * 1e-3, f"{where}.{key}"  # mJ -> J
     if f"{name}_power" in section:
-        return section[f"{name}_power"] * 1e-3 * elapsed_s, f"{name}_power"
+        key = f"{name}_power"
+        return _number(section[key], f"{where}.{key}") * 1e-3 * elapsed_s, f"{where}.{key}"  # mW x s -> J
     return None
 
 
-def sample_from_plist(record: dict) -> PowerSample:
-    """Decode one plist record (a dict from :func:`plistlib.loads`)."""
-    elapsed_s = record["elapsed_ns"] * 1e-9
+def _checked(sample: PowerSample) -> PowerSample:
+    """The sample, once its interval is positive and every energy and power finite and non-negative."""
+    if not (math.isfinite(sample.elapsed_s) and sample.elapsed_s > 0):
+        raise _Invalid(f"elapsed time {sample.elapsed_s!r} s is not a positive, finite interval")
+    for domain, joules in sample.energy_j.items():
+        if not (math.isfinite(joules) and joules >= 0 and math.isfinite(joules / sample.elapsed_s)):
+            raise _Invalid(
+                f"{domain} ({sample.keys.get(domain)}): {joules!r} J over {sample.elapsed_s!r} s is out of range"
+            )
+    return sample
+
+
+def sample_from_plist(record: object, source: object = "<plist record>", index: int = 0,
+                      line: int | None = None) -> PowerSample:  # fmt: skip
+    """Decode one plist record (what :func:`plistlib.loads` returned).
+
+    Raises :class:`PowermetricsParseError` (naming ``source``, ``line`` and ``index``) where the
+    record is not a dict, lacks a positive finite ``elapsed_ns``, or has a figure that is not a
+    finite, non-negative number.
+    """
+    try:
+        return _sample_from_plist(record)
+    except _Invalid as e:
+        raise PowermetricsParseError(source, line, index, str(e)) from None
+
+
+def _sample_from_plist(record: object) -> PowerSample:
+    if not isinstance(record, dict):
+        raise _Invalid(f"the plist holds {type(record).__name__}, not a dict")
+    if "elapsed_ns" not in record:
+        raise _Invalid("no elapsed_ns")
+    elapsed_s = _number(record["elapsed_ns"], "elapsed_ns") * 1e-9
     if elapsed_s <= 0:
-        raise ValueError("record with elapsed_ns <= 0")
+        raise _Invalid(f"elapsed_ns = {_short(record['elapsed_ns'])} is not a positive interval")
+    processor, gpu = _section(record, "processor"), _section(record, "gpu")
     energy, keys = {}, {}
-    processor = record.get("processor", {})
     for domain, name in ((CPU, "cpu"), (GPU, "gpu"), (ANE, "ane"), (SOC, "combined")):
-        found = _figure(processor, name, elapsed_s)
+        found = _figure(processor, "processor", name, elapsed_s)
         if found is None and domain == GPU:
-            found = _figure(record.get("gpu", {}), "gpu", elapsed_s)
-            found = found and (found[0], f"gpu.{found[1]}")
-        elif found is not None:
-            found = (found[0], f"processor.{found[1]}")
+            found = _figure(gpu, "gpu", "gpu", elapsed_s)
         if found is not None:
             energy[domain], keys[domain] = found
     if SOC not in energy and all(d in energy for d in (CPU, GPU, ANE)):
         energy[SOC], keys[SOC] = energy[CPU] + energy[GPU] + energy[ANE], "sum(cpu, gpu, ane)"
-    return PowerSample(elapsed_s, energy, keys, record.get("timestamp"), record.get("hw_model"))
+    timestamp, hw_model = record.get("timestamp"), record.get("hw_model")
+    return _checked(
+        PowerSample(
+            elapsed_s, energy, keys,
+            timestamp if isinstance(timestamp, datetime) else None,
+            hw_model if isinstance(hw_model, str) else None,
+        )  # fmt: skip
+    )
 
 
-def iter_plist_stream(stream: IO[bytes], chunk: int = 65536) -> Iterator[PowerSample]:
+MAX_RECORD_BYTES = 64 * 2**20
+"""The longest plist record accepted (a record with every sampler is some 100 kB)."""
+
+
+def iter_plist_stream(
+    stream: IO[bytes], chunk: int = 65536, source: object = None, max_record_bytes: int = MAX_RECORD_BYTES
+) -> Iterator[PowerSample]:
     """Samples from a ``powermetrics --format plist`` byte stream, as records complete.
 
     Records are separated by NUL bytes. A record cut off at the end of the stream (powermetrics
-    killed mid-write) is dropped, never half-parsed; one that is complete but not a valid plist
-    raises :class:`ValueError` naming its position.
+    killed mid-write: the beginning of an XML document) is dropped, never half-parsed. Anything
+    else that cannot be read raises :class:`PowermetricsParseError` naming ``source`` (default: the
+    stream's file name), the line where the record starts and its position: a complete record that
+    is not a valid XML plist or holds unusable figures, trailing bytes that are not the beginning of
+    one, or ``max_record_bytes`` without a separator.
     """
-    buffer, index = b"", 0
+    if source is None:
+        name = getattr(stream, "name", None)
+        source = name if isinstance(name, str) else "<powermetrics stream>"
+    buffer, scanned, index, line = bytearray(), 0, 0, 1  # line: where the buffer starts
     while True:
         data = stream.read1(chunk) if hasattr(stream, "read1") else stream.read(chunk)
         if not data:
             break
         buffer += data
-        *records, buffer = buffer.split(b"\0")
-        for raw in records:
+        start = 0
+        while (cut := buffer.find(b"\0", max(start, scanned))) >= 0:
+            raw = bytes(buffer[start:cut])
             if raw.strip():
-                yield _decode(raw, index)
+                yield _decode(raw, source, index, line + _leading_lines(raw))
                 index += 1
-    if buffer.strip().endswith(b"</plist>"):
-        yield _decode(buffer, index)
+            line += raw.count(b"\n")
+            start = cut + 1
+        del buffer[:start]
+        scanned = len(buffer)
+        if scanned > max_record_bytes:
+            raise PowermetricsParseError(
+                source, line + _leading_lines(buffer), index,
+                f"no record separator (NUL) within {max_record_bytes} bytes: not a powermetrics plist stream",
+            )  # fmt: skip
+    tail = bytes(buffer)
+    if not tail.strip():
+        return
+    if tail.rstrip().endswith(b"</plist>"):
+        yield _decode(tail, source, index, line + _leading_lines(tail))
+    elif not _xml_prefix(tail):
+        raise PowermetricsParseError(
+            source, line + _leading_lines(tail), index,
+            f"the stream ends with {_short(tail[:40])}, neither a plist nor the beginning of one",
+        )  # fmt: skip
 
 
-def _decode(raw: bytes, index: int) -> PowerSample:
+def _leading_lines(raw: bytes | bytearray) -> int:
+    return raw[: len(raw) - len(raw.lstrip())].count(b"\n")
+
+
+def _xml_prefix(raw: bytes) -> bool:
+    """Whether ``raw`` can be the beginning of an XML document (a record cut off mid-write)."""
+    if not raw.lstrip().startswith(b"<"):
+        return False
+    parser = expat.ParserCreate()
+    parser.EntityDeclHandler = _no_entities
     try:
-        return sample_from_plist(plistlib.loads(raw.strip()))
-    except (plistlib.InvalidFileException, KeyError, ValueError, TypeError) as e:
-        raise ValueError(f"powermetrics record {index}: {e}") from e
+        parser.Parse(raw, False)
+    except (expat.ExpatError, _Invalid):
+        return False
+    return True
 
 
-_ELAPSED = re.compile(r"\*\*\* Sampled system activity .*\(([\d.]+)ms elapsed\) \*\*\*")
+def _no_entities(*args: object) -> None:
+    raise _Invalid("XML entity declarations are not allowed")
+
+
+def _decode(raw: bytes, source: object, index: int, line: int) -> PowerSample:
+    try:
+        record = plistlib.loads(raw.strip(), fmt=plistlib.FMT_XML)
+    except Exception as e:  # noqa: BLE001 - plistlib raises many kinds (ExpatError, ValueError, ...)
+        raise PowermetricsParseError(source, line, index, f"not a valid XML plist ({type(e).__name__}: {e})") from e
+    return sample_from_plist(record, source, index, line)
+
+
+_HEADER = "*** Sampled system activity"
+_ELAPSED = re.compile(r"\((?P<ms>[^()]*)ms elapsed\) \*\*\*\s*$")
 _TEXT_POWER = {
-    CPU: re.compile(r"^CPU Power: ([\d.]+) mW", re.M),
-    GPU: re.compile(r"^GPU Power: ([\d.]+) mW", re.M),
-    ANE: re.compile(r"^ANE Power: ([\d.]+) mW", re.M),
-    SOC: re.compile(r"^Combined Power \(CPU \+ GPU \+ ANE\): ([\d.]+) mW", re.M),
+    "CPU Power": CPU,
+    "GPU Power": GPU,
+    "ANE Power": ANE,
+    "Combined Power (CPU + GPU + ANE)": SOC,
 }
+_POWER_LINE = re.compile(r"^(?P<label>" + "|".join(map(re.escape, _TEXT_POWER)) + r"): (?P<value>.*?)\s*$")
+_DECIMAL = r"[0-9]*\.?[0-9]+"
+_MW = re.compile(rf"(?P<mw>{_DECIMAL}) mW")
 
 
-def parse_text(text: str) -> list[PowerSample]:
+def parse_text(text: str, source: object = "<powermetrics text>") -> list[PowerSample]:
     """Samples from ``powermetrics`` text output (one per ``*** Sampled system activity`` header).
 
-    Only the first ``<X> Power:`` line of each kind in a record counts: the GPU sampler repeats
-    ``GPU Power`` in its own section with the same figure.
+    A header must end in ``(<ms>ms elapsed) ***`` with a positive number; a ``CPU``, ``GPU``,
+    ``ANE`` or ``Combined Power (CPU + GPU + ANE)`` line must read ``<X>: <number> mW``. Otherwise
+    :class:`PowermetricsParseError` names ``source``, the line (from 1) and the record (from 0).
+    Only the first power line of each kind in a record counts: the GPU sampler repeats ``GPU Power``
+    in its own section with the same figure. Lines before the first header (the file's preamble)
+    are not read.
     """
-    headers = list(_ELAPSED.finditer(text))
-    samples = []
-    for i, head in enumerate(headers):
-        body = text[head.end() : headers[i + 1].start() if i + 1 < len(headers) else len(text)]
-        elapsed_s = float(head.group(1)) * 1e-3
-        energy, keys = {}, {}
-        for domain, pattern in _TEXT_POWER.items():
-            match = pattern.search(body)
-            if match:
-                energy[domain] = float(match.group(1)) * 1e-3 * elapsed_s
-                keys[domain] = match.group(0).split(":")[0]
-        samples.append(PowerSample(elapsed_s, energy, keys))
+    samples: list[PowerSample] = []
+    current: tuple[int, float, dict, dict] | None = None  # (header line, elapsed_s, energy, keys)
+
+    def finish() -> None:
+        if current is not None:
+            head_line, elapsed_s, energy, keys = current
+            try:
+                samples.append(_checked(PowerSample(elapsed_s, energy, keys)))
+            except _Invalid as e:
+                raise PowermetricsParseError(source, head_line, len(samples), str(e), "text record") from None
+
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if line.startswith(_HEADER):
+            finish()
+            index = len(samples)
+            match = _ELAPSED.search(line)
+            ms = match and match.group("ms")
+            if not ms or not re.fullmatch(_DECIMAL, ms) or not (0 < float(ms) < math.inf):
+                what = (f"the elapsed time {ms!r} ms in the header is not a positive number" if match
+                        else "the header does not end in '(<ms>ms elapsed) ***'")  # fmt: skip
+                raise PowermetricsParseError(source, lineno, index, what, "text record")
+            current = (lineno, float(ms) * 1e-3, {}, {})
+            continue
+        match = _POWER_LINE.match(line)
+        if current is None or match is None:
+            continue
+        value = _MW.fullmatch(match.group("value"))
+        if value is None:
+            raise PowermetricsParseError(
+                source, lineno, len(samples),
+                f"{match.group('label')}: {_short(match.group('value'))} is not '<non-negative number> mW'",
+                "text record",
+            )  # fmt: skip
+        domain, (_, elapsed_s, energy, keys) = _TEXT_POWER[match.group("label")], current
+        if domain not in energy:
+            energy[domain] = float(value.group("mw")) * 1e-3 * elapsed_s  # mW x s -> J
+            keys[domain] = match.group("label")
+    finish()
     return samples
 
 
@@ -155,7 +331,8 @@ class PowermetricsMeter(Meter):
     The energy of a record is known once the record ends, so this meter behaves like a counter that
     updates every ``interval_ms``: windows shorter than that are flagged, and each window edge can be
     off by up to one interval. ``command`` replaces the powermetrics invocation (tests replay a
-    recording through ``cat``).
+    recording through ``cat``). A record that cannot be read stops the stream: every read after it
+    raises :class:`MeterReadError` (the runner flags the query as a meter gap), never frozen totals.
     """
 
     family = "apple"
@@ -190,9 +367,10 @@ class PowermetricsMeter(Meter):
         return ["powermetrics", "--format", "plist", "--samplers", DEFAULT_SAMPLERS, "-i", str(interval_ms)]
 
     def _pump(self) -> None:
+        source = f"powermetrics (pid {self._proc.pid})"
         try:
-            self.add_samples(iter_plist_stream(self._proc.stdout))
-        except Exception as e:  # noqa: BLE001 - kept and reported by read()
+            self.add_samples(iter_plist_stream(self._proc.stdout, source=source))
+        except Exception as e:  # noqa: BLE001 - kept, and raised by every read from now on
             self.error = e
 
     def add_samples(self, samples: Iterable[PowerSample]) -> None:
@@ -203,6 +381,10 @@ class PowermetricsMeter(Meter):
                 self.records += 1
 
     def _read_energy_j(self) -> dict[str, float]:
+        if self.error is not None:
+            raise MeterReadError(
+                f"apple: the powermetrics stream stopped after {self.records} records: {self.error}"
+            ) from self.error
         return dict(self._totals)
 
     def wait_for_records(self, n: int, timeout_s: float = 5.0) -> bool:

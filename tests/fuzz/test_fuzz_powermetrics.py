@@ -1,6 +1,7 @@
 """Property-based fuzzing of the powermetrics parsers (ipw.profilers.apple): the plist stream and the
 text format. Every input yields samples with finite, non-negative energies over a positive interval,
-or raises an error that names the record it failed on; never another exception."""
+or raises PowermetricsParseError (an ipw InputFileError) naming the source and the record it failed
+on; never another exception."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import io
 import math
 import plistlib
 
-import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ipw.profilers.apple import iter_plist_stream, parse_text
+from ipw.errors import IpwError
+from ipw.profilers.apple import PowermetricsParseError, iter_plist_stream, parse_text
 
 FAST = settings(max_examples=300, deadline=None)
 
@@ -35,15 +36,9 @@ def _check_samples(samples) -> None:
     for s in samples:
         assert s.elapsed_s > 0 and math.isfinite(s.elapsed_s)
         assert all(math.isfinite(e) and e >= 0 for e in s.energy_j.values()), s.energy_j
+        assert all(math.isfinite(p) and p >= 0 for p in s.power_w.values()), s.power_w
 
 
-KNOWN_PLIST = ("ipw/profilers/apple.py: a complete but malformed XML record raises xml.parsers.expat.ExpatError "
-               "(not caught by _decode); elapsed_ns NaN and negative *_energy values are accepted")
-KNOWN_TEXT = ("ipw/profilers/apple.py parse_text: '(1.2.3ms elapsed)' raises a bare ValueError naming no record; "
-              "'(0ms elapsed)' gives a sample with elapsed_s 0 (power_w divides by it)")
-
-
-@pytest.mark.xfail(strict=True, reason=KNOWN_PLIST)
 @FAST
 @given(stream_parts)
 @example([plistlib.dumps({})[:60], plistlib.dumps({})])  # a cut record followed by a separator
@@ -53,11 +48,12 @@ def test_plist_stream(parts):
     data = b"\0".join(parts)
     index = 0
     try:
-        for sample in iter_plist_stream(io.BytesIO(data), chunk=7):
+        for sample in iter_plist_stream(io.BytesIO(data), chunk=7, source="fuzz.plist"):
             _check_samples([sample])
             index += 1
-    except ValueError as e:
-        assert str(e).startswith(f"powermetrics record {index}:"), e
+    except IpwError as e:  # any other exception fails the test
+        assert isinstance(e, PowermetricsParseError) and e.record == index, e
+        assert str(e).startswith("fuzz.plist:") and f"powermetrics record {index}:" in str(e), e
 
 
 header = st.builds(lambda ms: f"*** Sampled system activity (Mon Jan  1 00:00:00 2026 +0000) ({ms}ms elapsed) ***\n",
@@ -67,7 +63,6 @@ power_line = st.builds(lambda kind, mw: f"{kind} Power: {mw} mW\n",
 text_parts = st.lists(st.one_of(header, power_line, st.text(max_size=30)), max_size=8)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_TEXT)
 @FAST
 @given(text_parts)
 @example(["*** Sampled system activity (x) (1.2.3ms elapsed) ***\n"])
@@ -75,8 +70,9 @@ text_parts = st.lists(st.one_of(header, power_line, st.text(max_size=30)), max_s
 def test_text_format(parts):
     text = "".join(parts)
     try:
-        samples = parse_text(text)
-    except ValueError as e:
-        assert str(e).startswith("powermetrics text record"), e
+        samples = parse_text(text, source="fuzz.txt")
+    except IpwError as e:  # any other exception fails the test
+        assert isinstance(e, PowermetricsParseError) and e.line is not None, e
+        assert str(e).startswith(f"fuzz.txt:{e.line}: powermetrics text record {e.record}:"), e
         return
     _check_samples(samples)
