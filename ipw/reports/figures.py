@@ -213,3 +213,33 @@ def density_trend_figure(frame: pd.DataFrame, fits: Mapping) -> Figure:
         ax.set(xlabel="release date", ylabel="ln(density)", title="Densing law: ln(rho) = A*t + B")
         ax.legend(fontsize=8)
     return _finish(fig)
+
+
+# -- Release-date trend (IPW paper, arXiv 2511.07885) ----------------------------------------------
+
+def release_trend_figure(points: pd.DataFrame, trend: pd.DataFrame) -> Figure | None:
+    """Best IPW [1/W] and best accuracy of the runs available at each period's end, over release
+    date, each run's own value marked at its release date. ``points``: :func:`ipw.routing.model_points`
+    (run, release_date, accuracy, ipw_per_w); ``trend``: :attr:`ipw.routing.Trend.table`."""
+    if points.empty or trend.empty:
+        return None
+    fig, axes = new_figure(2, width=5.4, height=3.8)
+    when = pd.to_datetime(points["release_date"])
+    as_of = pd.to_datetime(trend["as_of"])
+    panels = (("ipw_per_w", "best_ipw_per_w", "IPW [1/W]", "Best IPW by release date"),
+              ("accuracy", "best_accuracy", "accuracy", "Best accuracy by release date"))
+    with mpl.rc_context(STYLE):
+        for ax, (own, best, label, title) in zip(axes, panels):
+            ax.scatter(when, points[own].to_numpy(float), s=22, color="0.55", label="each run, at its release date")
+            for name, x, y in zip(points["run"].astype(str), when, points[own].to_numpy(float)):
+                if np.isfinite(y):
+                    ax.annotate(name, (x, y), fontsize=7, alpha=0.8, xytext=(3, 3), textcoords="offset points")
+            ax.plot(as_of, trend[best].to_numpy(float), "o-", color="C0", drawstyle="steps-post",
+                    label="best available at the period's end")
+            if own == "accuracy" and "union_coverage" in trend and trend["union_coverage"].notna().any():
+                ax.plot(as_of, trend["union_coverage"].to_numpy(float), "s--", color="C1", drawstyle="steps-post",
+                        label="union coverage (some available run correct)")
+            ax.set(xlabel="release date", ylabel=label, title=title)
+            ax.legend(fontsize=7)
+        fig.autofmt_xdate()
+    return _finish(fig)

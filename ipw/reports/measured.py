@@ -1,21 +1,26 @@
 """Providers for what ``ipw profile`` measured: one :class:`Section` each.
 
 Overview (per model x hardware), per-domain breakdown, energy and power, comparison (coverage and
-best-of-local when the runs share query ids), sample answers, provenance. Metrics from
-:mod:`ipw.efficiency`; tables from :mod:`ipw.reports.tables`; figures from :mod:`ipw.reports.plots`.
+best-of-local when the runs share query ids), hybrid routing savings and the release-date trend
+(:mod:`ipw.routing`, when asked for), sample answers, provenance. Metrics from
+:mod:`ipw.efficiency` and :mod:`ipw.routing`; tables from :mod:`ipw.reports.tables`; figures from
+:mod:`ipw.reports.plots` and :mod:`ipw.reports.figures`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from ipw.efficiency import N_BOOT
+from ipw.reports import figures as F
 from ipw.reports import plots as P
 from ipw.reports import tables as T
 from ipw.reports.section import Section, Table, plots
+from ipw.routing import CostModel
 from ipw.store import Run
 
 ESTIMATE_WARNING = ("{names}: energy is an ESTIMATE (no energy counter was available; see Provenance), "
@@ -154,4 +159,110 @@ def provenance(runs: Mapping[str, Run]) -> Section:
                 Table("Idle baseline", T.idle_table(runs)), Table("Record flags", T.flags_table(runs)),
                 Table("Versions (one column per run)", _by_field(T.versions_table(runs)))),
         key="provenance",
+    )
+
+
+# -- Hybrid routing and the release-date trend (IPW paper, arXiv 2511.07885; docs/routing.md) -----
+
+@dataclass(frozen=True)
+class RoutingRequest:
+    """Hybrid routing against the run named ``reference``: ``costs`` (prices, parameter counts,
+    metrics, oracle preference; its energy basis is replaced by the report's), the routers'
+    accuracies (1.0: the oracle) and where a p-accurate router's errors go (``misroute``)."""
+
+    reference: str
+    costs: CostModel = field(default_factory=CostModel)
+    accuracies: tuple[float, ...] = (1.0, 0.8)
+    misroute: str = "to_reference"
+
+
+@dataclass(frozen=True)
+class TrendRequest:
+    """The release-date trend: ``release_dates`` (run -> YYYY-MM-DD; runs left out need a constant
+    ``release_date`` column) and its periods, ``by`` year or each release date."""
+
+    release_dates: Mapping[str, str] = field(default_factory=dict)
+    by: str = "year"
+
+
+METRIC_NAMES = {"energy_j": "energy", "flops": "compute", "cost_usd": "cost"}
+PREFER_TEXT = {"energy_j": "the least energy", "flops": "the least compute", "cost_usd": "the least cost",
+               "params": "the fewest parameters", "order": "the first given"}
+MISROUTE_TEXT = {
+    "to_reference": "otherwise it sends the query to the reference (a query no local run answers always goes there)",
+    "symmetric_fallback": ("otherwise a locally answerable query goes to the reference, and a query no local run "
+                           "answers goes to the cheapest local run first, then to the reference"),
+    "symmetric_no_fallback": ("otherwise a locally answerable query goes to the reference, and a query no local run "
+                              "answers goes to the cheapest local run, whose wrong answer is kept"),
+}
+
+
+def _share_sd(x: float, sd: float) -> str:
+    return _pct(x) + (f" \u00b1 {sd:.1%}" if np.isfinite(sd) and sd > 0 else "")
+
+
+def routing(runs: Mapping[str, Run], request: RoutingRequest, energy: str = "total") -> Section:
+    """Energy, compute and cost an oracle and p-accurate routers save against sending every query
+    to the reference run; :class:`~ipw.routing.RoutingInputError` when the runs cannot be routed."""
+    ref = request.reference
+    table, frame, routed = T.routing_tables(runs, ref, replace(request.costs, energy=energy), request.accuracies,
+                                            request.misroute)
+    metrics = [m for m in METRIC_NAMES if f"{m}_saved" in frame]
+    lines = [f"{table.queries} queries every run scored; local runs: {', '.join(table.local)}; reference: {ref}; "
+             f"the oracle picks {PREFER_TEXT[table.prefer]} of the local runs that are correct"]
+    for r in frame.itertuples(index=False):
+        r = r._asdict()
+        saved = ", ".join(f"{METRIC_NAMES[m]} {_share_sd(r[f'{m}_saved'], r[f'{m}_saved_sd'])}" for m in metrics)
+        lines.append(f"{r['router']}: saves {saved}; local share {_pct(r['local_share'])}; accuracy "
+                     f"{_share_sd(r['accuracy'], r['accuracy_sd'])} ({ref} alone {_pct(r['reference_accuracy'])})")
+    warnings = []
+    if table.dropped:
+        warnings.append(f"{table.dropped} queries some run did not score are left out of the routing")
+    if "energy_j" in metrics:
+        est = [n for n in (*table.local, ref) if T.energy_kind(runs[n].queries) == T.ESTIMATE]
+        if est:
+            warnings.append(f"energy savings use estimated energies of {', '.join(est)} (see Provenance)")
+    if request.misroute == "symmetric_no_fallback":
+        warnings.append("misroute symmetric_no_fallback keeps wrong local answers: these savings cost accuracy")
+    units = {"energy_j": f"energy [J] on the {energy} basis", "flops": "compute [FLOP] = 2 N (input + output tokens), "
+             "N the active parameters", "cost_usd": "cost [USD] = tokens x price per million tokens / 1e6"}
+    intro = (f"Against sending every query to the reference run {ref}: the oracle sends each query to a local run "
+             f"that answers it correctly ({PREFER_TEXT[table.prefer]} where several do), else to {ref}; a p-accurate "
+             f"router routes as the oracle with probability p, independently per query; {MISROUTE_TEXT[request.misroute]}. "
+             f"Saved = 1 - sum of expected costs / sum of {ref}'s costs over the same queries, in "
+             + "; ".join(units[m] for m in metrics)
+             + ". Every figure is an exact expectation over the router's errors, not a random draw; \u00b1 is its "
+             "exact standard deviation. Accuracy is the hybrid's expected accuracy beside the reference's "
+             "(IPW paper, arXiv 2511.07885; definitions in docs/routing.md).")
+    return Section(
+        "Hybrid routing", key="routing", intro=intro, summary=tuple(lines), warnings=tuple(warnings),
+        tables=(Table(f"Savings per router: shares of {ref}'s total (0.5 = 50%); _sd: exact standard deviation; "
+                      "totals in J, FLOP, USD", frame),
+                Table("Expected queries answered by each run, per router", routed)),
+    )
+
+
+def trend(runs: Mapping[str, Run], request: TrendRequest, energy: str = "total") -> Section:
+    """The best available run's accuracy and IPW per release-date period, with its figure."""
+    points, tr = T.trend_tables(runs, request.release_dates, energy, request.by)
+    points = points.assign(release_date=points["release_date"].dt.date)
+    lines = [f"from {tr.first} to {tr.last}: best IPW {_g(tr.ipw_first, ' /W')} -> {_g(tr.ipw_last, ' /W')} "
+             f"(x{_g(tr.ipw_ratio)}); best accuracy {_pct(tr.accuracy_first)} -> {_pct(tr.accuracy_last)} "
+             f"(x{_g(tr.accuracy_ratio)})"]
+    if np.isfinite(tr.union_coverage_first):
+        lines.append(f"union coverage (some available run correct): {_pct(tr.union_coverage_first)} -> "
+                     f"{_pct(tr.union_coverage_last)}")
+    est = [n for n in points["run"] if T.energy_kind(runs[n].queries) == T.ESTIMATE]
+    warnings = [f"IPW of {', '.join(est)} uses estimated energy (see Provenance)"] if est else []
+    period = "year (runs released by 31 December)" if request.by == "year" else "release date"
+    return Section(
+        "Release-date trend", key="trend", summary=tuple(lines), warnings=tuple(warnings),
+        intro=(f"Per {period}, among the runs whose model was released by then: the best accuracy, the best IPW "
+               f"(accuracy / mean per-query power [1/W], energy on the {energy} basis) and the union coverage. The "
+               "IPW paper (arXiv 2511.07885) reports IPW up 5.3x from 2023 to 2025 and the best local accuracy up "
+               "from 23.2% to 71.3%. A run is a model on a machine: runs on one accelerator trace models alone."),
+        tables=(Table("Best available run per period", tr.table),
+                Table("One row per run, at its release date", points)),
+        figures=plots(("Best IPW and best accuracy over release date; grey: each run at its release date",
+                       F.release_trend_figure(points, tr.table))),
     )

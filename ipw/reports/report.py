@@ -4,6 +4,11 @@
     >>> report = build_report(["runs/a", "runs/b"], extras=["capacity-results/"])
     >>> report.tables["summary"]          # pandas
     >>> report.write("report.html")
+    >>> from ipw.reports import RoutingRequest, TrendRequest
+    >>> from ipw.routing import CostModel, Price
+    >>> build_report(["runs/small", "runs/big", "runs/cloud"],
+    ...              routing=RoutingRequest("cloud", CostModel(prices={"small": Price(0.1, 0.1), ...})),
+    ...              trend=TrendRequest({"small": "2024-07-23", "big": "2025-04-29", "cloud": "2024-12-06"}))
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import pandas as pd
 from ipw.reports import measured
 from ipw.reports import tables as T
 from ipw.reports.html import render
+from ipw.reports.measured import RoutingRequest, TrendRequest
 from ipw.reports.section import Section
 from ipw.reports.sections import load_extra
 from ipw.store import Run
@@ -70,12 +76,18 @@ class Report:
 
 
 def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] = (), title: str | None = None,
-                 energy: str = "total", compare: bool = True) -> Report:
+                 energy: str = "total", compare: bool = True, routing: RoutingRequest | None = None,
+                 trend: TrendRequest | None = None) -> Report:
     """Load the runs (folders or loaded :class:`~ipw.store.Run`), compute every table and figure.
 
     ``extras``: outputs of ``ipw capacity``, ``ipw cmr fit`` or ``ipw density`` (see
-    :mod:`ipw.reports.sections`). ``energy``: ``total`` or ``above_idle`` for IPW and IPJ.
+    :mod:`ipw.reports.sections`). ``energy``: the basis of IPW and IPJ (``total``, the
+    system's energy, by default; ``accelerator``, ``system`` or ``above_idle``).
     ``compare``: add the comparison section (coverage, best-of-local) when there are 2+ runs.
+    ``routing``: add the hybrid routing section (savings against a reference run); ``trend``: add
+    the release-date trend section (:mod:`ipw.routing`; both on the ``energy`` basis). A run they
+    name that is not among the runs, or a missing price, is a
+    :class:`~ipw.routing.RoutingInputError`.
     """
     loaded = T.load_runs(runs)
     summary = T.summary_table(loaded, energy)
@@ -83,7 +95,13 @@ def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] 
     if loaded:
         sections += [measured.overview(loaded, summary), measured.domains(T.domain_table(loaded, energy))]
         cmp = measured.compare(loaded, summary) if compare else None
-        sections += ([cmp] if cmp else []) + [measured.energy(loaded), measured.samples(loaded)]
+        sections += [cmp] if cmp else []
+    if routing is not None:
+        sections.append(measured.routing(loaded, routing, energy))
+    if trend is not None:
+        sections.append(measured.trend(loaded, trend, energy))
+    if loaded:
+        sections += [measured.energy(loaded), measured.samples(loaded)]
     sections += [load_extra(p) for p in extras]
     if loaded:
         sections.append(measured.provenance(loaded))

@@ -252,3 +252,44 @@ def versions_table(runs: Mapping[str, Run]) -> pd.DataFrame:
             "command": " ".join(map(str, sessions[0].get("command", []))) if sessions else "",
         })
     return pd.DataFrame(rows)
+
+
+def _query_frames(runs: Mapping[str, Run], what: str) -> dict[str, pd.DataFrame]:
+    empty = [n for n, r in runs.items() if r.queries.empty]
+    if empty:
+        from ipw.routing import RoutingInputError
+
+        which = f"run {empty[0]} has" if len(empty) == 1 else f"runs {', '.join(empty)} have"
+        raise RoutingInputError(f"{which} no query records; {what} needs records of every run")
+    return {n: r.queries for n, r in runs.items()}
+
+
+def routing_tables(runs: Mapping[str, Run], reference: str, costs=None, accuracies: Iterable[float] = (1.0, 0.8),
+                   misroute: str = "to_reference"):
+    """Hybrid routing against ``reference`` (:mod:`ipw.routing`; ``costs`` an
+    :class:`ipw.routing.CostModel`): the aligned :class:`~ipw.routing.QueryTable`, the savings frame
+    (one row per router accuracy, :func:`ipw.routing.savings_frame`) and the expected number of
+    queries each run answers under each router (one column per router)."""
+    from ipw.routing import router_savings, routing_table, savings_frame
+
+    table = routing_table(_query_frames(runs, "hybrid routing"), reference, costs)
+    accuracies = tuple(accuracies)
+    frame = savings_frame(table, accuracies, misroute)
+    routed = pd.DataFrame({"run": [*table.local, table.reference],
+                           "role": ["local"] * len(table.local) + ["reference"]})
+    for p, label in zip(accuracies, frame["router"]):
+        counts = router_savings(table, p, misroute).routed_to
+        routed[f"queries_{label}"] = [counts[n] for n in routed["run"]]
+    return table, frame, routed
+
+
+def trend_tables(runs: Mapping[str, Run], release_dates: Mapping[str, str] | None = None,
+                 energy: str = DEFAULT_ENERGY, by: str = "year"):
+    """The release-date trend (:mod:`ipw.routing`): one row per run (release date, accuracy, IPW
+    [1/W], IPJ [1/J]; :func:`ipw.routing.model_points`) and the :class:`~ipw.routing.Trend` of the
+    best available run per period (union coverage where 2+ runs are given)."""
+    from ipw.routing import model_points, release_trend
+
+    frames = _query_frames(runs, "the release-date trend")
+    points = model_points(frames, release_dates, energy)
+    return points, release_trend(points, frames if len(frames) > 1 else None, by)
