@@ -19,9 +19,9 @@ from ipw.records import ENERGY_BASES
               help="Output of `ipw capacity --out`, `ipw cmr fit --out`, `ipw density fit/trend/model --out` "
                    "(file or folder; repeatable).")
 @click.option("--title", help="Page title [default: the models' names].")
-@click.option("--energy", type=click.Choice(["total", *ENERGY_BASES]), default="total", show_default=True,
-              help="Energy that IPW, IPJ and the routing savings use: total (the system's), accelerator (as the "
-                   "IPW paper and `ipw compare`), system, or above_idle.")
+@click.option("--energy", type=click.Choice([*ENERGY_BASES, "total"]), default="accelerator", show_default=True,
+              help="Energy that IPW, IPJ and the routing savings use: the accelerator's (as the IPW paper, "
+                   "`ipw profile` and `ipw compare`), the system's (total is its old name), or the system's above idle.")
 @click.option("--no-compare", is_flag=True, help="Leave out the comparison section (coverage, best-of-local).")
 @routing_options
 def report(runs, out, extras, title, energy, no_compare, routing: RoutingArgs) -> None:

@@ -35,7 +35,8 @@ LABELS = {
     "update_period_s": "update period [s]", "resolution_j": "resolution [J]", "on_front": "on Pareto front",
     "ipw_vs_best": "IPW vs best", "ipj_vs_best": "IPJ vs best", "queries_routed": "queries routed",
 }
-PERCENT = {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "ipw_vs_best", "ipj_vs_best", "coverage"}
+PERCENT = {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "ipw_vs_best", "ipj_vs_best", "coverage", "local_share",
+           "energy_saved", "energy_saved_sd", "compute_saved", "compute_saved_sd", "cost_saved", "cost_saved_sd"}
 # value column -> prefix of its interval columns; shown as one cell "value [low, high]"
 INTERVALS = {"accuracy": "accuracy_ci", "ipw_per_w": "ipw_ci", "ipj_per_j": "ipj_ci"}
 TEXT_COLUMNS = {"output", "grade_reason", "command"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from ipw.efficiency import N_BOOT
+from ipw.efficiency import DEFAULT_ENERGY, N_BOOT
 from ipw.reports import figures as F
 from ipw.reports import plots as P
 from ipw.reports import tables as T
@@ -201,7 +201,7 @@ def _share_sd(x: float, sd: float) -> str:
     return _pct(x) + (f" \u00b1 {sd:.1%}" if np.isfinite(sd) and sd > 0 else "")
 
 
-def routing(runs: Mapping[str, Run], request: RoutingRequest, energy: str = "total") -> Section:
+def routing(runs: Mapping[str, Run], request: RoutingRequest, energy: str = DEFAULT_ENERGY) -> Section:
     """Energy, compute and cost an oracle and p-accurate routers save against sending every query
     to the reference run; :class:`~ipw.routing.RoutingInputError` when the runs cannot be routed."""
     ref = request.reference
@@ -242,7 +242,7 @@ def routing(runs: Mapping[str, Run], request: RoutingRequest, energy: str = "tot
     )
 
 
-def trend(runs: Mapping[str, Run], request: TrendRequest, energy: str = "total") -> Section:
+def trend(runs: Mapping[str, Run], request: TrendRequest, energy: str = DEFAULT_ENERGY) -> Section:
     """The best available run's accuracy and IPW per release-date period, with its figure."""
     points, tr = T.trend_tables(runs, request.release_dates, energy, request.by)
     points = points.assign(release_date=points["release_date"].dt.date)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ipw.efficiency import DEFAULT_ENERGY
 from ipw.reports import measured
 from ipw.reports import tables as T
 from ipw.reports.html import render
@@ -76,7 +77,7 @@ class Report:
 
 
 def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] = (), title: str | None = None,
-                 energy: str = "total", compare: bool = True, routing: RoutingRequest | None = None,
+                 energy: str = DEFAULT_ENERGY, compare: bool = True, routing: RoutingRequest | None = None,
                  trend: TrendRequest | None = None) -> Report:
     """Load the runs (folders or loaded :class:`~ipw.store.Run`), compute every table and figure.
 
