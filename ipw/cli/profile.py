@@ -120,8 +120,12 @@ def print_summary(run_path: Path) -> None:
     ms = lambda x, f: "n/a" if x is None or x != x else format(x * 1e3, f)  # noqa: E731
     click.echo(f"latency: TTFT {ms(ttft, '.0f')} ms, TPOT {ms(tpot, '.1f')} ms/token, end-to-end {e2e:.2f} s")
     _print_serving(run.manifest.get("serving"))
-    by = pd_frame(run.summary["by_domain"], ["domain", "n", "accuracy", "scope_energy_j_mean", "ipw_per_w"])
-    if by is not None:
+    by_domain = run.summary["by_domain"]
+    if by_domain:
+        import pandas as pd
+
+        by = pd.DataFrame(by_domain)[["domain", "n", "accuracy", "scope_energy_j_mean", "ipw_per_w"]]
+        by = by.rename(columns={"scope_energy_j_mean": f"{scope}_j_mean"})
         click.echo("\n" + by.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
 
@@ -160,13 +164,6 @@ def _serving(config, o):
             raise click.UsageError("--batch-size needs --engine transformers; servers take --concurrency")
         return replace(config, engine="transformers", batch_size=o["batch_size"])
     return config
-
-
-def pd_frame(rows: list[dict], cols: list[str]):
-    import pandas as pd
-
-    frame = pd.DataFrame(rows)
-    return frame[[c for c in cols if c in frame]] if not frame.empty else None
 
 
 @command()
