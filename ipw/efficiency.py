@@ -80,10 +80,22 @@ def ipj(acc: float, mean_energy_j: float) -> float:
 
 
 METRIC_COLUMNS = (
-    Col.ID, Col.CORRECT, Col.ERROR, Col.ENERGY_J, Col.ENERGY_ABOVE_IDLE_J, Col.ACCELERATOR_ENERGY_J,
+    Col.ID, Col.CORRECT, Col.ERROR, Col.FLAGS, Col.ENERGY_J, Col.ENERGY_ABOVE_IDLE_J, Col.ACCELERATOR_ENERGY_J,
     Col.ACCELERATOR_MEASURED, Col.MEASURED, Col.WINDOW_S, Col.E2E_S, Col.TTFT_S, Col.TPOT_S,
 )
 """The columns :func:`summarize` reads."""
+
+
+def flagged(frame: pd.DataFrame, prefix: str) -> pd.Series:
+    """Whether each record has a flag starting with ``prefix`` (``meter-gap:``, ``short-window:``);
+    flags may be tuples, lists, arrays or JSON text. Each distinct flag set is looked at once."""
+    if Col.FLAGS not in frame or frame.empty:
+        return pd.Series(False, index=frame.index)
+    codes, uniques = pd.factorize(frame[Col.FLAGS].map(lambda f: f if isinstance(f, (str, tuple)) else tuple(f)
+                                                       if f is not None and not isinstance(f, float) else ()))
+    hits = np.array([prefix in f if isinstance(f, str) else any(str(x).startswith(prefix) for x in f) for f in uniques],
+                    dtype=bool)
+    return pd.Series(hits[codes] if len(hits) else np.zeros(len(codes), bool), index=frame.index)
 
 
 def scored_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -186,6 +198,7 @@ def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_
                 Col.N: len(g),
                 Col.SCORED: len(c),
                 Col.ERRORS: int(g[Col.ERROR].notna().sum()) if Col.ERROR in g else 0,
+                Col.METER_GAPS: int(flagged(g, "meter-gap:").sum()),
                 Col.ACCURACY: acc,
                 "accuracy_ci": (ci["accuracy"].low, ci["accuracy"].high),
                 Col.IPW: ipw(acc, p.mean()) if len(p) else float("nan"),

@@ -51,12 +51,14 @@ class Col:
     POWER_W = "power_w"
     MEASURED = "measured"
     ACCELERATOR_MEASURED = "accelerator_measured"
+    FLAGS = "flags"
     SESSION = "session"
     SHARD = "shard"
     # summary columns (ipw.efficiency.summarize)
     N = "n"
     SCORED = "scored"
     ERRORS = "errors"
+    METER_GAPS = "meter_gaps"  # records with no energy because a meter failed to read (flag meter-gap:<domain>)
     ACCURACY = "accuracy"
     IPW = "ipw_per_w"
     IPJ = "ipj_per_j"

@@ -90,3 +90,10 @@ def test_accelerator_energy_is_the_default_basis():
     assert system["energy_scope"] == "system" and system["ipj_per_j"] == pytest.approx(0.1)
     with pytest.raises(IpwError, match="unknown energy basis"):
         summarize(f, energy="gpu")
+
+
+def test_meter_gaps_are_counted_whatever_form_the_flags_take():
+    f = frame([True, None, None, True], [1.0, 0.0, 0.0, 1.0], [1.0] * 4,
+              flags=[("estimate",), ("meter-gap:gpu:0",), '["meter-gap:cpu"]', ["short-window:gpu:0"]])  # fmt: skip
+    row = summarize(f, n_boot=10).iloc[0]
+    assert row["meter_gaps"] == 2 and row["scored"] == 2

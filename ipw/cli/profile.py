@@ -56,13 +56,6 @@ def _url(ctx, param, value):
         raise click.BadParameter(str(e)) from None
 
 
-def _gaps(run) -> int:
-    """Records flagged ``meter-gap:<domain>`` (flags as a list, an array or JSON text)."""
-    flags = run.queries.get("flags")
-    has = lambda f: "meter-gap:" in (f if isinstance(f, str) else " ".join(map(str, f)) if hasattr(f, "__iter__") else "")  # noqa: E731
-    return 0 if flags is None else int(flags.map(has).sum())
-
-
 def _ci(row: dict, key: str, fmt: str) -> str:
     lo, hi = row[key]
     return f"[{format(lo, fmt)} - {format(hi, fmt)}]"
@@ -101,7 +94,7 @@ def print_summary(run_path: Path) -> None:
     errors = f", {o['errors']} errors not scored" if o["errors"] else ""
     click.echo(f"\nrun: {run_path}")
     click.echo(f"queries: {o['n']} (scored {o['scored']}{errors})  {scope} energy: {measured}")
-    gaps = _gaps(run)
+    gaps = o.get("meter_gaps", 0)
     if gaps:
         click.echo(f"meter gaps: {gaps} queries have no energy (a meter failed to read; flag meter-gap:<domain>)")
     if o["errors"]:

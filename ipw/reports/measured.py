@@ -55,6 +55,9 @@ def overview(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section:
     for r in failed.itertuples(index=False):
         warnings.append(f"{r.run}: {r.errors} queries failed in the engine (not scored; "
                         f"`ipw profile --resume RUN --retry-errors` runs them again).")
+    for r in summary.loc[summary["meter_gaps"] > 0, ["run", "meter_gaps"]].itertuples(index=False):
+        warnings.append(f"{r.run}: {r.meter_gaps} queries have no energy (a meter failed to read; flag "
+                        f"meter-gap:<domain>): they are not scored.")
     frontier = T.frontier_table(summary)
     reduced = summary.loc[summary["n_boot"] < N_BOOT, ["run", "n", "n_boot"]]
     if len(reduced):
