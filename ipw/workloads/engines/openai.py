@@ -127,6 +127,63 @@ def _is_timeout(error: BaseException) -> bool:
     return isinstance(error, openai.APITimeoutError) or "Timeout" in type(error).__name__
 
 
+class StreamedAnswer:
+    """One try's streamed answer as it arrives, for the sync and the async client alike: token times
+    (stamped when a chunk with text or reasoning arrives), text, usage and finish reason; then the
+    checks of a finished answer and its :class:`Generation` (text and finish reason redacted)."""
+
+    def __init__(self, engine: OpenAIEngine, deadline: float, times: list[float] | None = None) -> None:
+        self.engine, self.deadline = engine, deadline
+        self.t_start = clock.now()
+        self.times: list[float] = [] if times is None else times
+        self.parts: list[str] = []
+        self.usage = self.finish_reason = None
+        self.html = False
+
+    def opened(self, stream) -> None:
+        response = getattr(stream, "response", None)
+        self.html = response is not None and "text/html" in response.headers.get("content-type", "")
+
+    def feed(self, chunk) -> EngineError | None:
+        """Take one chunk; the deadline's error once the per-query deadline passed unfinished."""
+        t = clock.now()
+        if getattr(chunk, "usage", None) is not None:
+            self.usage = chunk.usage
+        for choice in chunk.choices or ():  # one choice (n=1); none in the usage chunk
+            text, reasoning = self.engine._delta(choice)
+            if text or reasoning:
+                self.times.append(t)
+            if text:
+                self.parts.append(text)
+            self.finish_reason = choice.finish_reason or self.finish_reason
+        if time.monotonic() > self.deadline and self.finish_reason is None:
+            e = self.engine
+            return e._fail(f"the answer from server at {e.base_url} was not finished within "
+                           f"{e.policy.deadline_s:g} s (deadline_s) after {len(self.times)} chunks", transient=False)  # fmt: skip
+        return None
+
+    def generation(self, t_end: float) -> Generation:
+        """The finished answer; an :class:`EngineError` when the stream ended without a finish reason."""
+        e, times = self.engine, self.times
+        if self.finish_reason is None:
+            if self.html:
+                raise e._fail(f"server at {e.base_url} answered with an HTML page, not an event stream: is the "
+                              "base URL the API root (it usually ends in /v1)?", transient=False)  # fmt: skip
+            raise e._fail(f"the stream from server at {e.base_url} ended before the answer was finished "
+                          f"(no finish_reason after {len(times)} chunks)", transient=True)  # fmt: skip
+        if self.usage is not None:
+            n_in, n_out, source = self.usage.prompt_tokens, self.usage.completion_tokens, "server usage"
+        else:
+            n_in, n_out, source = None, len(times), "streamed chunks"
+        text = "".join(self.parts)
+        safe = e._redact(text)
+        extra = {"token_count_source": source, "streamed_chunks": len(times)}
+        if safe != text:
+            extra["redacted"] = True  # the answer held the API key; it was replaced before grading
+        return Generation(safe, n_in, n_out, self.t_start, t_end, times[0] if times else None,
+                          times[-1] if times else None, e._redact(self.finish_reason), e._redact(extra))  # fmt: skip
+
+
 class OpenAIEngine(Engine):
     name = "openai"
 
@@ -221,85 +278,47 @@ class OpenAIEngine(Engine):
             try:
                 generation = self._attempt(prompt, settings, deadline)
             except EngineError as e:
-                e.attempts = attempt
-                if is_fatal(e):
-                    raise AuthError(
-                        f"{e} -- the server refused the credentials; check the key in ${self.api_key_env} "
-                        "(the run stops here)", e.status_code) from None  # fmt: skip
-                delay = next(delays, None) if is_transient(e) else None
-                if delay is None or time.monotonic() + delay >= deadline:
-                    if attempt > 1:
-                        e.args = (f"{e} (after {attempt} tries)",)
-                    raise e from None
-                time.sleep(delay)
+                time.sleep(self.retry_delay(e, attempt, delays, deadline))
                 continue
             return replace(generation, extra=dict(generation.extra, attempts=attempt))
 
+    def retry_delay(self, e: EngineError, attempt: int, delays, deadline: float) -> float:
+        """After failed try number ``attempt``: the wait [s] before the next try, or raise (an
+        :class:`AuthError` for refused credentials; ``e`` itself when it is not transient, when the
+        policy's tries are spent, or when the wait would pass the per-query deadline)."""
+        e.attempts = attempt
+        if is_fatal(e):
+            raise AuthError(
+                f"{e} -- the server refused the credentials; check the key in ${self.api_key_env} "
+                "(the run stops here)", e.status_code) from None  # fmt: skip
+        delay = next(delays, None) if is_transient(e) else None
+        if delay is None or time.monotonic() + delay >= deadline:
+            if attempt > 1:
+                e.args = (f"{e} (after {attempt} tries)",)
+            raise e from None
+        return delay
+
     def _attempt(self, prompt: str, settings: GenerationSettings, deadline: float) -> Generation:
-        parts: list[str] = []
-        times: list[float] = []
-        finish_reason = usage = None
+        timeout_s, by_deadline = self.read_timeout(deadline)
+        answer = StreamedAnswer(self, deadline)
         error = None
-        left = deadline - time.monotonic()
-        timeout_s, by_deadline = (self.timeout_s, False) if left >= self.timeout_s else (max(left, 1e-3), True)
-        html = False
-        t_start = clock.now()
         try:
             with self.create(self._client, prompt, settings, timeout_s) as stream:
-                response = getattr(stream, "response", None)
-                html = response is not None and "text/html" in response.headers.get("content-type", "")
+                answer.opened(stream)
                 for chunk in stream:
-                    t = clock.now()
-                    if getattr(chunk, "usage", None) is not None:
-                        usage = chunk.usage
-                    for choice in chunk.choices or ():  # one choice (n=1); none in the usage chunk
-                        text, reasoning = self._delta(choice)
-                        if text or reasoning:
-                            times.append(t)
-                        if text:
-                            parts.append(text)
-                        finish_reason = choice.finish_reason or finish_reason
-                    if time.monotonic() > deadline and finish_reason is None:
-                        error = self._fail(
-                            f"the answer from server at {self.base_url} was not finished within "
-                            f"{self.policy.deadline_s:g} s (deadline_s) after {len(times)} chunks", transient=False
-                        )  # fmt: skip
+                    error = answer.feed(chunk)
+                    if error is not None:
                         break
         except (openai.OpenAIError, ValueError, AttributeError, TypeError, *TRANSPORT_ERRORS) as e:
-            error = self._error(e, len(times), timeout_s, by_deadline)
+            error = self._error(e, len(answer.times), timeout_s, by_deadline)
         if error is not None:  # raised here, outside the except block: no chained client error
             raise error
-        t_end = clock.now()
-        if finish_reason is None:
-            if html:
-                raise self._fail(
-                    f"server at {self.base_url} answered with an HTML page, not an event stream: is the base URL "
-                    "the API root (it usually ends in /v1)?", transient=False
-                )  # fmt: skip
-            raise self._fail(
-                f"the stream from server at {self.base_url} ended before the answer was finished "
-                f"(no finish_reason after {len(times)} chunks)", transient=True
-            )  # fmt: skip
-        if usage is not None:
-            n_in, n_out, source = usage.prompt_tokens, usage.completion_tokens, "server usage"
-        else:
-            n_in, n_out, source = None, len(times), "streamed chunks"
-        text = "".join(parts)
-        safe = self._redact(text)
-        extra = {"token_count_source": source, "streamed_chunks": len(times)}
-        if safe != text:
-            extra["redacted"] = True  # the answer held the API key; it was replaced before grading
-        return Generation(
-            text=safe,
-            input_tokens=n_in,
-            output_tokens=n_out,
-            t_start_s=t_start,
-            t_end_s=t_end,
-            t_first_token_s=times[0] if times else None,
-            t_last_token_s=times[-1] if times else None,
-            finish_reason=self._redact(finish_reason),
-            extra=self._redact(extra),
-        )
+        return answer.generation(clock.now())
+
+    def read_timeout(self, deadline: float) -> tuple[float, bool]:
+        """The timeout of one try's reads [s], and whether the per-query deadline set it."""
+        left = deadline - time.monotonic()
+        return (self.timeout_s, False) if left >= self.timeout_s else (max(left, 1e-3), True)
 
     def _delta(self, choice) -> tuple[str, str]:
         """(answer text, reasoning text) carried by one streamed choice."""

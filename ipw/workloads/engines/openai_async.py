@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import openai
 
 from ipw.profilers import base as clock
 from ipw.workloads.engines.attempts import Attempt, Tracker
 from ipw.workloads.engines.base import Generation, GenerationSettings
-from ipw.workloads.engines.openai import KEY_PLACEHOLDER, TRANSPORT_ERRORS, EngineError, OpenAIEngine
-from ipw.workloads.retry import AuthError, is_fatal, is_transient
+from ipw.workloads.engines.openai import KEY_PLACEHOLDER, TRANSPORT_ERRORS, EngineError, OpenAIEngine, StreamedAnswer
 
 
 class AsyncOpenAIClient:
@@ -57,16 +57,7 @@ class AsyncOpenAIClient:
             except EngineError as e:
                 attempt.t_end_s, attempt.error = clock.now(), e
                 tracker.end(attempt)
-                e.attempts = tries
-                if is_fatal(e):
-                    raise AuthError(f"{e} -- the server refused the credentials; check the key in "
-                                    f"${self.engine.api_key_env} (the run stops here)", e.status_code) from None  # fmt: skip
-                delay = next(delays, None) if is_transient(e) else None
-                if delay is None or time.monotonic() + delay >= deadline:
-                    if tries > 1:
-                        e.args = (f"{e} (after {tries} tries)",)
-                    raise e from None
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self.engine.retry_delay(e, tries, delays, deadline))
                 continue
             attempt.t_end_s = generation.t_end_s
             tracker.end(attempt)
@@ -77,57 +68,25 @@ class AsyncOpenAIClient:
 
     async def _attempt(self, prompt: str, settings: GenerationSettings, deadline: float, attempt: Attempt) -> Generation:
         e = self.engine
-        parts: list[str] = []
-        times = attempt.token_times_s
-        finish_reason = usage = error = None
-        left = deadline - time.monotonic()
-        timeout_s, by_deadline = (e.timeout_s, False) if left >= e.timeout_s else (max(left, 1e-3), True)
-        html = False
+        timeout_s, by_deadline = e.read_timeout(deadline)
+        answer = StreamedAnswer(e, deadline, attempt.token_times_s)
+        error = None
         try:
-            stream = await self.engine.create(self._client, prompt, settings, timeout_s)
+            stream = await e.create(self._client, prompt, settings, timeout_s)
             async with stream:
-                response = getattr(stream, "response", None)
-                html = response is not None and "text/html" in response.headers.get("content-type", "")
+                answer.opened(stream)
                 async for chunk in stream:
-                    t = clock.now()
-                    if getattr(chunk, "usage", None) is not None:
-                        usage = chunk.usage
-                    for choice in chunk.choices or ():
-                        text, reasoning = e._delta(choice)
-                        if text or reasoning:
-                            times.append(t)
-                        if text:
-                            parts.append(text)
-                        finish_reason = choice.finish_reason or finish_reason
-                    if time.monotonic() > deadline and finish_reason is None:
-                        error = e._fail(f"the answer from server at {e.base_url} was not finished within "
-                                        f"{e.policy.deadline_s:g} s (deadline_s) after {len(times)} chunks",
-                                        transient=False)  # fmt: skip
+                    error = answer.feed(chunk)
+                    if error is not None:
                         break
         except (openai.OpenAIError, ValueError, AttributeError, TypeError, *TRANSPORT_ERRORS) as exc:
-            error = e._error(exc, len(times), timeout_s, by_deadline)
-        attempt.output_tokens = len(times)
+            error = e._error(exc, len(answer.times), timeout_s, by_deadline)
+        attempt.output_tokens = len(answer.times)
         if error is not None:
             raise error
-        t_end = clock.now()
-        if finish_reason is None:
-            if html:
-                raise e._fail(f"server at {e.base_url} answered with an HTML page, not an event stream: is the "
-                              "base URL the API root (it usually ends in /v1)?", transient=False)  # fmt: skip
-            raise e._fail(f"the stream from server at {e.base_url} ended before the answer was finished "
-                          f"(no finish_reason after {len(times)} chunks)", transient=True)  # fmt: skip
-        if usage is not None:
-            n_in, n_out, source = usage.prompt_tokens, usage.completion_tokens, "server usage"
-        else:
-            n_in, n_out, source = None, len(times), "streamed chunks"
-        attempt.input_tokens, attempt.output_tokens = n_in, n_out
-        text = "".join(parts)
-        safe = e._redact(text)
-        extra = {"token_count_source": source, "streamed_chunks": len(times)}
-        if safe != text:
-            extra["redacted"] = True
-        return Generation(safe, n_in, n_out, attempt.t_start_s, t_end, times[0] if times else None,
-                          times[-1] if times else None, e._redact(finish_reason), e._redact(extra))  # fmt: skip
+        generation = answer.generation(clock.now())
+        attempt.input_tokens, attempt.output_tokens = generation.input_tokens, generation.output_tokens
+        return replace(generation, t_start_s=attempt.t_start_s)
 
     async def aclose(self) -> None:
         await self._client.close()
