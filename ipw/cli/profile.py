@@ -161,7 +161,7 @@ def _serving(config, o):
 
 @command()
 @click.option("--model", default="default", show_default=True,
-              help="'default' (SmolLM2-135M-Instruct, shipped), a .gguf file, a local HF folder, or the server's model name.")  # fmt: skip
+              help="'default' (SmolLM2-135M-Instruct, shipped), 'gemma3-270m' (gemma extra), a .gguf file, a local HF folder, or the server's model name.")  # fmt: skip
 @click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp", "openai"]), default="auto", show_default=True,
               help="auto: llama.cpp if installed (faster on CPU), else transformers.")  # fmt: skip
 @click.option("--base-url", callback=_url, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp server, Ollama).")
