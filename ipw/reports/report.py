@@ -82,8 +82,8 @@ def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] 
     """Load the runs (folders or loaded :class:`~ipw.store.Run`), compute every table and figure.
 
     ``extras``: outputs of ``ipw capacity``, ``ipw cmr fit`` or ``ipw density`` (see
-    :mod:`ipw.reports.sections`). ``energy``: the basis of IPW and IPJ (``total``, the
-    system's energy, by default; ``accelerator``, ``system`` or ``above_idle``).
+    :mod:`ipw.reports.sections`). ``energy``: the basis of IPW and IPJ (``accelerator``, as
+    the IPW paper, by default; ``system``, its old name ``total``, or ``above_idle``).
     ``compare``: add the comparison section (coverage, best-of-local) when there are 2+ runs.
     ``routing``: add the hybrid routing section (savings against a reference run); ``trend``: add
     the release-date trend section (:mod:`ipw.routing`; both on the ``energy`` basis). A run they
