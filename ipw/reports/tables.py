@@ -176,10 +176,11 @@ def samples_table(runs: Mapping[str, Run], per_run: int = 6, max_chars: int = 40
         q = run.queries
         if q.empty:
             continue
-        correct = q["correct"].fillna(False).astype(bool) if "correct" in q else pd.Series(False, index=q.index)
-        picked = pd.concat([q[correct].head(per_run // 2), q[~correct].head(per_run - per_run // 2)]).sort_index()
-        cols = [c for c in ("id", "domain", "reference", "output", "correct", "energy_j") if c in picked]
-        part = picked[cols].copy()
+        right = q["correct"].fillna(False).astype(bool).to_numpy() if "correct" in q else np.zeros(len(q), bool)
+        rows_at = np.sort(np.concatenate([np.flatnonzero(right)[: per_run // 2],
+                                          np.flatnonzero(~right)[: per_run - per_run // 2]]))  # no copy of the run
+        cols = [c for c in ("id", "domain", "reference", "output", "correct", "energy_j") if c in q]
+        part = q.iloc[rows_at][cols].copy()
         if "output" in part:
             text = part["output"].fillna("").astype(str)
             part["output"] = text.str.slice(0, max_chars).where(text.str.len() <= max_chars, text.str.slice(0, max_chars) + " [...]")
