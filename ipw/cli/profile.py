@@ -224,6 +224,11 @@ def profile(**o) -> None:
       ipw profile --engine openai --base-url http://127.0.0.1:8000/v1 --model my-model
       ipw profile --resume runs/20261124-150000-llamacpp-default
       ipw profile --engine transformers --model ~/models/qwen --device cuda --gpus 0
+      ipw profile --engine openai --base-url http://127.0.0.1:8000/v1 --model m --concurrency 16
+      ipw profile --engine transformers --batch-size 8 --limit 64
+      ipw profile --shard 0/4                       # one quarter of the set (ipw launch runs all four)
+      ipw profile --resume runs/r --retry-errors    # run again the queries that failed
+      ipw profile --model gemma3-270m               # the second shipped model (gemma extra)
     """
     from ipw.workloads import runner
     from ipw.workloads.engines import GenerationSettings
