@@ -149,7 +149,7 @@ class QueryRecord:
     tpot_s: float | None = None
     e2e_s: float | None = None
     finish_reason: str | None = None
-    energy_j: float = 0.0
+    energy_j: float | None = 0.0  # None: a meter gap (no figure, never 0 J)
     energy_above_idle_j: float | None = None
     accelerator_energy_j: float | None = None
     accelerator_measured: bool | None = None
