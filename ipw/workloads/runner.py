@@ -103,15 +103,6 @@ def load_queries(config: RunConfig):
     return qs
 
 
-def _scope(m: Measurement, scope: str) -> tuple[float | None, bool | None]:
-    """Energy [J] and measured flag of one scope of a window, where the meters say which is which."""
-    scopes = getattr(m, "scopes", None)
-    if not scopes or scope not in scopes:
-        return None, None
-    part = scopes[scope]
-    return part.energy_j, part.measured
-
-
 def make_record(query, generation: Generation | None, grade, m: Measurement, session: int, error: str | BaseException | None) -> QueryRecord:
     """The stored record of one query: answer, grade, timing and energy by scope with its provenance.
     ``error`` (a message, or the engine's exception) marks an engine error; ``attempts`` is the
@@ -119,8 +110,8 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
     attempts = (generation.extra.get("attempts") if generation else getattr(error, "attempts", None)) or 1
     error = None if error is None else str(error)
     top = [d for d in m.domains.values() if d.parent is None]
-    acc_j, acc_measured = _scope(m, "accelerator")
-    host_j, host_measured = _scope(m, "host")
+    acc_j, acc_measured = m.scope_energy_j("accelerator"), m.scope_measured("accelerator")
+    host_j, host_measured = m.scope_energy_j("host"), m.scope_measured("host")
     basis_j = m.energy_j if acc_j is None else acc_j
     timing = generation.timing() if generation else {"e2e_s": m.duration_s}
     record = QueryRecord(
@@ -137,7 +128,7 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
         domains={
             d.domain: {"energy_j": d.energy_j, "source": d.source, "measured": d.measured,
                        "uncertainty_j": d.uncertainty_j if d.uncertainty_j != float("inf") else None,
-                       "parent": d.parent, "scope": getattr(d, "scope", None)}
+                       "parent": d.parent, "scope": d.scope}
             for d in m.domains.values()
         },
         engine_extra=generation.extra if generation else {},
