@@ -367,8 +367,7 @@ class _Session:
     def finalize(self, job: Job, flight: Flight):
         """The record of a finished job (None for one that never started)."""
         from ipw.profilers.session import DomainEnergy, Measurement
-        from ipw.workloads.grading import Grade, grade
-        from ipw.workloads.runner import make_record
+        from ipw.workloads.runner import grade_answer, make_record
 
         q, g = job.query, job.generation
         if g is not None:
@@ -399,11 +398,7 @@ class _Session:
         if any(not d.measured for d in domains.values()):
             flags.append("estimate")
         m = Measurement(q.id, lo, hi, domains, sum(len(c) for c in curves.values()), tuple(flags))
-        if g is not None:
-            verdict = grade(q, g.text, judge=self.judge)
-        else:
-            verdict = Grade(False, None, "engine-error", f"no answer: {job.error}")
-        record = make_record(q, g, verdict, m, self.session, None if job.error is None else str(job.error))
+        record = make_record(q, g, grade_answer(q, g, job.error, self.judge), m, self.session, job.error)
         return replace(record, **self._energy_fields(job, g, qe, domains, idle))
 
     def store_all(self, jobs: list[Job], flight: Flight) -> None:

@@ -139,6 +139,16 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
     return record
 
 
+def grade_answer(query, generation: Generation | None, error, judge):
+    """The query's grade; a query the engine gave no answer for is not scored (``correct`` None:
+    the rule of ipw.efficiency), whichever executor ran it."""
+    from ipw.workloads.grading import Grade, grade
+
+    if generation is None:
+        return Grade(None, None, "engine-error", f"no answer: {error}")
+    return grade(query, generation.text, judge=judge)
+
+
 def _session_entry() -> dict:
     return {"started": datetime.now(timezone.utc).isoformat(), "command": sys.argv, "pid": os.getpid(), "status": "running",
             "node": shards.node()}
@@ -245,7 +255,6 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
     queries = shards.restrict(store, queries or load_queries(config), config.shard)
     if concurrent.applies(config):  # N in flight or batches of N: per-query energy by attribution
         return concurrent.execute(store, config, engine, observer, queries, retry_errors=retry_errors)
-    from ipw.workloads.grading import Grade, grade
     from ipw.workloads.prompts import render_prompt
 
     observer = observer or RunObserver()
@@ -258,11 +267,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
         started = True
         for q in (q for q in run.todo if q.id not in run.done):
             generation, error, m = _measure(run.profiler, engine, render_prompt(q), query_settings(config.settings, q), q.id)
-            if generation is not None:
-                g = grade(q, generation.text, judge=run.judge)
-            else:
-                g = Grade(None, None, "engine-error", f"no answer: {error}")  # not scored: see ipw.efficiency
-            record = make_record(q, generation, g, m(), run.index, error)
+            record = make_record(q, generation, grade_answer(q, generation, error, run.judge), m(), run.index, error)
             store.append(record)
             observer.record(record)
         status = "complete"
