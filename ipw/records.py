@@ -108,8 +108,16 @@ def _check(name: str, value: Any, annotation: str) -> None:
         raise RecordError(f"field {name!r} must be {annotation}, not {type(value).__name__} {value!r:.40}")
 
 
-def _finite(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else x
+def finite(x: Any) -> Any:
+    """``x`` with every non-finite float (NaN, inf), also inside dicts, lists and tuples, made None:
+    what strict JSON can store (records are written with ``allow_nan=False``)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(finite(v) for v in x)
+    return x
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,7 @@ class QueryRecord:
         """The JSON-able form stored as one line of ``queries.jsonl`` (non-finite floats become None)."""
         d = asdict(self)
         d["flags"] = list(self.flags)
-        return {k: _finite(v) for k, v in d.items()}
+        return finite(d)
 
     @classmethod
     def from_dict(cls, d: dict) -> QueryRecord:

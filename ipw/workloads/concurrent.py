@@ -46,6 +46,7 @@ import numpy as np
 from ipw import attribution as A
 from ipw.errors import IpwError
 from ipw.profilers import base as clock
+from ipw.records import finite
 from ipw.workloads.engines.attempts import Attempt, Tracker
 
 log = logging.getLogger(__name__)
@@ -435,7 +436,7 @@ class _Session:
             "attribution": {"rule": self.rule.name, "version": self.rule.version, "scope": "accelerator" if acc else "system",
                             "bound": "monitor power shape" if any(d.domain in self.curves.monitored for d in basis)
                                      else "counter-step worst case",
-                            "prefill_uncertainty_j": _finite(pre_u), "decode_uncertainty_j": _finite(dec_u),
+                            "prefill_uncertainty_j": finite(pre_u), "decode_uncertainty_j": finite(dec_u),
                             "share_s": qe.share_s if qe else None, "input_tokens_estimated": estimated,
                             "attempt_spans_s": [[a.t_start_s, a.t_end_s] for a in job.attempts]},
         }  # fmt: skip
@@ -469,21 +470,9 @@ class _Session:
             "active_energy_j": active,
             "attributed_energy_j": dict(self.attributed),
             "complete": stored,
-            "steady_state": _jsonable(steady),
+            "steady_state": finite(steady),
             "total_output_tokens": float(sum(e.output_tokens for e in ok)),
         }
-
-
-def _finite(x):
-    return x if x is None or math.isfinite(x) else None
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def _apply_stops(g, settings):
