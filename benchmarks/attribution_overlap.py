@@ -32,7 +32,7 @@ import argparse
 
 import numpy as np
 
-from ipw.attribution import Curve, QueryEvents, Rule, active_energy, attribute
+from ipw.profilers.attribution import Curve, QueryEvents, Rule, active_energy, attribute
 
 DT = 2e-4
 P_IDLE = 60.0

@@ -22,8 +22,8 @@ import time
 
 import torch
 
-from ipw.capacity import CapacityConfig, evaluate_corpus, load_corpus, load_model
-from ipw.capacity.likelihood import encode, length_batches, pad_batch, pad_token_id
+from ipw.science.capacity import CapacityConfig, evaluate_corpus, load_corpus, load_model
+from ipw.science.capacity.likelihood import encode, length_batches, pad_batch, pad_token_id
 
 
 def plain_batches(loaded, texts, config):

@@ -5,7 +5,7 @@ is driven at each concurrency by three clients, interleaved repeat by repeat so 
 machine's load hits all alike:
 
   plain    a bare ``openai.AsyncOpenAI`` streaming loop with N tasks (no ipw at all)
-  client   ipw's async client (:class:`ipw.workloads.engines.openai_async.AsyncOpenAIClient`)
+  client   ipw's async client (:class:`ipw.engines.openai_async.AsyncOpenAIClient`)
            with its attempt tracking, on the same event-loop layout
   profile  ``ipw profile --concurrency N`` end to end (runner, 20 Hz timeline, attribution,
            grading, records stored): the plain client's work plus everything ipw adds
@@ -33,17 +33,17 @@ from pathlib import Path
 
 import openai
 
-from ipw.profilers.base import now
-from ipw.workloads.engines import GenerationSettings
-from ipw.workloads.engines.openai import OpenAIEngine
-from ipw.workloads.prompts import render_prompt
-from ipw.workloads.querysets import load_queryset
+from ipw.core.clock import now
+from ipw.engines import GenerationSettings
+from ipw.engines.openai import OpenAIEngine
+from ipw.queries.prompts import render_prompt
+from ipw.queries.querysets import load_queryset
 
 KEY_ENV = "IPW_BENCH_KEY"
 
 
 def start_server(port: int, key: str) -> subprocess.Popen:
-    from ipw.models import default_model_path
+    from ipw.engines.models import default_model_path
 
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()), "--model_alias", "smollm",
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1",
@@ -87,8 +87,8 @@ async def plain(url: str, key: str, prompts: list[str], n: int, max_tokens: int)
 
 
 async def ipw_client(engine: OpenAIEngine, prompts: list[str], n: int, max_tokens: int) -> tuple[int, float]:
-    from ipw.workloads.concurrent import Flight, Job
-    from ipw.workloads.engines.openai_async import AsyncOpenAIClient
+    from ipw.run.serving import Flight, Job
+    from ipw.engines.openai_async import AsyncOpenAIClient
 
     client = AsyncOpenAIClient(engine, n)
     settings = GenerationSettings(max_tokens=max_tokens)
@@ -113,7 +113,7 @@ async def ipw_client(engine: OpenAIEngine, prompts: list[str], n: int, max_token
 
 def ipw_profile(engine: OpenAIEngine, queryset: Path, n: int, max_tokens: int, runs: Path, run_id: str) -> tuple[int, float]:
     from ipw.store import load
-    from ipw.workloads import runner
+    from ipw.run import runner
 
     config = runner.RunConfig(engine="openai", queries=str(queryset), settings=GenerationSettings(max_tokens=max_tokens),
                               warmup=0, idle_s=0.0, runs_dir=str(runs), run_id=run_id, concurrency=n)  # fmt: skip

@@ -7,7 +7,7 @@ ids (in memory), saves both to a temporary folder, loads the folder as ipw's tra
 ``batch_size``) at each batch size on synthetic prompts of 32 tokens, 64 new tokens each (no
 end-of-sequence token, so every row generates all 64). Energy comes from ipw's profilers (NVML:
 the monitor's counter timeline), per query by the attribution rule; the figures per batch size
-are ipw.sweep's: steady-state J/token (ML.ENERGY's window), J/token over the run, tokens/s, mean
+are ipw.run.sweep's: steady-state J/token (ML.ENERGY's window), J/token over the run, tokens/s, mean
 power, TTFT and TPOT medians, prefill and decode energy per query, and the frontier.
 
 Prints one table and one JSON line (``{"gpu_batch": ...}``); writes the runs (records, manifests,
@@ -68,9 +68,9 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     t0 = time.monotonic()
-    from ipw import sweep
-    from ipw.workloads import runner
-    from ipw.workloads.engines import GenerationSettings, get_engine
+    from ipw.run import sweep
+    from ipw.run import runner
+    from ipw.engines import GenerationSettings, get_engine
 
     batches = sweep.parse_levels("1,2" if args.smoke else args.batches)
     new_tokens = 8 if args.smoke else 64

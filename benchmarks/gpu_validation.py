@@ -182,7 +182,7 @@ def integrate(samples: list[tuple[float, float]], a: float, b: float, convention
 
 
 def section_devices(ctx: dict) -> dict:
-    from ipw.profilers.discover import DiscoverConfig, discover
+    from ipw.devices.discover import DiscoverConfig, discover
 
     nvml, handle = ctx["nvml"], ctx["handle"]
     found = discover(DiscoverConfig(nvml=nvml, probe_s=1.0, estimate="never", gpus=(ctx["gpu"],)))
@@ -270,7 +270,7 @@ def section_counter(ctx: dict, seconds: float = 10.0) -> dict:
 
 
 def section_windows(ctx: dict, repeats: int = 4) -> dict:
-    from ipw.profilers.nvidia import NvmlMeter
+    from ipw.devices.nvidia.meter import NvmlMeter
     from ipw.profilers.session import Profiler
 
     nvml, gpu = ctx["nvml"], ctx["nvml_index"]
@@ -343,7 +343,7 @@ def _unit(ms: float = 2.0) -> None:
 
 
 def section_edge_cost(ctx: dict, n: int = 50, repeats: int = 3) -> dict:
-    from ipw.profilers.nvidia import NvmlMeter
+    from ipw.devices.nvidia.meter import NvmlMeter
     from ipw.profilers.session import Profiler
 
     nvml, gpu = ctx["nvml"], ctx["nvml_index"]
@@ -458,7 +458,7 @@ def _torch_llama(torch, device, vocab, d, layers, heads, kv, ff, theta):
 
 
 def section_tokens(ctx: dict, blocks: int = 5, per_block: int = 8, new_tokens: int = 8) -> dict:
-    from ipw.profilers.nvidia import NvmlMeter
+    from ipw.devices.nvidia.meter import NvmlMeter
     from ipw.profilers.session import Profiler
 
     torch, device = ctx["torch"], ctx["device"]
@@ -516,7 +516,7 @@ def section_tokens(ctx: dict, blocks: int = 5, per_block: int = 8, new_tokens: i
 
 
 def section_batches(ctx: dict, batches=(1, 8, 32), new_tokens: int = 64, repeats: int = 3) -> dict:
-    from ipw.profilers.nvidia import NvmlMeter
+    from ipw.devices.nvidia.meter import NvmlMeter
     from ipw.profilers.session import Profiler
 
     torch, device = ctx["torch"], ctx["device"]
@@ -619,7 +619,7 @@ def main() -> None:
         else:
             nvml, device = load_pynvml(), f"cuda:{args.gpu}"
         nvml.nvmlInit()
-        from ipw.profilers.nvidia import select_gpus
+        from ipw.devices.nvidia.meter import select_gpus
 
         sel = select_gpus(nvml, [args.gpu])[0]
         handle = nvml.nvmlDeviceGetHandleByIndex(sel.nvml_index)

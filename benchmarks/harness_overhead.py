@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import argparse
 
-from ipw.profilers import base
-from ipw.profilers.discover import discover
+from ipw.core import clock
+from ipw.devices.discover import discover
 from ipw.profilers.sampler import Sampler
 from ipw.profilers.session import Profiler
-from ipw.workloads.engines import GenerationSettings, get_engine
-from ipw.workloads.prompts import render_prompt
-from ipw.workloads.querysets import load_queryset
-from ipw.workloads.runner import resolve_engine_name
+from ipw.engines import GenerationSettings, get_engine
+from ipw.queries.prompts import render_prompt
+from ipw.queries.querysets import load_queryset
+from ipw.run.config import resolve_engine_name
 
 
 def main() -> None:
@@ -40,13 +40,13 @@ def main() -> None:
     for prompt in prompts:
         for cond in tokens:
             sampler = Sampler(meters, hz=20).start() if cond == "timeline" else None
-            t0 = base.now()
+            t0 = clock.now()
             if cond == "bare":
                 g = engine.generate(prompt, settings)
             else:
                 with profiler.window():
                     g = engine.generate(prompt, settings)
-            seconds[cond] += base.now() - t0
+            seconds[cond] += clock.now() - t0
             tokens[cond] += g.output_tokens
             if sampler:
                 sampler.stop()

@@ -2,7 +2,7 @@
 
 Builds a synthetic run folder in the real store format (ipw.store.RunStore; records with every
 field of docs/profile.md, a 10 Hz power timeline over the whole run) in a temporary folder, then
-loads it (``ipw.store.load``), computes every metric with its intervals (``ipw.efficiency.run_summary``:
+loads it (``ipw.store.load``), computes every metric with its intervals (``ipw.science.intelligence.metrics.run_summary``:
 overall and per domain, resamples by ``n_boot_for``) and renders the HTML report, printing the time
 and peak memory of each stage. The records go into Parquet segments as a long run's would
 (``--journal`` writes them to ``queries.jsonl`` instead, the format of earlier ipw, loaded by
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracemalloc", action="store_true", help="also trace allocations per stage (slower)")
     args = parser.parse_args(argv)
 
-    from ipw.efficiency import run_summary
+    from ipw.science.intelligence.metrics import run_summary
     from ipw.reports.report import build_report
     from ipw.reports.tables import load_runs
 

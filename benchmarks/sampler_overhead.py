@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from ipw.profilers.discover import discover
+from ipw.devices.discover import discover
 from ipw.profilers.sampler import Sampler
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ipw.profilers.nvidia import NvmlMeter  # noqa: E402
+from ipw.devices.nvidia.meter import NvmlMeter  # noqa: E402
 from ipw.profilers.session import Profiler  # noqa: E402
 from tests.fakes.nvml import FakeNvml, Trace, h200  # noqa: E402
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ipw.profilers import base
+from ipw.core import clock as core_clock
 from tests.fakes.clock import FakeClock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,5 +15,5 @@ SHARED = REPO.parent / "shared"
 def clock(monkeypatch) -> FakeClock:
     """Simulated time, patched in where ipw stamps readings."""
     fake = FakeClock()
-    monkeypatch.setattr(base, "now", fake)
+    monkeypatch.setattr(core_clock, "now", fake)
     return fake

@@ -1,4 +1,4 @@
-"""The attribution rule (ipw.attribution): hand-worked cases, conservation, honest bounds, steady state.
+"""The attribution rule (ipw.profilers.attribution): hand-worked cases, conservation, honest bounds, steady state.
 
 Expectations are computed two ways that share no code with the module: by hand for small cases, and
 by a brute-force integral of the rule's definition on a fine grid against a known power trace.
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from ipw.attribution import (AttributionError, Curve, QueryEvents, Rule, active_energy, active_intervals,
+from ipw.profilers.attribution import (AttributionError, Curve, QueryEvents, Rule, active_energy, active_intervals,
                              attribute, steady_state, steady_window, tokens_between)  # fmt: skip
 
 
@@ -44,7 +44,7 @@ def test_hand_worked_case_prefill_weight_half():
     r = by_key(attribute([A, B], {"gpu": exact()}, Rule(prefill_weight=0.5)))
     assert r["A"].energy_j["gpu"] == pytest.approx(10 + 20 / 3 + 5)
     assert r["B"].energy_j["gpu"] == pytest.approx(10 / 3 + 5 + 10)
-    assert Rule(0.5).to_dict() == {"prefill_weight": 0.5, "name": "token-rate-share", "version": 1, "module": "ipw.attribution"}
+    assert Rule(0.5).to_dict() == {"prefill_weight": 0.5, "name": "token-rate-share", "version": 1, "module": "ipw.profilers.attribution"}
 
 
 def test_idle_time_between_queries_is_charged_to_no_query():

@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from ipw.efficiency import accuracy, bootstrap, coverage, ipj, ipw, summarize
-from ipw.errors import IpwError
+from ipw.science.intelligence.metrics import accuracy, bootstrap, coverage, ipj, ipw, summarize
+from ipw.core.errors import IpwError
 
 
 def frame(correct, energy_j, e2e_s, **extra):

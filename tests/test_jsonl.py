@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ipw.errors import InputFileError
-from ipw.jsonl import read_objects
+from ipw.core.errors import InputFileError
+from ipw.core.jsonl import read_objects
 
 
 def test_objects_with_their_line_numbers(tmp_path):

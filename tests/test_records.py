@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ipw.records import QueryRecord
+from ipw.core.records import QueryRecord
 from ipw.store import RunStore
 
 

@@ -1,4 +1,4 @@
-"""Hybrid routing savings and the release-date trend (ipw.routing) against hand-computed values,
+"""Hybrid routing savings and the release-date trend (ipw.science.intelligence.routing) against hand-computed values,
 edge cases, bad input, and the IPW paper's published routing figures."""
 
 from __future__ import annotations
@@ -8,20 +8,19 @@ import math
 import pandas as pd
 import pytest
 
-from ipw.routing import (
+from ipw.science.intelligence.routing import (
     CostModel,
     Price,
     RoutingInputError,
-    model_points,
     oracle_choice,
     paper_figures,
     parse_assignments,
     parse_params,
-    release_trend,
     router_savings,
     routing_table,
     savings_frame,
 )
+from ipw.science.intelligence.trend import model_points, release_trend
 
 T, F = True, False
 

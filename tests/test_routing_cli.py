@@ -7,10 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import ipw.routing as routing
+import ipw.science.intelligence.routing as routing
 from ipw.cli import compare as compare_cli
 from ipw.cli.compare import compare
-from ipw.routing import CostModel, Price, router_savings, routing_table
+from ipw.science.intelligence.routing import CostModel, Price, router_savings, routing_table
 from ipw.store import load
 from tests.fakes.runs import SyntheticRun, write_synthetic_run
 

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 import ipw.store.files as store_files
-from ipw.errors import InputFileError, IpwError
-from ipw.records import RECORD_COLUMNS, QueryRecord
+from ipw.core.errors import InputFileError, IpwError
+from ipw.core.records import RECORD_COLUMNS, QueryRecord
 from ipw.store import (QUERIES, SEGMENTS, RunLocked, RunStore, StoreWriteError, columnar, compact, decode_json, load,
                        new_run_id)  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""The serving sweep (ipw.sweep, ipw sweep, the report's serving section).
+"""The serving sweep (ipw.run.sweep, ipw sweep, the report's serving section).
 
 Real parts: the runner at each level, the async client over HTTP to a stdlib server on 127.0.0.1
 with a known token schedule, the store, the efficiency metrics, the result file, the report's
@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 from matplotlib.figure import Figure
 
-from ipw import sweep
+from ipw.run import sweep
 from ipw.cli import main
-from ipw.workloads import runner
-from ipw.workloads.engines import GenerationSettings
-from ipw.workloads.engines.openai import OpenAIEngine
+from ipw.run import runner
+from ipw.engines import GenerationSettings
+from ipw.engines.openai import OpenAIEngine
 from tests.workloads.test_concurrency import QUERIES, stub, trace_meter  # noqa: F401 - fixtures
 
 
@@ -113,7 +113,7 @@ def test_cli_sweep_bad_levels_are_usage_errors(tmp_path, extra, match):
 
 @pytest.mark.slow
 def test_transformers_batch_sizes(tmp_path, queryset, trace_meter):  # noqa: F811
-    from ipw.workloads.engines import get_engine
+    from ipw.engines import get_engine
 
     engine = get_engine("transformers", model="default")
     config = runner.RunConfig(engine="transformers", queries=str(queryset), settings=GenerationSettings(max_tokens=6),

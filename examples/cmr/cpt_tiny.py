@@ -3,7 +3,7 @@
 1. Pre-train a tiny causal transformer (random init, ~0.1M parameters) on *general* text.
 2. From that one checkpoint, continue training on a mix with domain share R for each R in
    {1/8, 1/4, 1/3, 1/2, 3/4, 1}; evaluate general and domain validation loss every few steps.
-3. Write the CPT grid as a runs CSV and analyse it with ipw.cmr (loss laws, feasible region, CMR).
+3. Write the CPT grid as a runs CSV and analyse it with ipw.science.cmr (loss laws, feasible region, CMR).
 
 Text (shipped in ipw/data/cmr/text, see SOURCES.md there): general = Vim user manual chapters
 2-4 (prose about editing), domain = the GPL-3.0, Apache-2.0 and MPL-2.0 licence texts (legal).
@@ -124,7 +124,7 @@ def mixed_sampler(gen_train, dom_train, ratio: float, s: Setup, g: torch.Generat
 
 
 def run_grid(s: Setup, ratios=RATIOS, log=print) -> pd.DataFrame:
-    """Pre-train once, then CPT at each ratio; one row per evaluation (ipw.cmr runs format)."""
+    """Pre-train once, then CPT at each ratio; one row per evaluation (ipw.science.cmr runs format)."""
     torch.manual_seed(s.seed)
     g = torch.Generator().manual_seed(s.seed)
     (gen_tr, gen_va), (dom_tr, dom_va) = split(load_text("general")), split(load_text("domain"))
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     runs = run_grid(s)
     train_s = time.perf_counter() - t0
-    from ipw.cmr import save_runs
+    from ipw.science.cmr import save_runs
 
     path = save_runs(runs, args.out / "runs.csv")
     print(f"CPT grid: {len(runs)} rows -> {path} ({train_s:.1f} s of training on {args.threads} threads)")
@@ -168,10 +168,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def analyse_grid(path: Path, out: Path, eps: float, s: Setup) -> None:
-    from ipw.cmr import CmrConfig, analyse, load_runs
-    from ipw.cmr.results import CmrResults
-    from ipw.plotting import save_figure
-    from ipw.reports.figures import cmr_fit_figure
+    from ipw.science.cmr import CmrConfig, analyse, load_runs
+    from ipw.science.cmr.results import CmrResults
+    from ipw.reports.savefig import save_figure
+    from ipw.reports.science_figures import cmr_fit_figure
 
     unit = s.batch * s.context  # one CPT step's tokens = one unit of T
     result = analyse(load_runs(path), CmrConfig(eps=eps, token_unit=unit))

@@ -1,4 +1,4 @@
-"""``ipw capacity``: Information Capacity from the command line (thin: the work is in ipw.capacity)."""
+"""``ipw capacity``: Information Capacity from the command line (thin: the work is in ipw.science.capacity)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import click
 import pandas as pd
 
 from ipw.cli.face import command
-from ipw.capacity.corpora import (CORPORA_DIR, OFFICIAL_BIAS_BITS_BY_FILE, OFFICIAL_OTHER_BIAS_BITS,
+from ipw.science.capacity.corpora import (CORPORA_DIR, OFFICIAL_BIAS_BITS_BY_FILE, OFFICIAL_OTHER_BIAS_BITS,
                                   shipped_corpora)
 
 TABLE_COLUMNS = {
@@ -27,7 +27,7 @@ def _table(frame: pd.DataFrame) -> str:
 
 def _write(frame: pd.DataFrame, out: Path, settings: dict) -> list[Path]:
     """Save the results (kind ``capacity``: capacity.json + capacity.csv) into folder ``out``."""
-    from ipw.capacity.results import CapacityResults
+    from ipw.science.capacity.results import CapacityResults
 
     header = CapacityResults(frame, settings).save(out)
     return [header.with_name("capacity.csv"), header]
@@ -98,7 +98,7 @@ def capacity(models, corpora, bias_bits, max_tokens, batch_size, max_samples, av
     if list_corpora:
         _list_corpora()
         return
-    from ipw.capacity.api import CapacityConfig, evaluate
+    from ipw.science.capacity.api import CapacityConfig, evaluate
 
     settings = dict(max_tokens=max_tokens, batch_size=batch_size, bias_bits=bias_bits,
                     averaging=averaging, attention=attention, max_samples=max_samples, moe_count=moe_count)
@@ -108,7 +108,7 @@ def capacity(models, corpora, bias_bits, max_tokens, batch_size, max_samples, av
     for path in _write(frame, out, {**settings, "models": list(models), "corpora": chosen}):
         click.echo(f"wrote {path}")
     if plot is not None:
-        from ipw.plotting import save_figure
-        from ipw.reports.figures import capacity_figure
+        from ipw.reports.savefig import save_figure
+        from ipw.reports.science_figures import capacity_figure
 
         click.echo(f"wrote {save_figure(capacity_figure(frame), plot)}")

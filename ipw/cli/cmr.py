@@ -1,4 +1,4 @@
-"""``ipw cmr``: the CMR scaling law from the command line (thin: the work is in ipw.cmr)."""
+"""``ipw cmr``: the CMR scaling law from the command line (thin: the work is in ipw.science.cmr)."""
 
 from __future__ import annotations
 
@@ -81,8 +81,8 @@ def fit(runs, eps, token_unit, general_law, lagrange, predict_tokens, out, plot)
     Example:
       ipw cmr fit examples/cmr/out/runs.csv --token-unit 1024 --eps 0.02 --plot fit.png
     """
-    from ipw.cmr import CmrConfig, analyse, load_runs
-    from ipw.cmr.results import CmrResults
+    from ipw.science.cmr import CmrConfig, analyse, load_runs
+    from ipw.science.cmr.results import CmrResults
 
     result = analyse(load_runs(runs), CmrConfig(eps=eps, token_unit=token_unit,
                                                 general_law=general_law, lagrange=lagrange))
@@ -93,8 +93,8 @@ def fit(runs, eps, token_unit, general_law, lagrange, predict_tokens, out, plot)
     if out is not None:
         click.echo(f"\nsaved to {saved.save(out)}")
     if plot is not None:
-        from ipw.plotting import save_figure
-        from ipw.reports.figures import cmr_fit_figure
+        from ipw.reports.savefig import save_figure
+        from ipw.reports.science_figures import cmr_fit_figure
 
         click.echo(f"\nplot: {save_figure(cmr_fit_figure(saved.tables, eps), plot, dpi=110)}")
 
@@ -118,7 +118,7 @@ def predict(tokens, constants, token_unit, model, plot) -> None:
       ipw cmr predict --tokens 50B --model 3.1B      extrapolate one size to 50B tokens
       ipw cmr predict --constants results/cmr_law.csv --token-unit 1024 --tokens 200K
     """
-    from ipw.cmr import cmr_at, table5
+    from ipw.science.cmr import cmr_at, table5
 
     table = table5() if constants is None else _read_constants(constants)
     if model is not None:
@@ -127,8 +127,8 @@ def predict(tokens, constants, token_unit, model, plot) -> None:
             raise click.ClickException(f"no model {model!r} in the constants")
     _show("CMR law (Eq. 8)", cmr_at(list(tokens), table, token_unit))
     if plot is not None:
-        from ipw.plotting import save_figure
-        from ipw.reports.figures import cmr_constants_figure
+        from ipw.reports.savefig import save_figure
+        from ipw.reports.science_figures import cmr_constants_figure
 
         click.echo(f"\nplot: {save_figure(cmr_constants_figure(table, list(tokens), token_unit), plot, dpi=110)}")
 
@@ -143,7 +143,7 @@ def paper() -> None:
     loss predicted from the other four ratios (as the paper does), and the five-point fit with
     covariance standard errors, the a-b correlation, and the leave-one-out range of each parameter.
     """
-    from ipw.cmr import cmr_at, table2_fits, table5
+    from ipw.science.cmr import cmr_at, table2_fits, table5
 
     t5 = table5()
     at20 = cmr_at([20e9], t5).merge(t5[["model", "published_cmr_20b_pct"]], on="model")
@@ -153,7 +153,7 @@ def paper() -> None:
 
 
 def _read_constants(path: Path) -> pd.DataFrame:
-    from ipw.cmr.errors import CsvValueError
+    from ipw.science.cmr.errors import CsvValueError
 
     try:
         table = pd.read_csv(path)

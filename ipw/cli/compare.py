@@ -1,5 +1,5 @@
 """``ipw compare``: runs side by side, coverage and best-of-local; hybrid routing savings against a
-reference run and the release-date trend (:mod:`ipw.routing`)."""
+reference run and the release-date trend (:mod:`ipw.science.intelligence.routing`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import click
 
 from ipw.cli.face import command
 from ipw.cli.routing_options import METRICS, MISROUTES, PREFERS, RoutingArgs, routing_options
-from ipw.errors import IpwError
-from ipw.records import ENERGY_BASES
+from ipw.core.errors import IpwError
+from ipw.core.records import ENERGY_BASES
 
 __all__ = ["METRICS", "MISROUTES", "PREFERS", "compare"]
 
@@ -42,7 +42,7 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
     """
     import pandas as pd
 
-    from ipw.efficiency import coverage, summarize
+    from ipw.science.intelligence.metrics import coverage, summarize
     from ipw.store import load
 
     loaded = {}
@@ -83,7 +83,7 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
 
 def _routing(loaded, energy: str, args: RoutingArgs):
     """(QueryTable, savings frame) against ``--reference``, or None without it."""
-    from ipw.routing import routing_table, savings_frame
+    from ipw.science.intelligence.routing import routing_table, savings_frame
 
     costs = args.costs(energy)
     if costs is None:
@@ -93,7 +93,7 @@ def _routing(loaded, energy: str, args: RoutingArgs):
 
 
 def _trend(loaded, energy: str, args: RoutingArgs):
-    from ipw.routing import model_points, release_trend
+    from ipw.science.intelligence.trend import model_points, release_trend
 
     dates = args.dates()
     if dates is None:

@@ -1,6 +1,6 @@
 """``ipw density``: fit the Densing Law's laws, measure a model's conditional loss, fit the trend.
 
-Thin commands over :mod:`ipw.density`; all arithmetic lives in the library.
+Thin commands over :mod:`ipw.science.density`; all arithmetic lives in the library.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import click
 import pandas as pd
 
 from ipw.cli.face import group
-from ipw.errors import IpwError
+from ipw.core.errors import IpwError
 
 
 def _fail(error: Exception) -> IpwError:
@@ -83,9 +83,9 @@ def fit_command(table: Path | None, losses: Path | None, scores: Path | None, fi
     \b
       ipw density fit --losses runs.csv --scores scores.csv --fix d=0.25 --out laws.json
     """
-    from ipw.density.data import load_loss_runs, load_score_runs
-    from ipw.density.laws import fit_loss_law, fit_score_law
-    from ipw.density.tables import fit_table
+    from ipw.science.density.data import load_loss_runs, load_score_runs
+    from ipw.science.density.laws import fit_loss_law, fit_score_law
+    from ipw.science.density.tables import fit_table
 
     if (table is None) == (losses is None):
         raise click.UsageError("give the loss-law runs once: as TABLE or as --losses")
@@ -106,21 +106,21 @@ def fit_command(table: Path | None, losses: Path | None, scores: Path | None, fi
         click.echo(f"score law R^2 = {score_fit.r2:.5f}, rmse = {score_fit.rmse:.4g}, "
                    f"{score_fit.n_points} models")
     if out:
-        from ipw.density.results import DensityLawsResult
+        from ipw.science.density.results import DensityLawsResult
 
         saved = DensityLawsResult(loss_fit, score_fit, tokens_d0, points=frame,
                                   score_points=points if score_fit else None)
         click.echo(f"wrote {saved.save(out)}" + ("" if score_fit else " (loss law only: no --scores)"))
     if plot:
-        from ipw.plotting import save_figure
-        from ipw.reports.figures import density_fit_figure
+        from ipw.reports.savefig import save_figure
+        from ipw.reports.science_figures import density_fit_figure
 
         figure = density_fit_figure(frame, loss_fit, score_fit, points if score_fit else None)
         click.echo(f"wrote {save_figure(figure, plot)}")
 
 
 def _items(items_path: Path | None, task: Path | None, docs: Path | None, limit: int | None):
-    from ipw.density.items import load_items, load_lmeval_task, shipped_items
+    from ipw.science.density.items import load_items, load_lmeval_task, shipped_items
 
     if task is not None:
         return load_lmeval_task(task, docs, limit)
@@ -158,7 +158,7 @@ def model_command(model_path, items_path, task, docs, limit, out, laws, score, n
     if laws is not None:
         _density_only(laws, score, n_params)
         return
-    from ipw.density.loss import conditional_losses, load_model, summarize_losses
+    from ipw.science.density.loss import conditional_losses, load_model, summarize_losses
 
     try:
         items = _items(items_path, task, docs, limit)
@@ -170,7 +170,7 @@ def model_command(model_path, items_path, task, docs, limit, out, laws, score, n
     for key, value in summarize_losses(frame).items():
         click.echo(f"{key} = {value:.4f}" if isinstance(value, float) else f"{key} = {value}")
     if out:
-        from ipw.density.results import DensityLossesResult
+        from ipw.science.density.results import DensityLossesResult
 
         click.echo(f"wrote {DensityLossesResult(frame, str(model_path or 'default')).save(_json_target(out))}")
 
@@ -225,8 +225,8 @@ def trend_command(table, benchmark, family, chance, laws, select, cutoff, out, p
       ipw density trend --family Llama-2 --benchmark MMLU
       ipw density trend my_densities.csv --cutoff 2022-11-30
     """
-    from ipw.density.tables import trend_table
-    from ipw.density.trend import require_growth, seed_sensitivity
+    from ipw.science.density.tables import trend_table
+    from ipw.science.density.trend import require_growth, seed_sensitivity
 
     frame = _trend_frame(table, benchmark, family, chance, laws)
     fits = _trend_fits(frame, select, cutoff.date() if cutoff else None)
@@ -245,22 +245,22 @@ def trend_command(table, benchmark, family, chance, laws, select, cutoff, out, p
             click.echo("seed sensitivity (the frontier started at each of its first records):")
             click.echo(seeds.to_string(index=False))
     if out:
-        from ipw.density.results import DensityTrendResult
+        from ipw.science.density.results import DensityTrendResult
 
         click.echo(f"wrote {DensityTrendResult(frame, fits, select).save(_json_target(out))}")
     if plot:
-        from ipw.plotting import save_figure
-        from ipw.reports.figures import density_trend_figure
+        from ipw.reports.savefig import save_figure
+        from ipw.reports.science_figures import density_trend_figure
 
         click.echo(f"wrote {save_figure(density_trend_figure(frame, fits), plot)}")
 
 
 def _trend_frame(table, benchmark, family, chance, laws_path) -> pd.DataFrame:
-    from ipw.density.data import (
+    from ipw.science.density.data import (
         load_density_table, load_open_models, load_published_scores, read_table,
     )
-    from ipw.density.ruler import densities_by_benchmarks
-    from ipw.density.tables import combine_per_model, densities_by_family, densities_by_laws
+    from ipw.science.density.ruler import densities_by_benchmarks
+    from ipw.science.density.tables import combine_per_model, densities_by_family, densities_by_laws
 
     columns = read_table(table, ()).columns if table is not None else ()
     if "density" in columns:
@@ -286,8 +286,8 @@ def _trend_frame(table, benchmark, family, chance, laws_path) -> pd.DataFrame:
 
 
 def _read_laws(path: Path):
-    from ipw.density.results import DensityLawsResult
-    from ipw.errors import InputFileError
+    from ipw.science.density.results import DensityLawsResult
+    from ipw.core.errors import InputFileError
 
     saved = DensityLawsResult.load(path)  # errors name the file: missing, malformed, another kind
     if saved.score is None:
@@ -297,7 +297,7 @@ def _read_laws(path: Path):
 
 
 def _trend_fits(frame: pd.DataFrame, select: str, cutoff: date | None) -> dict:
-    from ipw.density.trend import fit_trend, fit_trend_split
+    from ipw.science.density.trend import fit_trend, fit_trend_split
 
     fits = {"all dates": fit_trend(frame, select)}
     if cutoff is not None:

@@ -7,7 +7,7 @@ import json
 import click
 
 from ipw.cli.face import command
-from ipw.profilers.discover import Discovery, discover
+from ipw.devices.discover import Discovery, discover
 
 
 def _format_devices(found: Discovery) -> str:
@@ -69,7 +69,7 @@ def devices(as_json: bool, probe_s: float, gpus: str | None) -> None:
       ipw devices --gpus 0,1
       ipw devices --json | jq '.meters[].domains[].source'
     """
-    from ipw.profilers.discover import DiscoverConfig
+    from ipw.devices.discover import DiscoverConfig
 
     found = discover(DiscoverConfig(probe_s=probe_s, gpus=_gpus(gpus)))
     try:

@@ -1,7 +1,7 @@
 """The one place where the command line turns the library's errors into messages.
 
 Every ``ipw`` command is an :class:`IpwCommand` (groups: :class:`IpwGroup`): an
-:class:`~ipw.errors.IpwError` raised anywhere below a command becomes one line on stderr,
+:class:`~ipw.core.errors.IpwError` raised anywhere below a command becomes one line on stderr,
 ``Error: <message>``, and exit status 1 (usage errors keep click's status 2). Anything else is a
 bug and keeps its traceback. Library code raises ``IpwError`` subclasses and never imports click.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from ipw.errors import IpwError
+from ipw.core.errors import IpwError
 
 
 def _friendly(invoke, ctx: click.Context):

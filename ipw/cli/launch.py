@@ -51,9 +51,9 @@ def launch(**o) -> None:
       ipw launch --resume launches/20261201-120000-launch
       ipw report launches/20261201-120000-launch/llamacpp-a -o a.html
     """
-    from ipw import launch as L
-    from ipw.workloads.engines import GenerationSettings
-    from ipw.workloads.runner import RunConfig
+    from ipw.run import launch as L
+    from ipw.engines import GenerationSettings
+    from ipw.run.config import RunConfig
 
     if o["resume_dir"]:
         spec = L.resume_spec(o["resume_dir"], address=o["address"], max_retries=o["max_retries"],
@@ -88,7 +88,7 @@ def _local(config):
 
 
 def _print(result) -> None:
-    from ipw.efficiency import summarize
+    from ipw.science.intelligence.metrics import summarize
     from ipw.store import load
 
     click.echo(f"\nlaunch: {result.path}")

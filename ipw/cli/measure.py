@@ -12,7 +12,7 @@ import click
 
 from ipw.cli.checks import number
 from ipw.cli.face import command
-from ipw.errors import IpwError
+from ipw.core.errors import IpwError
 
 
 def _runnable(program: str) -> str:

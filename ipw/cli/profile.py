@@ -11,7 +11,7 @@ from ipw.cli.face import command
 
 
 class ProgressBar:
-    """A :class:`ipw.workloads.runner.RunObserver` drawing a tqdm bar: queries done, running
+    """A :class:`ipw.run.runner.RunObserver` drawing a tqdm bar: queries done, running
     accuracy and accelerator energy per query (marked where it is an estimate)."""
 
     def __init__(self, enabled: bool = True) -> None:
@@ -47,8 +47,8 @@ class ProgressBar:
 
 
 def _url(ctx, param, value):
-    from ipw.errors import IpwError
-    from ipw.workloads.engines.openai import check_base_url
+    from ipw.core.errors import IpwError
+    from ipw.engines.openai import check_base_url
 
     try:
         return None if value is None else check_base_url(value)
@@ -63,7 +63,7 @@ def _ci(row: dict, key: str, fmt: str) -> str:
 
 def _device_options(o: dict) -> dict:
     """The engine's device options from the command line; an option for another engine is an error."""
-    from ipw.workloads.runner import resolve_engine_name
+    from ipw.run.config import resolve_engine_name
 
     resolved = resolve_engine_name(o["engine"])
     picked = " (picked by --engine auto)" if o["engine"] == "auto" else ""
@@ -123,7 +123,7 @@ def print_summary(run_path: Path) -> None:
 
 
 def _print_serving(serving: dict | None) -> None:
-    """The serving regime's rule and steady state (ipw.workloads.concurrent), when the run has one."""
+    """The serving regime's rule and steady state (ipw.run.serving), when the run has one."""
     if not serving:
         return
     rule = serving["rule"]
@@ -141,7 +141,7 @@ def _print_serving(serving: dict | None) -> None:
 
 
 def _serving(config, o):
-    """--concurrency / --batch-size (ipw.workloads.concurrent): checked against the engine here, so
+    """--concurrency / --batch-size (ipw.run.serving): checked against the engine here, so
     that a wrong pair is a usage error before anything loads; --batch-size picks transformers for auto."""
     from dataclasses import replace
 
@@ -230,8 +230,8 @@ def profile(**o) -> None:
       ipw profile --resume runs/r --retry-errors    # run again the queries that failed
       ipw profile --model gemma3-270m               # the second shipped model (gemma extra)
     """
-    from ipw.workloads import runner
-    from ipw.workloads.engines import GenerationSettings
+    from ipw.run import runner
+    from ipw.engines import GenerationSettings
 
     if o["retry_errors"] and not o["resume_run"]:
         raise click.UsageError("--retry-errors goes with --resume RUN")

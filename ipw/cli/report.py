@@ -8,7 +8,7 @@ import click
 
 from ipw.cli.face import command
 from ipw.cli.routing_options import RoutingArgs, routing_options
-from ipw.records import ENERGY_BASES
+from ipw.core.records import ENERGY_BASES
 
 
 @command(context_settings={"help_option_names": ["-h", "--help"]})

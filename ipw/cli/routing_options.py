@@ -1,5 +1,5 @@
 """The hybrid routing and release-date options that ``ipw compare`` and ``ipw report`` share:
-one set of click options, one parsing of their values into :mod:`ipw.routing`'s inputs.
+one set of click options, one parsing of their values into :mod:`ipw.science.intelligence.routing`'s inputs.
 
 ``@routing_options`` adds ``--reference``, ``--price``, ``--params``, ``--router-accuracy``,
 ``--misroute``, ``--oracle-prefers``, ``--routing-metrics``, ``--release-date`` and ``--trend-by``
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import click
 
-from ipw.errors import IpwError
+from ipw.core.errors import IpwError
 
-# ipw.routing's METRICS, MISROUTES and PREFERS, spelled out so that listing commands does not import
+# ipw.science.intelligence.routing's METRICS, MISROUTES and PREFERS, spelled out so that listing commands does not import
 # pandas (tests/test_routing_cli.py checks that they agree)
 METRICS = ("energy_j", "flops", "cost_usd")
 MISROUTES = ("to_reference", "symmetric_fallback", "symmetric_no_fallback")
@@ -42,8 +42,8 @@ class RoutingArgs:
         return (1.0, *dict.fromkeys(p for p in self.router_accuracies if p != 1.0))
 
     def costs(self, energy: str):
-        """The :class:`ipw.routing.CostModel` asked for, or None without ``--reference``."""
-        from ipw.routing import CostModel, Price, parse_assignments, parse_params
+        """The :class:`ipw.science.intelligence.routing.CostModel` asked for, or None without ``--reference``."""
+        from ipw.science.intelligence.routing import CostModel, Price, parse_assignments, parse_params
 
         if self.reference is None:
             if self.prices or self.params:
@@ -59,7 +59,7 @@ class RoutingArgs:
 
     def dates(self) -> dict[str, str] | None:
         """``--release-date`` as ``{run: "YYYY-MM-DD"}``, or None when none was given."""
-        from ipw.routing import parse_assignments
+        from ipw.science.intelligence.routing import parse_assignments
 
         return parse_assignments(self.release_dates, "--release-date") if self.release_dates else None
 

@@ -19,7 +19,7 @@ SHOWN = ["level", "n", "accuracy", "ipj_per_j", "energy_per_query_j", "steady_j_
 def _levels(ctx, param, value):
     if value is None:
         return None
-    from ipw.sweep import SweepError, parse_levels
+    from ipw.run.sweep import SweepError, parse_levels
 
     try:
         return parse_levels(value)
@@ -41,7 +41,7 @@ def sweep_callback(**o) -> None:
       ipw report --extra sweep-result/ -o report.html
     """
     from ipw.store import new_run_id
-    from ipw.sweep import SweepResult, level_run_id, levels_frame
+    from ipw.run.sweep import SweepResult, level_run_id, levels_frame
 
     ctx = click.get_current_context()
     if (o["concurrency"] is None) == (o["batch_size"] is None):

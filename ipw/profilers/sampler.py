@@ -16,7 +16,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ipw.profilers.base import Meter, now
+from ipw.core.clock import now
+from ipw.devices.base import Meter
 
 MAX_SLEEP_S = 0.1
 

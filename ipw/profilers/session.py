@@ -7,7 +7,7 @@
 
 A window stamps its start and end on the one clock. Meters with a background monitor (NVML GPUs
 with the timestamped counter) read nothing at the edges: the window's energy is computed from the
-monitor's timeline once the counter has a value past the window's end (``ipw.profilers.monitor``),
+monitor's timeline once the counter has a value past the window's end (``ipw.devices.nvidia.monitor``),
 so resolving a window waits about half a counter update (H200: 100 ms steps) unless the caller
 reads the result later (``stop(wait=False)``). Meters whose reads are cheap (RAPL, the estimate,
 AMD, integrated NVML power) are read at the edges; their energy per domain is the difference of the
@@ -24,7 +24,7 @@ bound must not be 0 too). Where none is known yet the bound is infinite and the 
 ``short-window:<domain>``; a window that includes an estimate is flagged ``estimate``; a monitored
 domain whose end had to be extrapolated is flagged ``extrapolated:<domain>``.
 
-Every domain has a scope (:func:`ipw.profilers.base.scope_of`): accelerator, host, and system (the
+Every domain has a scope (:func:`ipw.devices.base.scope_of`): accelerator, host, and system (the
 sum). :attr:`Measurement.scopes` gives each scope's energy, bound and whether it is measured; a
 scope is measured when all its domains are, so a measured GPU figure stays measured beside a host
 estimate. With ``sync_cuda=True`` a window waits for queued CUDA work (``torch.cuda.synchronize``)
@@ -38,8 +38,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
-from ipw.profilers import base
-from ipw.profilers.base import SCOPES, SYSTEM, Meter, Reading, scope_of
+from ipw.core import clock
+from ipw.devices.base import SCOPES, SYSTEM, Meter, Reading, scope_of
 from ipw.profilers.sampler import Sampler
 
 
@@ -231,7 +231,7 @@ class Window:
         self._end: dict[str, Reading] = {}
         if sync_cuda:
             cuda_synchronize()
-        self._t0 = base.now()
+        self._t0 = clock.now()
         self._start = profiler.read_edges()
 
     @property
@@ -245,7 +245,7 @@ class Window:
             if self.sync_cuda:
                 cuda_synchronize()
             self._end = self._profiler.read_edges()
-            self._t1 = base.now()
+            self._t1 = clock.now()
         if wait if wait is not None else self.wait:
             return self.result
         return None
@@ -275,7 +275,7 @@ class Window:
 class Profiler:
     """A set of meters, an optional timeline sampler, and an idle baseline.
 
-    ``meters=None`` uses whatever :func:`ipw.profilers.discover.discover` finds. ``sampler_hz``
+    ``meters=None`` uses whatever :func:`ipw.devices.discover.discover` finds. ``sampler_hz``
     (default 20 Hz; None or 0 turns the timeline off) sets the timeline rate of the edge-read meters;
     window energies do not depend on it, and monitored meters keep their own timeline.
     ``sync_cuda`` is the default of every window's CUDA synchronisation; ``wait`` whether a window's
@@ -293,7 +293,7 @@ class Profiler:
         wait_timeout_s: float = 1.0,
     ) -> None:
         if meters is None:
-            from ipw.profilers.discover import discover
+            from ipw.devices.discover import discover
 
             meters = discover().meters
         self.meters = list(meters)

@@ -9,13 +9,13 @@
 The report imports the science packages, never the reverse. See docs/reports.md.
 """
 
-from ipw.reports.figures import (capacity_figure, cmr_constants_figure, cmr_curve_figure, cmr_fit_figure,
+from ipw.reports.science_figures import (capacity_figure, cmr_constants_figure, cmr_curve_figure, cmr_fit_figure,
                                  density_fit_figure, density_trend_figure, release_trend_figure)
 from ipw.reports.measured import RoutingRequest, TrendRequest
-from ipw.reports.plots import accuracy_vs_energy, domain_bars, energy_distribution, power_timeline
+from ipw.reports.run_figures import accuracy_vs_energy, domain_bars, energy_distribution, power_timeline
 from ipw.reports.report import Report, build_report, write_report
-from ipw.reports.section import Plot, Section, Table
-from ipw.reports.sections import ExtraError, load_extra
+from ipw.reports.blocks import Plot, Section, Table
+from ipw.reports.extras import ExtraError, load_extra
 from ipw.reports.tables import (
     absent_table, coverage_tables, domain_table, flags_table, frontier_table, idle_table, load_runs,
     meters_table, pareto_front, routing_tables, samples_table, summary_table, trend_tables, versions_table,

@@ -1,4 +1,4 @@
-"""One renderer: a list of :class:`~ipw.reports.section.Section` -> one self-contained HTML page.
+"""One renderer: a list of :class:`~ipw.reports.blocks.Section` -> one self-contained HTML page.
 
 Jinja2 with autoescape on: every string that reaches the page (model output, run names, manifest
 fields, query ids, captions) is escaped, nothing is marked safe except the page's own markup.
@@ -18,8 +18,8 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
-from ipw.reports.plots import STYLE
-from ipw.reports.section import Section
+from ipw.reports.run_figures import STYLE
+from ipw.reports.blocks import Section
 
 MAX_ROWS = 200  # rows of a table shown on the page (the DataFrame keeps them all)
 DPI = 96

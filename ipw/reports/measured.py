@@ -2,9 +2,9 @@
 
 Overview (per model x hardware), per-domain breakdown, energy and power, comparison (coverage and
 best-of-local when the runs share query ids), hybrid routing savings and the release-date trend
-(:mod:`ipw.routing`, when asked for), sample answers, provenance. Metrics from
-:mod:`ipw.efficiency` and :mod:`ipw.routing`; tables from :mod:`ipw.reports.tables`; figures from
-:mod:`ipw.reports.plots` and :mod:`ipw.reports.figures`.
+(:mod:`ipw.science.intelligence.routing`, when asked for), sample answers, provenance. Metrics from
+:mod:`ipw.science.intelligence.metrics` and :mod:`ipw.science.intelligence.routing`; tables from :mod:`ipw.reports.tables`; figures from
+:mod:`ipw.reports.run_figures` and :mod:`ipw.reports.science_figures`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from ipw.efficiency import DEFAULT_ENERGY, N_BOOT
-from ipw.reports import figures as F
-from ipw.reports import plots as P
+from ipw.science.intelligence.metrics import DEFAULT_ENERGY, N_BOOT
+from ipw.reports import science_figures as F
+from ipw.reports import run_figures as P
 from ipw.reports import tables as T
-from ipw.reports.section import Section, Table, plots
-from ipw.routing import CostModel
+from ipw.reports.blocks import Section, Table, plots
+from ipw.science.intelligence.routing import CostModel
 from ipw.store import Run
 
 ESTIMATE_WARNING = ("{names}: energy is an ESTIMATE (no energy counter was available; see Provenance), "
@@ -206,7 +206,7 @@ def _share_sd(x: float, sd: float) -> str:
 
 def routing(runs: Mapping[str, Run], request: RoutingRequest, energy: str = DEFAULT_ENERGY) -> Section:
     """Energy, compute and cost an oracle and p-accurate routers save against sending every query
-    to the reference run; :class:`~ipw.routing.RoutingInputError` when the runs cannot be routed."""
+    to the reference run; :class:`~ipw.science.intelligence.routing.RoutingInputError` when the runs cannot be routed."""
     ref = request.reference
     table, frame, routed = T.routing_tables(runs, ref, replace(request.costs, energy=energy), request.accuracies,
                                             request.misroute)

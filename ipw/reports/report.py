@@ -5,7 +5,7 @@
     >>> report.tables["summary"]          # pandas
     >>> report.write("report.html")
     >>> from ipw.reports import RoutingRequest, TrendRequest
-    >>> from ipw.routing import CostModel, Price
+    >>> from ipw.science.intelligence.routing import CostModel, Price
     >>> build_report(["runs/small", "runs/big", "runs/cloud"],
     ...              routing=RoutingRequest("cloud", CostModel(prices={"small": Price(0.1, 0.1), ...})),
     ...              trend=TrendRequest({"small": "2024-07-23", "big": "2025-04-29", "cloud": "2024-12-06"}))
@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ipw.efficiency import DEFAULT_ENERGY
+from ipw.science.intelligence.metrics import DEFAULT_ENERGY
 from ipw.reports import measured
 from ipw.reports import tables as T
 from ipw.reports.html import render
 from ipw.reports.measured import RoutingRequest, TrendRequest
-from ipw.reports.section import Section
-from ipw.reports.sections import load_extra
+from ipw.reports.blocks import Section
+from ipw.reports.extras import load_extra
 from ipw.store import Run
 
 
@@ -82,13 +82,13 @@ def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] 
     """Load the runs (folders or loaded :class:`~ipw.store.Run`), compute every table and figure.
 
     ``extras``: outputs of ``ipw capacity``, ``ipw cmr fit`` or ``ipw density`` (see
-    :mod:`ipw.reports.sections`). ``energy``: the basis of IPW and IPJ (``accelerator``, as
+    :mod:`ipw.reports.extras`). ``energy``: the basis of IPW and IPJ (``accelerator``, as
     the IPW paper, by default; ``system``, its old name ``total``, or ``above_idle``).
     ``compare``: add the comparison section (coverage, best-of-local) when there are 2+ runs.
     ``routing``: add the hybrid routing section (savings against a reference run); ``trend``: add
-    the release-date trend section (:mod:`ipw.routing`; both on the ``energy`` basis). A run they
+    the release-date trend section (:mod:`ipw.science.intelligence.routing`; both on the ``energy`` basis). A run they
     name that is not among the runs, or a missing price, is a
-    :class:`~ipw.routing.RoutingInputError`.
+    :class:`~ipw.science.intelligence.routing.RoutingInputError`.
     """
     loaded = T.load_runs(runs)
     summary = T.summary_table(loaded, energy)

@@ -1,7 +1,7 @@
 """The serving sweep in a report: levels table and the energy-latency frontier figure.
 
 ``ipw report --extra DIR`` with a folder saved by ``ipw sweep --out DIR`` (kind ``serving.sweep``,
-:class:`ipw.sweep.SweepResult`) shows one row per level (accuracy, IPW, IPJ, energy per query and
+:class:`ipw.run.sweep.SweepResult`) shows one row per level (accuracy, IPW, IPJ, energy per query and
 per token, steady-state throughput and power, latency) and a figure: steady-state J/token against
 median TTFT and against median TPOT, one point per level, the frontier joined.
 """
@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ipw.reports.plots import STYLE, new_figure
-from ipw.reports.section import Section, Table, plots
+from ipw.reports.run_figures import STYLE, new_figure
+from ipw.reports.blocks import Section, Table, plots
 
 SHOWN = ["mode", "level", "n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "measured",
          "energy_per_query_j", "prefill_energy_per_query_j", "decode_energy_per_query_j", "j_per_token_run",
@@ -59,7 +59,7 @@ def frontier_figure(frame: pd.DataFrame) -> Figure | None:
 
 def serving_section(path: Path, only: str | None = None) -> Section:
     """The section of a saved sweep (``ipw sweep --out``)."""
-    from ipw.sweep import SweepResult
+    from ipw.run.sweep import SweepResult
 
     saved = SweepResult.load(path)
     frame = saved.levels
@@ -83,7 +83,7 @@ def serving_section(path: Path, only: str | None = None) -> Section:
     return Section(
         "Serving: energy against latency", key="serving", summary=tuple(lines), warnings=tuple(warnings),
         intro=("The same query set at several concurrencies or batch sizes. Per-query energy is attributed by the "
-               "token-rate-share rule (ipw.attribution); J/token is over ML.ENERGY's steady-state window; TPOT is "
+               "token-rate-share rule (ipw.profilers.attribution); J/token is over ML.ENERGY's steady-state window; TPOT is "
                f"(t_last - t_first)/(n - 1) (docs/serving.md). From {path}."),
         tables=(Table("One row per level", shown),),
         figures=plots(("Steady-state energy per token against median TTFT and TPOT", frontier_figure(frame))),

@@ -1,7 +1,7 @@
 """The report's tables as pandas DataFrames (usable alone in a notebook).
 
 Every function takes ``runs``: a mapping ``{name: ipw.store.Run}`` as :func:`load_runs` returns it.
-Metrics come from :mod:`ipw.efficiency` (IPW paper, arXiv 2511.07885, section 3); this module only
+Metrics come from :mod:`ipw.science.intelligence.metrics` (IPW paper, arXiv 2511.07885, section 3); this module only
 arranges them. Column names carry units (``energy_j_mean``, ``ttft_s_mean``); every table that shows
 an energy has an ``energy`` column saying ``measured`` or ``estimate`` (``estimate`` as soon as one
 record of the run, or of the group, has ``measured`` False or missing).
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipw.efficiency import DEFAULT_ENERGY, coverage, summarize
+from ipw.science.intelligence.metrics import DEFAULT_ENERGY, coverage, summarize
 from ipw.store import Run, load
 
 MEASURED, ESTIMATE = "measured", "estimate"
@@ -63,7 +63,7 @@ def _ci(frame: pd.DataFrame, col: str) -> pd.DataFrame:
 
 
 def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
-    """Flatten one :func:`ipw.efficiency.summarize` result: CIs into low/high columns."""
+    """Flatten one :func:`ipw.science.intelligence.metrics.summarize` result: CIs into low/high columns."""
     out = summary
     cis = [_ci(out, c) for c in ("accuracy_ci", "ipw_ci", "ipj_ci")]
     return pd.concat([out.drop(columns=["accuracy_ci", "ipw_ci", "ipj_ci"])] + cis, axis=1)
@@ -148,7 +148,7 @@ def frontier_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def coverage_tables(runs: Mapping[str, Run]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Coverage and best-of-local routing (``ipw.efficiency.coverage``) over runs that share query
+    """Coverage and best-of-local routing (``ipw.science.intelligence.metrics.coverage``) over runs that share query
     ids: a table with one row per run plus the routed row, the routed-to counts, and the number of
     common queries. Raises ValueError when they share none."""
     frames = {n: r.queries for n, r in runs.items() if not r.queries.empty}
@@ -258,7 +258,7 @@ def versions_table(runs: Mapping[str, Run]) -> pd.DataFrame:
 def _query_frames(runs: Mapping[str, Run], what: str) -> dict[str, pd.DataFrame]:
     empty = [n for n, r in runs.items() if r.queries.empty]
     if empty:
-        from ipw.routing import RoutingInputError
+        from ipw.science.intelligence.routing import RoutingInputError
 
         which = f"run {empty[0]} has" if len(empty) == 1 else f"runs {', '.join(empty)} have"
         raise RoutingInputError(f"{which} no query records; {what} needs records of every run")
@@ -267,11 +267,11 @@ def _query_frames(runs: Mapping[str, Run], what: str) -> dict[str, pd.DataFrame]
 
 def routing_tables(runs: Mapping[str, Run], reference: str, costs=None, accuracies: Iterable[float] = (1.0, 0.8),
                    misroute: str = "to_reference"):
-    """Hybrid routing against ``reference`` (:mod:`ipw.routing`; ``costs`` an
-    :class:`ipw.routing.CostModel`): the aligned :class:`~ipw.routing.QueryTable`, the savings frame
-    (one row per router accuracy, :func:`ipw.routing.savings_frame`) and the expected number of
+    """Hybrid routing against ``reference`` (:mod:`ipw.science.intelligence.routing`; ``costs`` an
+    :class:`ipw.science.intelligence.routing.CostModel`): the aligned :class:`~ipw.science.intelligence.routing.QueryTable`, the savings frame
+    (one row per router accuracy, :func:`ipw.science.intelligence.routing.savings_frame`) and the expected number of
     queries each run answers under each router (one column per router)."""
-    from ipw.routing import router_savings, routing_table, savings_frame
+    from ipw.science.intelligence.routing import router_savings, routing_table, savings_frame
 
     table = routing_table(_query_frames(runs, "hybrid routing"), reference, costs)
     accuracies = tuple(accuracies)
@@ -286,10 +286,10 @@ def routing_tables(runs: Mapping[str, Run], reference: str, costs=None, accuraci
 
 def trend_tables(runs: Mapping[str, Run], release_dates: Mapping[str, str] | None = None,
                  energy: str = DEFAULT_ENERGY, by: str = "year"):
-    """The release-date trend (:mod:`ipw.routing`): one row per run (release date, accuracy, IPW
-    [1/W], IPJ [1/J]; :func:`ipw.routing.model_points`) and the :class:`~ipw.routing.Trend` of the
+    """The release-date trend (:mod:`ipw.science.intelligence.routing`): one row per run (release date, accuracy, IPW
+    [1/W], IPJ [1/J]; :func:`ipw.science.intelligence.trend.model_points`) and the :class:`~ipw.science.intelligence.trend.Trend` of the
     best available run per period (union coverage where 2+ runs are given)."""
-    from ipw.routing import model_points, release_trend
+    from ipw.science.intelligence.trend import model_points, release_trend
 
     frames = _query_frames(runs, "the release-date trend")
     points = model_points(frames, release_dates, energy)

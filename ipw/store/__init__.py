@@ -12,7 +12,7 @@ runs/<run-id>/
   lock             the exclusive lock of the process writing the run (ipw.store.files)
   idle.json        the idle baseline(s), W per domain, one per session
   power.parquet    the power timeline (written when a session ends, also on Ctrl-C)
-  summary.json     the metrics of ipw.efficiency over all records, when a run completes
+  summary.json     the metrics of ipw.science.intelligence.metrics over all records, when a run completes
 ```
 
 Rules every reader and writer keeps:
@@ -32,7 +32,7 @@ Rules every reader and writer keeps:
   last record's place: ``load``, ``RunStore.records()`` and so ``report``, ``compare`` and
   ``--resume`` count each id once. ``ipw profile --resume --retry-errors`` relies on this rule:
   it appends a new record for a failed id rather than rewriting the journal.
-- **One frame.** ``load(run).queries`` has the columns of :data:`ipw.records.RECORD_COLUMNS` in
+- **One frame.** ``load(run).queries`` has the columns of :data:`ipw.core.records.RECORD_COLUMNS` in
   that order, whether it came from segments, the journal or both: text as pandas ``str``, numbers
   as float64 or int64 (float64 where some are missing), ``correct`` as bool (object with None where
   some were not scored), ``flags`` as tuples. The nested dicts ``domains`` and ``engine_extra`` stay
@@ -55,8 +55,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ipw.errors import InputFileError, IpwError
-from ipw.records import RECORD_COLUMNS, QueryRecord, RecordError
+from ipw.core.errors import InputFileError, IpwError
+from ipw.core.records import RECORD_COLUMNS, QueryRecord, RecordError
 from ipw.store import columnar
 from ipw.store.columnar import SEGMENT_RECORDS, SEGMENTS, decode_json
 from ipw.store.files import LOCK, FolderLock, RunLocked, StoreWriteError, append_durably, validate_run_id, write_atomic

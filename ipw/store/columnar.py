@@ -11,7 +11,7 @@ the segments that chain from byte 0, then parses only the journal after the last
 - Compaction: when the last :data:`FANOUT` segments are of one size class (rows within one power of
   FANOUT above SEGMENT_RECORDS), they are merged into one; the merged file is renamed in before the
   parts are deleted, so a reader sees either. Each record is rewritten about log10(n / 1e4) times.
-- Columns are the fields of :class:`ipw.records.QueryRecord`, typed from its annotations: text,
+- Columns are the fields of :class:`ipw.core.records.QueryRecord`, typed from its annotations: text,
   float64, int64 and bool columns as such; ``flags`` as a JSON array; ``domains`` and
   ``engine_extra`` (nested dicts) as JSON text; ``reference`` and ``extracted`` as text (a value
   that is not a string is kept as its JSON text).
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ipw.errors import InputFileError, IpwError
-from ipw.records import SCHEMA_VERSION, QueryRecord
+from ipw.core.errors import InputFileError, IpwError
+from ipw.core.records import SCHEMA_VERSION, QueryRecord
 
 SEGMENTS = "segments"
 SEGMENT_RECORDS = 10_000

@@ -22,7 +22,7 @@ import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ipw.errors import IpwError
+from ipw.core.errors import IpwError
 
 try:
     import fcntl
@@ -51,7 +51,7 @@ class StoreWriteError(IpwError):
 
 
 def validate_run_id(run_id: str) -> str:
-    """``run_id`` if it is a safe folder name, else an :class:`~ipw.errors.IpwError` saying why."""
+    """``run_id`` if it is a safe folder name, else an :class:`~ipw.core.errors.IpwError` saying why."""
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         raise IpwError(f"run id {run_id!r} is not allowed: use letters, digits, '.', '_' and '-' (at most 128, "
                        "starting with a letter or digit); it names one folder inside the runs folder")

@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ipw.errors import IpwError
-from ipw.records import RECORD_COLUMNS
+from ipw.core.errors import IpwError
+from ipw.core.records import RECORD_COLUMNS
 
 NODE = "node"
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ipw.capacity import EmptySampleError, UnknownCorpusError, corpus_from_texts, load_corpus, shipped_corpora
-from ipw.capacity.corpora import CORPORA_DIR, default_bias_bits
-from ipw.errors import InputFileError, IpwError
+from ipw.science.capacity import EmptySampleError, UnknownCorpusError, corpus_from_texts, load_corpus, shipped_corpora
+from ipw.science.capacity.corpora import CORPORA_DIR, default_bias_bits
+from ipw.core.errors import InputFileError, IpwError
 
 
 def write_jsonl(path, *records):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ipw.capacity import UnsupportedConfigError, architecture_from_config, decode_flops, decode_flops_per_token
-from ipw.capacity.flops import load_config
+from ipw.science.capacity import UnsupportedConfigError, architecture_from_config, decode_flops, decode_flops_per_token
+from ipw.science.capacity.flops import load_config
 
 CONFIGS = Path(__file__).parent / "configs"
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ipw.capacity import SampleScore, information_capacity, summarize
+from ipw.science.capacity import SampleScore, information_capacity, summarize
 
 # two samples of unequal length, so the averagings differ
 A = SampleScore(tokens_scored=10, text_bytes=40, nll_bits=20.0)

@@ -7,9 +7,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipw.capacity import load_corpus
-from ipw.capacity.flops import load_config
-from ipw.errors import InputFileError
+from ipw.science.capacity import load_corpus
+from ipw.science.capacity.flops import load_config
+from ipw.core.errors import InputFileError
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

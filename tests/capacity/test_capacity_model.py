@@ -8,11 +8,11 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from ipw.capacity import (CapacityConfig, EmptySampleError, corpus_from_texts, decode_flops_per_token,
+from ipw.science.capacity import (CapacityConfig, EmptySampleError, corpus_from_texts, decode_flops_per_token,
                           evaluate, information_capacity, score_texts)
-from ipw.capacity import api as api_module
+from ipw.science.capacity import api as api_module
 from ipw.cli.capacity import capacity
-from ipw.errors import MissingExtra
+from ipw.core.errors import MissingExtra
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ LONG = " ".join(f"Sentence number {i} says something about counting tokens." for
 
 @pytest.fixture(scope="module")
 def loaded():
-    from ipw.capacity.likelihood import load_model
+    from ipw.science.capacity.likelihood import load_model
 
     try:
         return load_model("default")
@@ -119,8 +119,8 @@ def test_cli_prints_table_and_writes_csv_and_json(loaded, tmp_path, monkeypatch)
 
 
 def test_cli_saves_a_capacity_result_the_report_reads_and_plots(loaded, tmp_path, monkeypatch):
-    from ipw.capacity.results import CapacityResults
-    from ipw.reports.sections import load_extra
+    from ipw.science.capacity.results import CapacityResults
+    from ipw.reports.extras import load_extra
 
     monkeypatch.setattr(api_module, "load_model", lambda spec: loaded)
     corpus = tmp_path / "tiny.jsonl"

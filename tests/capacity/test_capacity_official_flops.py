@@ -27,7 +27,7 @@ import json
 
 import pytest
 
-from ipw.capacity import UnsupportedConfigError, architecture_from_config, decode_flops_per_token
+from ipw.science.capacity import UnsupportedConfigError, architecture_from_config, decode_flops_per_token
 
 QWEN15_MOE_A27B = {  # Qwen/Qwen1.5-MoE-A2.7B config.json (source above)
     "architectures": ["Qwen2MoeForCausalLM"], "model_type": "qwen2_moe", "hidden_size": 2048,

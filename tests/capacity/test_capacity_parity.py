@@ -17,9 +17,9 @@ import math
 import numpy as np
 import pytest
 
-from ipw.capacity import CapacityConfig, corpus_from_texts, evaluate_corpus
-from ipw.capacity.corpora import Corpus
-from ipw.errors import MissingExtra
+from ipw.science.capacity import CapacityConfig, corpus_from_texts, evaluate_corpus
+from ipw.science.capacity.corpora import Corpus
+from ipw.core.errors import MissingExtra
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ TEXTS = (
 
 @pytest.fixture(scope="module")
 def loaded():
-    from ipw.capacity.likelihood import load_model
+    from ipw.science.capacity.likelihood import load_model
 
     try:
         return load_model("default")

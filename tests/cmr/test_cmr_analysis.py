@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ipw.cmr import CmrConfig, CmrError, InfeasibleToleranceError, TooFewPointsError, analyse
-from ipw.cmr.synthetic import SyntheticCpt, make_runs, true_cmr
+from ipw.science.cmr import CmrConfig, CmrError, InfeasibleToleranceError, TooFewPointsError, analyse
+from ipw.science.cmr.synthetic import SyntheticCpt, make_runs, true_cmr
 
 SPEC = SyntheticCpt(noise=1e-6)
 EPS = 0.02

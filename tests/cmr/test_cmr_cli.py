@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from ipw.cli.cmr import cmr
-from ipw.cmr.synthetic import SyntheticCpt, make_runs
+from ipw.science.cmr.synthetic import SyntheticCpt, make_runs
 
 
 def run(*args):

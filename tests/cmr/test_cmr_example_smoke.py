@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ipw.cmr import load_runs
+from ipw.science.cmr import load_runs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cmr" / "cpt_tiny.py"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipw.cmr import load_runs
-from ipw.cmr.io import COLUMNS
-from ipw.errors import InputFileError
+from ipw.science.cmr import load_runs
+from ipw.science.cmr.io import COLUMNS
+from ipw.core.errors import InputFileError
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ipw.cmr import CsvValueError, load_runs, save_runs
-from ipw.cmr.synthetic import SyntheticCpt, make_runs
+from ipw.science.cmr import CsvValueError, load_runs, save_runs
+from ipw.science.cmr.synthetic import SyntheticCpt, make_runs
 
 HEADER = "model,ratio,tokens,general_loss,domain_loss,general_loss_before,domain_loss_before"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ipw.cmr import TooFewPointsError, fit_law, leave_one_out, tokens_to_t
-from ipw.cmr.laws import POWER, TWO_TERM, cmr_law
+from ipw.science.cmr import TooFewPointsError, fit_law, leave_one_out, tokens_to_t
+from ipw.science.cmr.laws import POWER, TWO_TERM, cmr_law
 
 
 def test_paper_token_unit_maps_20b_tokens_to_t_100():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipw.cmr import cmr_at, table2, table2_fits, table5
+from ipw.science.cmr import cmr_at, table2, table2_fits, table5
 
 # Stated in the paper's text (Sec. 5.3: "29.8%, 34.9%, 41.4% and 47.8%"; Sec. 2: 29.76 %, 34.89 %).
 SEC2_PRECISE = {"460M": 29.76, "940M": 34.89}

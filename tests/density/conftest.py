@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipw.density.data import reference_token_grid
-from ipw.density.laws import loss_law, score_law
+from ipw.science.density.data import reference_token_grid
+from ipw.science.density.laws import loss_law, score_law
 
 TRUE_LOSS = {"a": 40.0, "alpha": 0.25, "b": 300.0, "beta": 0.3}
 TRUE_SCORE = {"c": 0.7, "gamma": -15.0, "l": 0.32, "d": 0.25}

@@ -1,7 +1,7 @@
 """Property-based fuzzing of the density CSV loaders: every input loads or is refused by name.
 
 Whatever bytes a file holds, a loader returns a frame or raises the project's own
-:class:`~ipw.errors.InputFileError` whose message names the file; never another exception.
+:class:`~ipw.core.errors.InputFileError` whose message names the file; never another exception.
 """
 
 import pandas as pd
@@ -11,10 +11,10 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from ipw.density.data import (  # noqa: E402
+from ipw.science.density.data import (  # noqa: E402
     load_density_table, load_loss_runs, load_open_models, load_published_scores, load_score_runs,
 )
-from ipw.errors import InputFileError  # noqa: E402
+from ipw.core.errors import InputFileError  # noqa: E402
 
 LOADERS = {
     "density": (load_density_table, ["model", "release_date", "density"]),

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from ipw.density import BadValue, TooFewPoints, fit_loss_law, fit_score_law
-from ipw.density.data import (
+from ipw.science.density import BadValue, TooFewPointsError, fit_loss_law, fit_score_law
+from ipw.science.density.data import (
     load_density_table, load_loss_runs, load_open_models, load_published_scores, load_score_runs,
 )
-from ipw.errors import DegenerateDataError, InputFileError, IpwError
+from ipw.core.errors import DegenerateDataError, InputFileError, IpwError
 
 
 def _write(tmp_path, text, name="t.csv", raw=None):
@@ -91,9 +91,9 @@ def test_negative_loss_is_refused(tmp_path):
 
 
 def test_ten_identical_rows_are_one_point_not_a_fit():
-    with pytest.raises(TooFewPoints, match=r"1 point\(s\) given, at least 5 needed.*10 rows"):
+    with pytest.raises(TooFewPointsError, match=r"1 point\(s\) given, at least 5 needed.*10 rows"):
         fit_loss_law([1e8] * 10, [1e10] * 10, [2.5] * 10)
-    with pytest.raises(TooFewPoints, match=r"1 point\(s\) given"):
+    with pytest.raises(TooFewPointsError, match=r"1 point\(s\) given"):
         fit_score_law([1.5] * 10, [0.4] * 10)
 
 

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from ipw.density.data import load_open_models, load_reference_models, reference_token_grid
-from ipw.density.items import load_items, load_lmeval_task, shipped_items
-from ipw.errors import InputFileError
+from ipw.science.density.data import load_open_models, load_reference_models, reference_token_grid
+from ipw.science.density.items import load_items, load_lmeval_task, shipped_items
+from ipw.core.errors import InputFileError
 
 
 def test_every_shipped_row_names_its_source():

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from ipw.density import (
-    DensityLaws, FitDidNotConverge, LossOutOfRange, ScoreOutOfRange, TooFewPoints, fit_loss_law,
+from ipw.science.density import (
+    DensityLaws, FitFailedError, LossOutOfRange, ScoreOutOfRange, TooFewPointsError, fit_loss_law,
     fit_score_law, loss_for_score, loss_law, params_for_loss, score_law,
 )
-from ipw.density.fitting import Problem, least_squares
+from ipw.science.fitting import Problem, least_squares
 
 
 def test_loss_law_recovers_known_constants_from_noisy_data(reference_runs, true_loss):
@@ -59,15 +59,15 @@ def test_loss_below_the_floor_has_no_effective_size(true_loss):
 
 
 def test_too_few_points_names_what_is_needed():
-    with pytest.raises(TooFewPoints, match="4 point.*at least 5"):
+    with pytest.raises(TooFewPointsError, match="4 point.*at least 5"):
         fit_loss_law([1e6, 1e7, 1e8, 1e9], [1e8, 1e9, 1e10, 1e11], [3.0, 2.5, 2.2, 2.0])
-    with pytest.raises(TooFewPoints):
+    with pytest.raises(TooFewPointsError):
         fit_score_law([1.0, 2.0], [0.8, 0.3], fixed={"c": 0.75})
 
 
 def test_fit_that_cannot_converge_raises_ipw_error():
     problem = Problem("broken", lambda x, k: x * np.nan * k, np.arange(5.0), np.arange(5.0), [[1.0]])
-    with pytest.raises(FitDidNotConverge, match="did not converge"):
+    with pytest.raises(FitFailedError, match="did not converge"):
         least_squares(problem)
 
 
@@ -79,6 +79,6 @@ def test_fit_result_round_trips_through_json_dict(reference_runs, true_score):
 
 
 def _exact(law, params):
-    from ipw.density.fitting import FitResult
+    from ipw.science.fitting import FitResult
 
     return FitResult.exact(law, params)

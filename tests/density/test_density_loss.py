@@ -5,8 +5,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from ipw.density.items import Item, shipped_items  # noqa: E402
-from ipw.density.loss import conditional_losses, summarize_losses  # noqa: E402
+from ipw.science.density.items import Item, shipped_items  # noqa: E402
+from ipw.science.density.loss import conditional_losses, summarize_losses  # noqa: E402
 
 
 class CharTokenizer:
@@ -63,8 +63,8 @@ def test_summary_weights_items_and_tokens_differently():
 
 @pytest.mark.slow
 def test_default_gguf_model_prefers_the_right_answer():
-    from ipw.density.loss import load_model
-    from ipw.errors import MissingExtra
+    from ipw.science.density.loss import load_model
+    from ipw.core.errors import MissingExtra
 
     try:
         model, tok = load_model()

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipw.density import (
+from ipw.science.density import (
     CHATGPT_RELEASE, EmptySide, densities_by_benchmarks, doubling_time_days, fit_trend,
     fit_trend_split, price_trend, seed_sensitivity,
 )
-from ipw.density.data import load_published_scores
-from ipw.density.price import PAPER_PRICE_EXAMPLE
+from ipw.science.density.data import load_published_scores
+from ipw.science.density.price import PAPER_PRICE_EXAMPLE
 
 PAPER_A = 0.0073  # per day, Sec. 3.3: 95 days, R^2 0.912 over 29 models
 PAPER_A_BEFORE, PAPER_A_AFTER = 0.0048, 0.0073  # before / after ChatGPT: 144 vs 95 days
@@ -133,7 +133,7 @@ def test_price_law_of_the_paper():
 
 
 def test_rows_of_one_model_combine_by_geometric_mean():
-    from ipw.density.tables import combine_per_model
+    from ipw.science.density.tables import combine_per_model
 
     frame = pd.DataFrame({"model": ["a", "a", "b"], "params": [1e9, 1e9, 2e9],
                           "n_hat": [1e9, 4e9, 3e9], "release_date": ["2024-01-01"] * 3})

@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipw.density import (
-    DAYS_PER_MONTH, TooFewPoints, doubling_time_months, fit_trend, fit_trend_split, frontier,
+from ipw.science.density import (
+    DAYS_PER_MONTH, TooFewPointsError, doubling_time_months, fit_trend, fit_trend_split, frontier,
 )
-from ipw.density.data import load_open_models
-from ipw.density.tables import densities_by_family
+from ipw.science.density.data import load_open_models
+from ipw.science.density.tables import densities_by_family
 
 PAPER_DOUBLING_MONTHS = 3.3  # arXiv v1 abstract: "about three months"; A ~ 0.007/day
 
@@ -62,7 +62,7 @@ def test_split_at_cutoff_finds_faster_growth_after():
 
 def test_too_few_points_for_a_trend():
     frame = _synthetic(0.007, n=2)
-    with pytest.raises(TooFewPoints, match="2 point"):
+    with pytest.raises(TooFewPointsError, match="2 point"):
         fit_trend(frame, select="all")
 
 

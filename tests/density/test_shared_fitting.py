@@ -1,22 +1,24 @@
-"""The one fitting helper (ipw.fitting) that the density and cmr packages share."""
+"""The one fitting helper (ipw.science.fitting) that the density and cmr packages share."""
 
 import pickle
 
 import numpy as np
 import pytest
 
-import ipw.cmr.errors as cmr_errors
-import ipw.density.errors as density_errors
-from ipw.cmr.fitting import FitResult as CmrFitResult
-from ipw.cmr.fitting import fit_law
-from ipw.density import fit_loss_law
-from ipw.errors import DegenerateDataError, FitFailedError, IpwError, TooFewPointsError
-from ipw.fitting import FitResult, Params, curve_fit_best, require_points, require_variation
+import ipw.science.cmr.errors as cmr_errors
+import ipw.science.density.errors as density_errors
+from ipw.science.cmr.fitting import FitResult as CmrFitResult
+from ipw.science.cmr.fitting import fit_law
+from ipw.science.density import fit_loss_law
+from ipw.core.errors import DegenerateDataError, FitFailedError, IpwError, TooFewPointsError
+from ipw.science.fitting import FitResult, Params, curve_fit_best, require_points, require_variation
 
 
-def test_one_error_under_every_old_name():
-    assert density_errors.TooFewPoints is cmr_errors.TooFewPointsError is TooFewPointsError
-    assert density_errors.FitDidNotConverge is cmr_errors.FitFailedError is FitFailedError
+def test_one_error_and_no_old_names():
+    assert density_errors.TooFewPointsError is TooFewPointsError and density_errors.FitFailedError is FitFailedError
+    for old in ("TooFewPoints", "FitDidNotConverge"):
+        assert not hasattr(density_errors, old)
+    assert not hasattr(cmr_errors, "TooFewPointsError") and not hasattr(cmr_errors, "FitFailedError")
     assert issubclass(TooFewPointsError, IpwError) and issubclass(TooFewPointsError, ValueError)
 
 

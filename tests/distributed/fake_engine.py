@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 import time
 
-from ipw.profilers.base import now
-from ipw.workloads.engines import Engine, Generation, GenerationSettings
+from ipw.core.clock import now
+from ipw.engines import Engine, Generation, GenerationSettings
 
 
 class CannedEngine(Engine):
@@ -29,7 +29,7 @@ class CannedEngine(Engine):
 
 
 class Factory:
-    """A picklable engine factory (what ipw.launch ships to each Ray task)."""
+    """A picklable engine factory (what ipw.run.launch ships to each Ray task)."""
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s

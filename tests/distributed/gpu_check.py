@@ -27,11 +27,11 @@ def main() -> int:
 
     import ray
 
-    from ipw import launch as L
-    from ipw.efficiency import summarize
+    from ipw.run import launch as L
+    from ipw.science.intelligence.metrics import summarize
     from ipw.store import load
-    from ipw.workloads.engines import GenerationSettings
-    from ipw.workloads.runner import RunConfig
+    from ipw.engines import GenerationSettings
+    from ipw.run.config import RunConfig
 
     ray.init(include_dashboard=False, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0)

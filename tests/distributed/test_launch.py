@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from ipw.errors import MissingExtra
+from ipw.core.errors import MissingExtra
 from ipw.store import load
-from ipw.workloads.engines import GenerationSettings
-from ipw.workloads.runner import RunConfig
+from ipw.engines import GenerationSettings
+from ipw.run.config import RunConfig
 from tests.distributed.fake_engine import Factory, queries
 
 REPO = str(Path(__file__).resolve().parents[2])
@@ -36,7 +36,7 @@ def ray_local():
 
 
 def _spec(tmp_path, n, launch_id, **kw):
-    from ipw import launch as L
+    from ipw.run import launch as L
 
     path = tmp_path / "q.jsonl"
     path.write_text("".join(json.dumps(q) + "\n" for q in queries(n)))
@@ -46,7 +46,7 @@ def _spec(tmp_path, n, launch_id, **kw):
 
 
 def test_two_shards_merge_into_one_run(tmp_path, ray_local):
-    from ipw import launch as L
+    from ipw.run import launch as L
 
     result = L.launch(_spec(tmp_path, 12, "two"), engine_factory=Factory(0.0), progress=False)
     assert not result.failed
@@ -64,7 +64,7 @@ def test_two_shards_merge_into_one_run(tmp_path, ray_local):
 def test_resume_keeps_complete_shards_and_runs_the_rest(tmp_path, ray_local):
     import shutil
 
-    from ipw import launch as L
+    from ipw.run import launch as L
 
     first = L.launch(_spec(tmp_path, 8, "again"), engine_factory=Factory(0.0), progress=False)
     kept = json.loads((first.path / "canned-a" / "shard-0-of-2" / "manifest.json").read_text())["sessions"]
@@ -76,7 +76,7 @@ def test_resume_keeps_complete_shards_and_runs_the_rest(tmp_path, ray_local):
 
 
 def test_a_killed_worker_resumes_its_shard_from_its_records(tmp_path, ray_local):
-    from ipw import launch as L
+    from ipw.run import launch as L
 
     shard0 = tmp_path / "launches" / "kill" / "canned-a" / "shard-0-of-2"
     killed = []
@@ -111,7 +111,7 @@ def test_a_killed_worker_resumes_its_shard_from_its_records(tmp_path, ray_local)
 
 
 def test_without_ray_the_install_command_is_given(monkeypatch):
-    from ipw import launch as L
+    from ipw.run import launch as L
 
     monkeypatch.setitem(sys.modules, "ray", None)  # an interpreter where `import ray` fails
     with pytest.raises(MissingExtra, match=r"pip install 'ipw\[ray\]'"):

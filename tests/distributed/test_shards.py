@@ -10,11 +10,12 @@ from collections import Counter
 
 import pytest
 
-from ipw.errors import IpwError
+from ipw.core.errors import IpwError
 from ipw.store import load
-from ipw.workloads import runner, shards
-from ipw.workloads.engines import GenerationSettings
-from ipw.workloads.querysets import load_queryset
+from ipw.run import runner
+from ipw.queries import shards
+from ipw.engines import GenerationSettings
+from ipw.queries.querysets import load_queryset
 from tests.distributed.fake_engine import CannedEngine, queries
 
 

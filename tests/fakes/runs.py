@@ -1,7 +1,7 @@
 """Synthetic run folders in the real store format: for tests and the scale benchmark.
 
 The folder is made by :class:`ipw.store.RunStore` (manifest, idle baseline, timeline). The records
-are :class:`ipw.records.QueryRecord` objects written by :meth:`RunStore.append_many` (one write and
+are :class:`ipw.core.records.QueryRecord` objects written by :meth:`RunStore.append_many` (one write and
 one fsync: a per-record fsync would make a 100,000-query folder take minutes to write), or, with
 ``journal=False``, the same columns written straight into one Parquet segment by
 :func:`ipw.store.columnar.columns_table` (a million records in seconds; the journal stays empty,
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipw.errors import IpwError
+from ipw.core.errors import IpwError
 
-from ipw.records import SCHEMA_VERSION, QueryRecord
+from ipw.core.records import SCHEMA_VERSION, QueryRecord
 from ipw.store import SEGMENTS, RunStore, validate_run_id
 from ipw.store.columnar import columns_table, write_segment
 

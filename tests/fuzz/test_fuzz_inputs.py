@@ -1,7 +1,7 @@
 """Property-based fuzzing of the parsers and loaders that read files a user or a machine hands us.
 
 The property, for every input: it loads, completely, or it raises the project's own error naming the
-file and the place (an :class:`~ipw.errors.InputFileError` with the path and, where the input has
+file and the place (an :class:`~ipw.core.errors.InputFileError` with the path and, where the input has
 lines, the line). Never another exception, never a hang (each example is bounded by the test's
 timeout), never a silent partial result (what loads accounts for every non-blank line).
 """
@@ -13,9 +13,9 @@ import json
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ipw.errors import InputFileError
-from ipw.jsonl import read_objects
-from ipw.workloads.querysets import REQUIRED, load_queryset
+from ipw.core.errors import InputFileError
+from ipw.core.jsonl import read_objects
+from ipw.queries.querysets import REQUIRED, load_queryset
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the powermetrics parsers (ipw.profilers.apple): the plist stream and the
+"""Property-based fuzzing of the powermetrics parsers (ipw.devices.apple.powermetrics): the plist stream and the
 text format. Every input yields samples with finite, non-negative energies over a positive interval,
 or raises PowermetricsParseError (an ipw InputFileError) naming the source and the record it failed
 on; never another exception."""
@@ -12,8 +12,8 @@ import plistlib
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ipw.errors import IpwError
-from ipw.profilers.apple import PowermetricsParseError, iter_plist_stream, parse_text
+from ipw.core.errors import IpwError
+from ipw.devices.apple.powermetrics import PowermetricsParseError, iter_plist_stream, parse_text
 
 FAST = settings(max_examples=300, deadline=None)
 

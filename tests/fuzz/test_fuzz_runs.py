@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ipw.errors import InputFileError, IpwError
-from ipw.records import RECORD_COLUMNS, QueryRecord
+from ipw.core.errors import InputFileError, IpwError
+from ipw.core.records import RECORD_COLUMNS, QueryRecord
 from ipw.store import RunStore, load
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ipw.errors import MeterUnavailable
-from ipw.profilers.amd import AmdSmiMeter
+from ipw.core.errors import MeterUnavailable
+from ipw.devices.amd import AmdSmiMeter
 from ipw.profilers.session import Profiler
 
 

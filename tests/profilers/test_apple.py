@@ -10,14 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ipw.errors import InputFileError, MeterReadError
-from ipw.profilers.apple import (
-    PowermetricsMeter,
-    PowermetricsParseError,
-    ZeusAppleMeter,
-    iter_plist_stream,
-    parse_text,
-)
+from ipw.core.errors import InputFileError, MeterReadError
+from ipw.devices.apple.meters import PowermetricsMeter, ZeusAppleMeter
+from ipw.devices.apple.powermetrics import PowermetricsParseError, iter_plist_stream, parse_text
 from tests.conftest import SHARED
 
 FIXTURE = Path(__file__).parents[1] / "data" / "powermetrics_processor.plist"
@@ -150,7 +145,7 @@ time.sleep(60)  # still running, as powermetrics would be; close() ends it
 
 def test_streaming_meter_parse_error_becomes_a_read_error_and_a_flagged_gap():
     from ipw.profilers.session import Profiler
-    from ipw.workloads.runner import _meter_gap
+    from ipw.run.serial import _meter_gap
 
     # a fake powermetrics: a real process that writes one good record, then a malformed one
     meter = PowermetricsMeter(interval_ms=100, command=[sys.executable, "-c", FAKE_POWERMETRICS, str(FIXTURE)])

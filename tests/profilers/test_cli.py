@@ -53,7 +53,7 @@ def test_devices_shows_a_gpu_counter_period_and_read_cost(clock, monkeypatch):
     from pathlib import Path
 
     from ipw.cli.devices import _format_devices
-    from ipw.profilers.discover import DiscoverConfig, discover
+    from ipw.devices.discover import DiscoverConfig, discover
     from tests.fakes.nvml import FakeNvml, Trace, h200
 
     cfg = DiscoverConfig(nvml=FakeNvml([h200(Trace())], clock), monitor="manual", sleep=clock.advance,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ipw.profilers.estimate import SOURCE, CpuEstimateMeter
+from ipw.devices.estimate import SOURCE, CpuEstimateMeter
 from ipw.profilers.session import Profiler
 
 
@@ -61,7 +61,7 @@ def test_bad_model_parameters_are_rejected():
 def test_proc_stat_reader_agrees_with_psutil():
     import sys
 
-    from ipw.profilers.estimate import ProcStat, busy_cpu_seconds
+    from ipw.devices.estimate import ProcStat, busy_cpu_seconds
 
     if not sys.platform.startswith("linux"):
         pytest.skip("/proc/stat is Linux only")

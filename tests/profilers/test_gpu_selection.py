@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ipw.profilers.discover import DiscoverConfig, discover
-from ipw.profilers.nvidia import SOURCE_INTEGRATED, GpuSelectionError, NvmlMeter, select_gpus
+from ipw.devices.discover import DiscoverConfig, discover
+from ipw.devices.nvidia.meter import SOURCE_INTEGRATED, GpuSelectionError, NvmlMeter, select_gpus
 from ipw.profilers.session import Profiler
 from tests.fakes.nvml import FakeGpu, FakeNvml, Trace, h200
 
@@ -111,7 +111,7 @@ def test_power_reading_that_fails_later_is_an_error_not_zero(clock):
     meter = NvmlMeter(0, monitor="off", nvml=nvml, poll_hz=1e-3)
     gpu.has_instant_field = False
     nvml.nvmlDeviceGetPowerUsage = lambda g: nvml._raise(nvml.NVML_ERROR_GPU_IS_LOST)
-    from ipw.errors import MeterReadError
+    from ipw.core.errors import MeterReadError
 
     with pytest.raises(MeterReadError, match="power reading failed"):
         meter.read()

@@ -13,8 +13,8 @@ import statistics
 import pytest
 
 import ipw
-from ipw.profilers.monitor import CounterTimeline, DriverClock
-from ipw.profilers.nvidia import SOURCE_COUNTER, NvmlMeter
+from ipw.devices.nvidia.monitor import CounterTimeline, DriverClock
+from ipw.devices.nvidia.meter import SOURCE_COUNTER, NvmlMeter
 from ipw.profilers.session import Profiler
 from tests.fakes.nvml import DRIVER_EPOCH_S, FakeNvml, StepTrace, Trace, h200
 

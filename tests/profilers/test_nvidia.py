@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ipw.errors import MeterUnavailable
-from ipw.profilers.discover import DiscoverConfig, discover, probe_update_period
-from ipw.profilers.nvidia import SOURCE_COUNTER, SOURCE_INTEGRATED, NvmlMeter
+from ipw.core.errors import MeterUnavailable
+from ipw.devices.discover import DiscoverConfig, discover, probe_update_period
+from ipw.devices.nvidia.meter import SOURCE_COUNTER, SOURCE_INTEGRATED, NvmlMeter
 from ipw.profilers.sampler import Sampler
 from ipw.profilers.session import Profiler
 from tests.fakes.nvml import FakeGpu, FakeNvml, Trace

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-import ipw.profilers.amd  # noqa: F401 - imported before privileges are dropped below
-import ipw.profilers.apple  # noqa: F401
-import ipw.profilers.estimate  # noqa: F401
-from ipw.errors import MeterPermissionError, MeterUnavailable
-from ipw.profilers.discover import DiscoverConfig, discover
-from ipw.profilers.rapl import RaplMeter, find_zones
+import ipw.devices.amd  # noqa: F401 - imported before privileges are dropped below
+import ipw.devices.apple.meters  # noqa: F401
+import ipw.devices.estimate  # noqa: F401
+from ipw.core.errors import MeterPermissionError, MeterUnavailable
+from ipw.devices.discover import DiscoverConfig, discover
+from ipw.devices.rapl import RaplMeter, find_zones
 from ipw.profilers.session import Profiler
 from tests.fakes.powercap import PowercapTree, two_socket_tree
 

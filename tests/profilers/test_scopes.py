@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import pytest
 
 import ipw
-from ipw.profilers.base import DomainInfo, scope_of
-from ipw.profilers.estimate import SOURCE, SOURCE_PROCESS_TREE, CpuEstimateMeter
-from ipw.profilers.nvidia import NvmlMeter
-from ipw.profilers.rapl import RaplMeter
+from ipw.devices.base import DomainInfo, scope_of
+from ipw.devices.estimate import SOURCE, SOURCE_PROCESS_TREE, CpuEstimateMeter
+from ipw.devices.nvidia.meter import NvmlMeter
+from ipw.devices.rapl import RaplMeter
 from ipw.profilers.session import Profiler
 from tests.fakes.nvml import FakeGpu, FakeNvml, Trace
 from tests.fakes.powercap import PowercapTree

@@ -7,8 +7,8 @@ import time
 import pytest
 
 import ipw
-from ipw.profilers.nvidia import NvmlMeter
-from ipw.profilers.rapl import RaplMeter
+from ipw.devices.nvidia.meter import NvmlMeter
+from ipw.devices.rapl import RaplMeter
 from ipw.profilers.session import Profiler
 from tests.fakes.nvml import FakeGpu, FakeNvml, Trace
 from tests.fakes.powercap import PowercapTree

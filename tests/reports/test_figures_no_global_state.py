@@ -8,12 +8,12 @@ import sys
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ipw.cmr.published import table5
-from ipw.plotting import save_figure
-from ipw.reports.figures import capacity_figure, cmr_constants_figure, density_trend_figure
+from ipw.science.cmr.published import table5
+from ipw.reports.savefig import save_figure
+from ipw.reports.science_figures import capacity_figure, cmr_constants_figure, density_trend_figure
 
-IMPORTS = ("ipw.capacity", "ipw.cmr", "ipw.cmr.results", "ipw.density", "ipw.density.results", "ipw.reports",
-           "ipw.reports.figures", "ipw.plotting", "ipw.cli")
+IMPORTS = ("ipw.science.capacity", "ipw.science.cmr", "ipw.science.cmr.results", "ipw.science.density", "ipw.science.density.results", "ipw.reports",
+           "ipw.reports.science_figures", "ipw.reports.savefig", "ipw.cli")
 
 
 def test_importing_ipw_keeps_the_notebooks_backend():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ipw.reports import plots as P
+from ipw.reports import run_figures as P
 from ipw.reports import tables as T
 from tests.fakes.runs import SyntheticRun, write_synthetic_run
 

@@ -1,4 +1,4 @@
-"""The report's hybrid routing and release-date trend sections (ipw.routing), on synthetic run
+"""The report's hybrid routing and release-date trend sections (ipw.science.intelligence.routing), on synthetic run
 folders over the same query ids: numbers recomputed here by hand, the figure embedded, every
 name escaped, bad options one line."""
 
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from ipw.cli.compare import compare
 from ipw.cli.report import report
 from ipw.reports import RoutingRequest, TrendRequest, build_report
-from ipw.routing import CostModel, Price, RoutingInputError
+from ipw.science.intelligence.routing import CostModel, Price, RoutingInputError
 from ipw.store import load
 from tests.fakes.runs import SyntheticRun, write_synthetic_run
 

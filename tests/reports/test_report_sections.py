@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ipw.reports.sections import ExtraError, load_extra
+from ipw.reports.extras import ExtraError, load_extra
 from tests.conftest import REPO
 
 
@@ -48,7 +48,7 @@ def test_cmr_single_csvs(cmr_out):
 
 def test_density_trend_csv(tmp_path):
     from ipw.cli.density import density
-    from ipw.density.trend import fit_trend
+    from ipw.science.density.trend import fit_trend
 
     out = tmp_path / "trend.csv"
     _ok(CliRunner().invoke(density, ["trend", "--out", str(out)]))
@@ -62,8 +62,8 @@ def test_density_trend_csv(tmp_path):
 
 def test_density_laws_json(tmp_path):
     from ipw.cli.density import density
-    from ipw.density.data import reference_token_grid
-    from ipw.density.laws import loss_law, score_law
+    from ipw.science.density.data import reference_token_grid
+    from ipw.science.density.laws import loss_law, score_law
 
     grid = reference_token_grid()
     rng = np.random.default_rng(5)
@@ -82,7 +82,7 @@ def test_density_laws_json(tmp_path):
 
 
 def test_density_losses_csv(tmp_path):
-    from ipw.density.results import DensityLossesResult
+    from ipw.science.density.results import DensityLossesResult
 
     frame = pd.DataFrame({"id": ["a", "b"], "n_answer_tokens": [1, 3], "nll_nats": [2.0, 3.0], "loss_per_token": [2.0, 1.0]})
     DensityLossesResult(frame, "m").save(tmp_path / "losses.json")  # what `ipw density model --out losses.csv` writes
@@ -91,7 +91,7 @@ def test_density_losses_csv(tmp_path):
 
 
 def _capacity_results():
-    from ipw.capacity.api import CapacityResult, results_frame
+    from ipw.science.capacity.api import CapacityResult, results_frame
 
     def one(model, corpus, ic, bpt):
         return CapacityResult(model=model, corpus=corpus, information_capacity=ic, text_size_bits_per_token=30.0,

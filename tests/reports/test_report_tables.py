@@ -1,4 +1,4 @@
-"""The report's DataFrames agree with ipw.efficiency and label every estimate."""
+"""The report's DataFrames agree with ipw.science.intelligence.metrics and label every estimate."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipw.efficiency import coverage, summarize
+from ipw.science.intelligence.metrics import coverage, summarize
 from ipw.reports import tables as T
 from ipw.store import load
 

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipw.capacity.results import CapacityResults
-from ipw.cmr import CmrConfig, analyse
-from ipw.cmr.results import CmrResults
-from ipw.cmr.synthetic import SyntheticCpt, make_runs
-from ipw.density.results import DensityLawsResult, DensityLossesResult, DensityTrendResult
-from ipw.density.trend import fit_trend
-from ipw.reports.sections import ExtraError, load_extra
-from ipw.results import ResultFileError, read_header
+from ipw.science.capacity.results import CapacityResults
+from ipw.science.cmr import CmrConfig, analyse
+from ipw.science.cmr.results import CmrResults
+from ipw.science.cmr.synthetic import SyntheticCpt, make_runs
+from ipw.science.density.results import DensityLawsResult, DensityLossesResult, DensityTrendResult
+from ipw.science.density.trend import fit_trend
+from ipw.reports.extras import ExtraError, load_extra
+from ipw.science.results import ResultFileError, read_header
 
 
 def _capacity() -> CapacityResults:
@@ -64,7 +64,7 @@ def test_every_kind_round_trips_with_kind_and_version_on_file(tmp_path, cmr_save
 
 
 def test_laws_never_overwrite_an_input_table_named_like_them(tmp_path):
-    from ipw.density.laws import fit_loss_law
+    from ipw.science.density.laws import fit_loss_law
 
     runs = pd.DataFrame({"params": [1e6, 3e6, 1e7, 3e7, 1e8, 3e8], "tokens": [2e7, 6e7, 2e8, 6e8, 2e9, 6e9]})
     runs["loss"] = 40 * runs["params"] ** -0.25 + 300 * runs["tokens"] ** -0.3
@@ -111,7 +111,7 @@ def test_the_report_shows_the_saved_trend_and_does_not_refit(tmp_path):
 
 
 def test_cmr_figure_from_saved_tables_matches_the_fitted_laws(tmp_path, cmr_saved):
-    from ipw.reports.figures import cmr_fit_figure
+    from ipw.reports.science_figures import cmr_fit_figure
 
     cmr_saved.save(tmp_path / "cmr")
     back = CmrResults.load(tmp_path / "cmr")

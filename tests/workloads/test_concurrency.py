@@ -21,12 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from ipw.profilers import discover as discover_module
-from ipw.profilers.base import DomainInfo, Meter, now
+from ipw.devices import discover as discover_module
+from ipw.core.clock import now
+from ipw.devices.base import DomainInfo, Meter
 from ipw.store import load
-from ipw.workloads import concurrent, runner
-from ipw.workloads.engines import GenerationSettings
-from ipw.workloads.engines.openai import OpenAIEngine
+from ipw.run import config as run_config, runner
+from ipw.engines import GenerationSettings
+from ipw.engines.openai import OpenAIEngine
 
 N_QUERIES = 8
 TTFT_S, GAP_S, TOKENS = 0.06, 0.02, 6  # the stub's schedule: first token after 60 ms, then one every 20 ms
@@ -318,9 +319,9 @@ def test_resume_at_concurrency_runs_only_the_missing_queries(tmp_path, queryset,
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
 def test_concurrency_below_one_is_an_error(bad):
-    with pytest.raises(concurrent.ServingConfigError, match="concurrency must be an integer >= 1"):
+    with pytest.raises(run_config.ServingConfigError, match="concurrency must be an integer >= 1"):
         runner.RunConfig(engine="openai", concurrency=bad)
-    with pytest.raises(concurrent.ServingConfigError, match="not both"):
+    with pytest.raises(run_config.ServingConfigError, match="not both"):
         runner.RunConfig(engine="openai", concurrency=2, batch_size=2)
 
 
@@ -342,7 +343,7 @@ def test_concurrency_with_a_local_engine_is_an_error(tmp_path, queryset, trace_m
 
     config = runner.RunConfig(engine="scripted", queries=str(queryset), warmup=0, idle_s=0.0,
                               runs_dir=str(tmp_path), run_id="x", concurrency=2)  # fmt: skip
-    with pytest.raises(concurrent.ServingConfigError, match="OpenAI-compatible server"):
+    with pytest.raises(run_config.ServingConfigError, match="OpenAI-compatible server"):
         runner.profile(config, engine=ScriptedEngine())
 
 
@@ -386,10 +387,10 @@ def test_real_llama_server_at_concurrency(tmp_path, queryset, serial_llama_serve
     assert (basis > 0).all()
 
 
-# -- latency definitions (ipw.workloads.latency) --------------------------------------------------------
+# -- latency definitions (ipw.core.latency) --------------------------------------------------------
 
 def test_latency_definitions():
-    from ipw.workloads import latency as L
+    from ipw.core import latency as L
 
     times = [1.2, 1.3, 1.5, 1.6]  # start at 1.0, end at 2.0
     assert L.ttft_s(1.0, times) == pytest.approx(0.2)
@@ -414,7 +415,7 @@ def test_latency_definitions():
 
 
 def test_records_follow_the_definitions(tmp_path, queryset, stub, trace_meter):
-    from ipw.workloads import latency as L
+    from ipw.core import latency as L
 
     run = _run(tmp_path, queryset, f"{stub}/timed/v1", concurrency=2)
     for r in run.queries.to_dict("records"):
@@ -431,7 +432,7 @@ def test_records_follow_the_definitions(tmp_path, queryset, stub, trace_meter):
 def test_attribution_on_an_h200_like_monitor_timeline(tmp_path, queryset, stub, monkeypatch):
     """The monitored path: counter values every 100 ms on the driver's clock, read by the monitor
     thread; per-query energies inside their bounds against the trace, and conserved."""
-    from ipw.profilers.nvidia import NvmlMeter
+    from ipw.devices.nvidia.meter import NvmlMeter
     from tests.fakes.nvml import FakeNvml, Trace, h200
 
     trace = Trace(base_w=300.0, amp_w=120.0, period_s=0.37)

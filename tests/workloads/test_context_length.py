@@ -7,8 +7,8 @@ import importlib.util
 
 import pytest
 
-from ipw.errors import IpwError
-from ipw.workloads.engines import GenerationSettings, get_engine
+from ipw.core.errors import IpwError
+from ipw.engines import GenerationSettings, get_engine
 
 pytestmark = pytest.mark.slow  # loads the default model
 

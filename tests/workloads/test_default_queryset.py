@@ -14,9 +14,9 @@ from fractions import Fraction
 
 import pytest
 
-from ipw.workloads.grading import grade, normalize, parse_number
-from ipw.workloads.prompts import LETTERS, render_prompt
-from ipw.workloads.querysets import load_queryset
+from ipw.queries.grading import grade, normalize, parse_number
+from ipw.queries.prompts import LETTERS, render_prompt
+from ipw.queries.querysets import load_queryset
 from tests.conftest import REPO
 
 QS = load_queryset("default")

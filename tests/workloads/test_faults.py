@@ -121,9 +121,9 @@ def test_a_meter_that_fails_mid_run_leaves_a_flagged_gap_and_the_run_goes_on(ser
     """A RAPL counter (a powercap tree on disk) turns unreadable for one query: that query is answered,
     graded, flagged ``meter-gap:<domain>`` and kept out of the metrics; the others are measured."""
     from ipw.cli.profile import print_summary
-    from ipw.profilers import discover as discovery
-    from ipw.workloads import runner
-    from ipw.workloads.engines import GenerationSettings
+    from ipw.devices import discover as discovery
+    from ipw.run import runner
+    from ipw.engines import GenerationSettings
     from tests.fakes.powercap import PowercapTree
 
     tree = PowercapTree(tmp_path / "powercap", {"intel-rapl:0": "package-0"})

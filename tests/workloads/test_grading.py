@@ -6,10 +6,10 @@ from fractions import Fraction
 
 import pytest
 
-from ipw.errors import IpwError
-from ipw.workloads.engines.base import Engine, Generation, GenerationSettings
-from ipw.workloads.grading import GRADERS, Grade, get_grader, grade, normalize, numbers_in, parse_number
-from ipw.workloads.querysets import Query
+from ipw.core.errors import IpwError
+from ipw.engines.base import Engine, Generation, GenerationSettings
+from ipw.queries.grading import GRADERS, Grade, get_grader, grade, normalize, numbers_in, parse_number
+from ipw.queries.querysets import Query
 
 
 def q(grader="exact", answer="Paris", **kw):
@@ -155,7 +155,7 @@ def test_regex():
 
 @pytest.mark.parametrize("pattern", [r"^(a+)+$", r"(x+x+)+y", r"(a|aa)+$"])
 def test_a_backtracking_pattern_cannot_hang_the_grader(monkeypatch, pattern):
-    from ipw.workloads import grading
+    from ipw.queries import grading
 
     monkeypatch.setattr(grading, "REGEX_TIMEOUT_S", 0.2)
     output = ("a" * 20000 + "b") if "a" in pattern else "x" * 20000
@@ -224,7 +224,7 @@ def test_registry_did_you_mean():
     ],
 )
 def test_exact_accepts_a_final_sentence_ending_with_the_reference(output, correct):
-    from ipw.workloads.querysets import parse_query
+    from ipw.queries.querysets import parse_query
 
     q = parse_query('{"id": "x", "prompt": "Capital of France?", "answer": "Paris", "grader": "exact", "domain": "facts"}')
     assert grade(q, output).correct is correct

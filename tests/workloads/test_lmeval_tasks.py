@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from ipw.errors import InputFileError, IpwError, MissingExtra
-from ipw.workloads.grading import grade
-from ipw.workloads.querysets import load_lm_eval_task
+from ipw.core.errors import InputFileError, IpwError, MissingExtra
+from ipw.queries.grading import grade
+from ipw.queries.querysets import load_lm_eval_task
 from tests.conftest import REPO
 
 TASK_DIR = REPO / "tests/workloads/lmeval_task"

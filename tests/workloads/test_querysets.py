@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from ipw.errors import InputFileError, IpwError
-from ipw.workloads.prompts import MC_INSTRUCTION, Query, render_prompt
-from ipw.workloads.querysets import load_queryset, shipped
+from ipw.core.errors import InputFileError, IpwError
+from ipw.queries.prompts import MC_INSTRUCTION, Query, render_prompt
+from ipw.queries.querysets import load_queryset, shipped
 
 GOOD = {"id": "q1", "prompt": "What is 2 + 2?", "answer": "4", "grader": "numeric", "domain": "arithmetic"}
 

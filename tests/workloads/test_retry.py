@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from ipw.errors import IpwError
-from ipw.workloads.retry import AuthError, RetryPolicy, is_fatal, is_transient, status_of
+from ipw.core.errors import IpwError
+from ipw.engines.retry import AuthError, RetryPolicy, is_fatal, is_transient, status_of
 
 
 class Status(Exception):

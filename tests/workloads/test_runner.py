@@ -13,8 +13,9 @@ from collections import Counter
 import pytest
 
 from ipw.store import decode_json, load
-from ipw.workloads import runner
-from ipw.workloads.engines import GenerationSettings, get_engine
+from ipw.run import config as run_config
+from ipw.run import runner
+from ipw.engines import GenerationSettings, get_engine
 
 pytestmark = pytest.mark.slow
 
@@ -98,19 +99,19 @@ def test_changed_query_set_refuses_to_resume(tmp_path, queryset, engine):
 
 
 def test_limit_takes_queries_round_robin_across_domains():
-    from ipw.workloads.querysets import load_queryset
+    from ipw.queries.querysets import load_queryset
 
     qs = load_queryset("default")
-    picked = runner.select(qs.queries, 12)
+    picked = run_config.select(qs.queries, 12)
     assert len(picked) == 12 and len({q.id for q in picked}) == 12
     assert {q.domain for q in picked} == set(qs.domains())
-    assert runner.select(qs.queries, None) == list(qs.queries)
+    assert run_config.select(qs.queries, None) == list(qs.queries)
 
 
 def test_lm_eval_until_strings_become_stop_strings():
-    from ipw.workloads.querysets import parse_query
+    from ipw.queries.querysets import parse_query
 
     q = parse_query(json.dumps(QUERIES[0] | {"meta": {"until": ["\n\n", "Q:"]}}))
-    s = runner.query_settings(GenerationSettings(stop=("Q:",)), q)
+    s = run_config.query_settings(GenerationSettings(stop=("Q:",)), q)
     assert s.stop == ("Q:", "\n\n")
-    assert runner.query_settings(GenerationSettings(), parse_query(json.dumps(QUERIES[0]))).stop == ()
+    assert run_config.query_settings(GenerationSettings(), parse_query(json.dumps(QUERIES[0]))).stop == ()

@@ -10,13 +10,13 @@ import json
 
 import pytest
 
-from ipw.errors import IpwError
-from ipw.profilers.base import now
-from ipw.records import QueryRecord
+from ipw.core.errors import IpwError
+from ipw.core.clock import now
+from ipw.core.records import QueryRecord
 from ipw.store import load
-from ipw.workloads import runner
-from ipw.workloads.engines import Engine, Generation, GenerationSettings
-from ipw.workloads.engines.openai import EngineError
+from ipw.run import runner
+from ipw.engines import Engine, Generation, GenerationSettings
+from ipw.engines.openai import EngineError
 
 QUERIES = [
     {"id": "add", "prompt": "2 + 2?", "answer": "4", "grader": "numeric", "domain": "arithmetic"},

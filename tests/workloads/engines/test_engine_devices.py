@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from ipw.errors import IpwError
-from ipw.workloads.engines.llamacpp import resolve_gpu_layers
-from ipw.workloads.engines.transformers import resolve_device, resolve_dtype
+from ipw.core.errors import IpwError
+from ipw.engines.llamacpp import resolve_gpu_layers
+from ipw.engines.transformers import resolve_device, resolve_dtype
 
 
 def fake_torch(cuda: bool, devices: int = 1, bf16: bool = True, mps: bool = False):

@@ -7,8 +7,8 @@ import importlib.util
 
 import pytest
 
-from ipw import models
-from ipw.errors import MissingExtra
+from ipw.engines import models
+from ipw.core.errors import MissingExtra
 
 needs_gemma = pytest.mark.skipif(
     importlib.util.find_spec(models.GEMMA_PACKAGE) is None or importlib.util.find_spec("llama_cpp") is None,
@@ -26,7 +26,7 @@ def test_without_the_extra_the_error_gives_the_install_command(monkeypatch):
 @needs_gemma
 @pytest.mark.slow
 def test_gemma_is_joined_once_and_answers_as_a_completion(tmp_path, monkeypatch):
-    from ipw.workloads.engines import GenerationSettings, get_engine
+    from ipw.engines import GenerationSettings, get_engine
 
     monkeypatch.setenv("IPW_CACHE", str(tmp_path))
     where = models.locate_model("gemma3-270m")

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from ipw.errors import IpwError, MissingExtra
-from ipw.workloads.engines import GenerationSettings, get_engine
-from ipw.workloads.engines.llamacpp import NEUTRAL_SAMPLING, import_llama_cpp, resolve_gguf
+from ipw.core.errors import IpwError, MissingExtra
+from ipw.engines import GenerationSettings, get_engine
+from ipw.engines.llamacpp import NEUTRAL_SAMPLING, import_llama_cpp, resolve_gguf
 
 
 def installed(module: str) -> bool:

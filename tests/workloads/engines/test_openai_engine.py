@@ -23,10 +23,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ipw.errors import IpwError
-from ipw.workloads.engines import GenerationSettings, get_engine
-from ipw.workloads.engines.openai import EngineError, OpenAIEngine, check_base_url, redact
-from ipw.workloads.retry import AuthError
+from ipw.core.errors import IpwError
+from ipw.engines import GenerationSettings, get_engine
+from ipw.engines.openai import EngineError, OpenAIEngine, check_base_url, redact
+from ipw.engines.retry import AuthError
 from tests.workloads.engines.test_llamacpp_engine import installed
 
 KEY_ENV = "IPW_TEST_OPENAI_KEY"
@@ -422,7 +422,7 @@ def _wait_ready(url: str, key: str, proc: subprocess.Popen, log) -> None:
 def run_llama_server(tmp_path_factory, *extra: str):
     """Start llama-cpp-python's server on loopback with the default model (and ``extra`` options);
     yield (base URL, API key); kill it at the end. The body of the server fixtures."""
-    from ipw.models import default_model_path
+    from ipw.engines.models import default_model_path
 
     key = "sk-ipw-server-" + secrets.token_hex(12)
     port = _free_port()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ipw.errors import IpwError
-from ipw.workloads.engines import GenerationSettings, get_engine
-from ipw.models import locate_model
+from ipw.core.errors import IpwError
+from ipw.engines import GenerationSettings, get_engine
+from ipw.engines.models import locate_model
 
 pytestmark = pytest.mark.slow
 

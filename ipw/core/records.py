@@ -1,0 +1,218 @@
+"""The record contract: what one query leaves behind, and the names of its columns.
+
+Every layer speaks these types: the runner builds a :class:`QueryRecord` per query, the store
+writes and reads them (``queries.jsonl`` lines are ``QueryRecord.to_dict()``), ``ipw.science.intelligence.metrics``
+and the reports read their columns by the constants of :class:`Col`, never by string literals.
+
+Energy has a scope (DESIGN.md, measurement rules):
+
+- **accelerator**: the GPUs, or the Apple SoC; on a machine with neither, the CPU package.
+  IPW and IPJ use it by default, as the IPW paper's harness does.
+- **host**: CPU package and DRAM where an accelerator exists (DRAM alone on a CPU-only machine),
+  measured by RAPL or the labelled estimate.
+- **system**: their sum, ``energy_j`` (the sum of the window's top-level domains).
+
+A scope's ``*_measured`` flag is False only where that scope itself includes an estimate, so a
+measured GPU figure is never labelled estimate because a host estimate sits beside it.
+
+Records written before scopes existed (schema 1) load too: their accelerator energy is their
+system energy, which is what it was on the CPU-only machines that wrote them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+from ipw.core.errors import IpwError
+
+SCHEMA_VERSION = 2
+
+
+class Col:
+    """Column names of a query frame (``ipw.store.load(run).queries``) and of summaries."""
+
+    ID = "id"
+    DOMAIN = "domain"
+    CORRECT = "correct"
+    ERROR = "error"
+    OUTPUT = "output"
+    E2E_S = "e2e_s"
+    TTFT_S = "ttft_s"
+    TPOT_S = "tpot_s"
+    WINDOW_S = "window_s"
+    INPUT_TOKENS = "input_tokens"
+    OUTPUT_TOKENS = "output_tokens"
+    ENERGY_J = "energy_j"  # system scope
+    ENERGY_ABOVE_IDLE_J = "energy_above_idle_j"
+    ACCELERATOR_ENERGY_J = "accelerator_energy_j"
+    HOST_ENERGY_J = "host_energy_j"
+    POWER_W = "power_w"
+    MEASURED = "measured"
+    ACCELERATOR_MEASURED = "accelerator_measured"
+    FLAGS = "flags"
+    SESSION = "session"
+    SHARD = "shard"
+    # summary columns (ipw.science.intelligence.metrics.summarize)
+    N = "n"
+    SCORED = "scored"
+    ERRORS = "errors"
+    METER_GAPS = "meter_gaps"  # records with no energy because a meter failed to read (flag meter-gap:<domain>)
+    ACCURACY = "accuracy"
+    IPW = "ipw_per_w"
+    IPJ = "ipj_per_j"
+    ENERGY_SCOPE = "energy_scope"
+    ENERGY_J_MEAN = "energy_j_mean"
+    POWER_W_MEAN = "power_w_mean"
+    N_BOOT = "n_boot"
+
+
+SCOPES = ("accelerator", "host", "system")
+ENERGY_BASES = ("accelerator", "system", "above_idle")
+"""What IPW/IPJ may divide by: accelerator energy (default), system energy, or system energy above
+the idle baseline. ``total`` is accepted as the old name of ``system``."""
+
+
+def energy_column(basis: str) -> str:
+    """The query-frame column holding the energy [J] of ``basis`` (see :data:`ENERGY_BASES`)."""
+    basis = "system" if basis == "total" else basis
+    cols = {"accelerator": Col.ACCELERATOR_ENERGY_J, "system": Col.ENERGY_J, "above_idle": Col.ENERGY_ABOVE_IDLE_J}
+    if basis not in cols:
+        raise IpwError(f"unknown energy basis {basis!r}; choose one of {', '.join(ENERGY_BASES)}")
+    return cols[basis]
+
+
+class RecordError(IpwError, ValueError):
+    """A stored record that does not fit the contract (the store adds the file and line)."""
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "float": (int, float), "int": (int,), "bool": (bool,),
+    "tuple[str, ...]": (list, tuple), "dict": (dict,), "dict[str, dict]": (dict,),
+}
+
+
+def _check(name: str, value: Any, annotation: str) -> None:
+    """Raise :class:`RecordError` unless ``value`` fits the field's annotation (``X | None`` allows None)."""
+    base, _, optional = annotation.partition(" | ")
+    if value is None and optional == "None":
+        return
+    if base == "Any":
+        return
+    kinds = _TYPES[base]
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if ok and base == "tuple[str, ...]":
+        ok = all(isinstance(v, str) for v in value)
+    if not ok:
+        raise RecordError(f"field {name!r} must be {annotation}, not {type(value).__name__} {value!r:.40}")
+
+
+def finite(x: Any) -> Any:
+    """``x`` with every non-finite float (NaN, inf), also inside dicts, lists and tuples, made None:
+    what strict JSON can store (records are written with ``allow_nan=False``)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(finite(v) for v in x)
+    return x
+
+
+@dataclass(frozen=True)
+class DomainRecord:
+    """One energy domain of a query's window [J], with where the number came from."""
+
+    energy_j: float
+    source: str
+    measured: bool
+    uncertainty_j: float | None = None
+    parent: str | None = None
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """One query: its answer and grade, timing [s], tokens, and energy [J] by scope.
+
+    ``power_w`` is the scope energy IPW uses (accelerator) divided by ``window_s``: one span for
+    both (the window brackets the engine's end-to-end time, so dividing window energy by e2e read
+    high for short queries). Prefill/decode energies are None until a timeline splits them.
+    """
+
+    id: str
+    domain: str
+    correct: bool | None
+    difficulty: str | None = None
+    grader: str | None = None
+    reference: Any = None
+    output: str | None = None
+    extracted: Any = None
+    grade_method: str | None = None
+    grade_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    e2e_s: float | None = None
+    finish_reason: str | None = None
+    energy_j: float | None = 0.0  # None: a meter gap (no figure, never 0 J)
+    energy_above_idle_j: float | None = None
+    accelerator_energy_j: float | None = None
+    accelerator_measured: bool | None = None
+    host_energy_j: float | None = None
+    host_measured: bool | None = None
+    power_w: float | None = None
+    energy_uncertainty_j: float | None = None
+    prefill_energy_j: float | None = None
+    decode_energy_j: float | None = None
+    window_s: float | None = None
+    measured: bool = False
+    flags: tuple[str, ...] = ()
+    domains: dict[str, dict] = field(default_factory=dict)
+    engine_extra: dict = field(default_factory=dict)
+    session: int = 0
+    shard: str | None = None
+    attempts: int = 1
+    finished_at: str | None = None
+    error: str | None = None
+    schema: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        """The JSON-able form stored as one line of ``queries.jsonl`` (non-finite floats become None)."""
+        d = asdict(self)
+        d["flags"] = list(self.flags)
+        return finite(d)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> QueryRecord:
+        """Read a stored record of any schema; unknown keys are kept in ``engine_extra['_unknown']``.
+
+        Raises :class:`RecordError` for a record that is not an object, lacks ``id``, ``domain`` or
+        ``correct``, or holds a value of the wrong type."""
+        if not isinstance(d, dict):
+            raise RecordError(f"a record must be a JSON object, not {type(d).__name__}")
+        for f in fields(cls):
+            if f.name in d:
+                _check(f.name, d[f.name], str(f.type))
+            elif f.default is MISSING and f.default_factory is MISSING:
+                raise RecordError(f"the record has no {f.name!r}")
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in d.items() if k in names}
+        extra = {k: v for k, v in d.items() if k not in names}
+        known.setdefault("schema", 1)
+        if known.get("accelerator_energy_j") is None and known["schema"] < 2:
+            known["accelerator_energy_j"] = known.get("energy_j")
+            known["accelerator_measured"] = known.get("measured")
+        known["flags"] = tuple(known.get("flags") or ())
+        if extra:
+            known["engine_extra"] = dict(known.get("engine_extra") or {}) | {"_unknown": extra}
+        return cls(**known)
+
+    @property
+    def scored(self) -> bool:
+        return self.correct is not None
+
+
+RECORD_COLUMNS = tuple(f.name for f in fields(QueryRecord))

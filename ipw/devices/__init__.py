@@ -1,0 +1,1 @@
+"""Devices: one module per vendor counter family (NVIDIA NVML, RAPL, Apple powermetrics and IOReport, AMD SMI, the labelled CPU estimate), each turning its counter into cumulative energy per domain; discovery picks the meters present on this machine."""

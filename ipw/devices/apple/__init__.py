@@ -1,0 +1,1 @@
+"""Apple Silicon: powermetrics streams and their parsers, and zeus-apple-silicon's IOReport counters."""

@@ -1,0 +1,1 @@
+"""The run: configuration, one session per run folder, the serial and serving executors, sweeps across serving levels and Ray launches across a cluster. Orchestration only: no metric is computed here."""

@@ -1,0 +1,55 @@
+"""One query's record: its answer, grade, timing and energy by scope, as both executors build it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from ipw.core.records import QueryRecord
+from ipw.engines import Generation
+from ipw.profilers.session import Measurement
+from ipw.queries.grading import Grade, grade
+
+
+def make_record(query, generation: Generation | None, grade, m: Measurement, session: int, error: str | BaseException | None) -> QueryRecord:
+    """The stored record of one query: answer, grade, timing and energy by scope with its provenance.
+    ``error`` (a message, or the engine's exception) marks an engine error; ``attempts`` is the
+    engine's count of tries (``Generation.extra["attempts"]``, or the exception's ``attempts``)."""
+    attempts = (generation.extra.get("attempts") if generation else getattr(error, "attempts", None)) or 1
+    error = None if error is None else str(error)
+    top = [d for d in m.domains.values() if d.parent is None]
+    acc_j, acc_measured = m.scope_energy_j("accelerator"), m.scope_measured("accelerator")
+    host_j, host_measured = m.scope_energy_j("host"), m.scope_measured("host")
+    basis_j = m.energy_j if acc_j is None else acc_j
+    timing = generation.timing() if generation else {"e2e_s": m.duration_s}
+    record = QueryRecord(
+        id=query.id, domain=query.domain, difficulty=query.difficulty, grader=query.grader,
+        reference=query.answer, output=generation.text if generation else None,
+        correct=grade.correct, extracted=grade.extracted, grade_method=grade.method, grade_reason=grade.reason,
+        **timing,
+        energy_j=m.energy_j, energy_above_idle_j=m.energy_above_idle_j,
+        accelerator_energy_j=acc_j, accelerator_measured=acc_measured,
+        host_energy_j=host_j, host_measured=host_measured,
+        power_w=basis_j / m.duration_s if m.duration_s > 0 else None,
+        energy_uncertainty_j=sum(d.uncertainty_j for d in top),
+        window_s=m.duration_s, measured=m.measured, flags=tuple(m.flags),
+        domains={
+            d.domain: {"energy_j": d.energy_j, "source": d.source, "measured": d.measured,
+                       "uncertainty_j": d.uncertainty_j if d.uncertainty_j != float("inf") else None,
+                       "parent": d.parent, "scope": d.scope}
+            for d in m.domains.values()
+        },
+        engine_extra=generation.extra if generation else {},
+        session=session, attempts=attempts, finished_at=datetime.now(timezone.utc).isoformat(), error=error,
+    )  # fmt: skip
+    if not m.domains:  # a meter gap: no energy figure at all, not 0 J
+        record = replace(record, energy_j=None, power_w=None, energy_uncertainty_j=None)
+    return record
+
+
+def grade_answer(query, generation: Generation | None, error, judge):
+    """The query's grade; a query the engine gave no answer for is not scored (``correct`` None:
+    the rule of ipw.science.intelligence.metrics), whichever executor ran it."""
+    if generation is None:
+        return Grade(None, None, "engine-error", f"no answer: {error}")
+    return grade(query, generation.text, judge=judge)

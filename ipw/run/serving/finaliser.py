@@ -1,0 +1,150 @@
+"""The finaliser: turns finished jobs into stored records once they are final, and sums up the session (conservation, steady state)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from ipw.core.records import finite
+from ipw.devices.base import scope_of
+from ipw.profilers import attribution as A
+from ipw.profilers.session import DomainEnergy, Measurement
+from ipw.run.config import rule_for
+from ipw.run.record import grade_answer, make_record
+from ipw.run.serving.curves import Curves
+from ipw.run.serving.flight import Flight, Job
+
+
+class Finaliser:
+    """One session's finaliser: turns finished jobs into stored records."""
+
+    def __init__(self, store, config, profiler, observer, session: int, judge) -> None:
+        self.store, self.config, self.profiler = store, config, profiler
+        self.observer, self.session, self.judge = observer, session, judge
+        self.rule = rule_for(config)
+        self.curves = Curves(profiler)
+        self.scope_of = scope_of
+        self.attributed: dict[str, float] = {}
+        self.final: list[str] = []
+
+    def ready(self, job: Job, flight: Flight) -> bool:
+        if not job.attempts:
+            return True
+        lo = min(a.t_start_s for a in job.attempts)
+        hi = max(a.t_end_s for a in job.attempts)
+        return flight.earliest_inflight() >= hi and self.curves.covers(lo, hi)
+
+    def finalize(self, job: Job, flight: Flight):
+        """The record of a finished job (None for one that never started)."""
+        q, g = job.query, job.generation
+        if g is not None:
+            g = _apply_stops(g, job.settings)
+        if job.attempts:
+            lo = min(a.t_start_s for a in job.attempts)
+            hi = max(a.t_end_s for a in job.attempts)
+            neighbours = [e for e in flight.snapshot() if e.t_start_s < hi and e.t_end_s > lo]
+            curves = self.curves.get(lo, hi)
+            found = A.attribute(neighbours, curves, self.rule, keys=[q.id])
+            qe = found[0] if found else None
+        else:  # never started (the run stopped first): not recorded
+            return None
+        infos = self.curves.infos
+        idle = self.profiler.idle.power_w if self.profiler.idle else {}
+        domains, flags = {}, [f"attributed:{self.rule.name}"]
+        for d, c in curves.items():
+            info = infos[d]
+            e = qe.energy_j.get(d, 0.0) if qe else 0.0
+            bound = qe.uncertainty_j.get(d, math.inf) if qe else math.inf
+            if not math.isfinite(bound):
+                flags.append(f"unbounded:{d}")
+            domains[d] = DomainEnergy(d, e, hi - lo, e / (hi - lo) if hi > lo else 0.0, None, bound, info.source,
+                                      info.measured, info.update_period_s, info.parent, idle.get(d),
+                                      self.scope_of(info, infos))  # fmt: skip
+            if info.parent is None:
+                self.attributed[d] = self.attributed.get(d, 0.0) + e
+        if any(not d.measured for d in domains.values()):
+            flags.append("estimate")
+        m = Measurement(q.id, lo, hi, domains, sum(len(c) for c in curves.values()), tuple(flags))
+        record = make_record(q, g, grade_answer(q, g, job.error, self.judge), m, self.session, job.error)
+        return replace(record, **self._energy_fields(job, g, qe, domains, idle))
+
+    def store_all(self, jobs: list[Job], flight: Flight) -> None:
+        """Finalise ``jobs`` and append their records in one durable write (one fsync)."""
+        records = [r for r in (self.finalize(j, flight) for j in jobs) if r is not None]
+        if not records:
+            return
+        self.store.append_many(records)
+        for r in records:
+            self.observer.record(r)
+            self.final.append(r.id)
+
+    def _energy_fields(self, job: Job, g, qe, domains, idle) -> dict:
+        top = [d for d in domains.values() if d.parent is None]
+        acc = [d for d in top if d.scope == "accelerator"]
+        basis = acc or top
+        pre = sum(qe.prefill_j.get(d.domain, 0.0) for d in basis) if qe else None
+        dec = sum(qe.decode_j.get(d.domain, 0.0) for d in basis) if qe else None
+        pre_u = sum(qe.prefill_uncertainty_j.get(d.domain, math.inf) for d in basis) if qe else None
+        dec_u = sum(qe.decode_uncertainty_j.get(d.domain, math.inf) for d in basis) if qe else None
+        above = None
+        if qe and top and all(d.domain in idle for d in top):
+            above = sum(qe.energy_j.get(d.domain, 0.0) - idle[d.domain] * qe.share_s for d in top)
+        extra = dict(g.extra) if g is not None else {}
+        times = extra.pop("token_times_s", None)
+        last = job.attempts[-1]
+        if times is None:
+            times = last.token_times_s
+        t0 = g.t_start_s if g is not None else last.t_start_s
+        estimated = any(a.input_tokens is None for a in job.attempts)
+        extra |= {
+            "t_start_s": t0,
+            "token_offsets_s": [round(t - t0, 6) for t in times],
+            "attribution": {"rule": self.rule.name, "version": self.rule.version, "scope": "accelerator" if acc else "system",
+                            "bound": "monitor power shape" if any(d.domain in self.curves.monitored for d in basis)
+                                     else "counter-step worst case",
+                            "prefill_uncertainty_j": finite(pre_u), "decode_uncertainty_j": finite(dec_u),
+                            "share_s": qe.share_s if qe else None, "input_tokens_estimated": estimated,
+                            "attempt_spans_s": [[a.t_start_s, a.t_end_s] for a in job.attempts]},
+        }  # fmt: skip
+        return {"prefill_energy_j": pre, "decode_energy_j": dec, "energy_above_idle_j": above,
+                "attempts": max(len(job.attempts), 1), "engine_extra": extra}  # fmt: skip
+
+    def summary(self, flight: Flight, level: int) -> dict:
+        """Active time and energy, the queries' sum (conservation) and the steady state."""
+        events = flight.snapshot(everything=True)
+        curves = self.curves.get()
+        infos = self.curves.infos
+        top = {d: c for d, c in curves.items() if infos[d].parent is None}
+        acc = [d for d in top if self.scope_of(infos[d], infos) == "accelerator"]
+        active_s, active = A.active_energy(events, top)
+        stored = {e.key for e in events} <= set(self.final)
+        ok = [e for e in events if e.t_first_s is not None]
+        steady = A.steady_state(ok, top, level)
+        if steady is not None:  # the figures on the basis IPW uses: accelerator energy, else system
+            basis = acc or list(top)
+            e = sum(steady["domains"][d]["energy_j"] for d in basis)
+            steady["basis"] = {"scope": "accelerator" if acc else "system", "domains": basis, "energy_j": e,
+                               "uncertainty_j": sum(steady["domains"][d]["uncertainty_j"] for d in basis),
+                               "power_w": e / steady["duration_s"],
+                               "j_per_token": e / steady["output_tokens"] if steady["output_tokens"] else None}  # fmt: skip
+        return {
+            "session": self.session,
+            "level": level,
+            "queries": len(self.final),
+            "attempts": len(events),
+            "active_s": active_s,
+            "active_energy_j": active,
+            "attributed_energy_j": dict(self.attributed),
+            "complete": stored,
+            "steady_state": finite(steady),
+            "total_output_tokens": float(sum(e.output_tokens for e in ok)),
+        }
+
+
+def _apply_stops(g, settings):
+    """Cut the text at the first of the query's own stop strings (lm-eval ``until``) that a batched
+    engine could not apply per row."""
+    stops = [s for s in getattr(settings, "stop", ()) if s and s in g.text]
+    if not stops:
+        return g
+    return replace(g, text=g.text[: min(g.text.index(s) for s in stops)], finish_reason="stop")

@@ -1,0 +1,1 @@
+"""The four papers' analyses side by side, pure functions over numbers and frames: intelligence (IPW, IPJ, coverage, routing, release trend), density (Densing Law), capacity (Information Capacity) and cmr (the CMR scaling law), sharing the fitting helper and the results files."""

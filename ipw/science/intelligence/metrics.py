@@ -1,0 +1,259 @@
+"""Intelligence per Watt metrics (Saad-Falcon, Narayan et al., arXiv 2511.07885, section 3).
+
+Per query q: energy E_q [J] over the query's own meter window of length w_q [s], and mean power
+P_q = E_q / w_q [W] (one span for both: the window brackets the engine's end-to-end time, so
+dividing window energy by e2e would read high on short queries; records without ``window_s`` fall
+back to e2e). Over a set of queries:
+
+- accuracy = correct / scored. Not scored: queries that could not be graded (``correct`` None) and
+  queries the engine failed on after its retries (``error`` set): an infrastructure fault says
+  nothing about the model's answer. They are counted in ``errors``/``n`` and retried by
+  ``ipw profile --resume RUN --retry-errors``.
+- **IPW = accuracy / mean(P_q)**  [1/W]
+- **IPJ = accuracy / mean(E_q)**  [1/J]
+
+with every mean over the same scored queries, as the paper's released harness computes them
+(its unit test: 10 J and 20 J over 2 s and 4 s, one of two correct: IPJ = 1/30, IPW = 0.1).
+E_q is accelerator energy by default (the paper counts the accelerator only), or system energy, or
+system energy above the idle baseline (``energy=`` one of :data:`ipw.core.records.ENERGY_BASES`); the
+basis is the ``energy_scope`` column, the metric columns keep stable names. Confidence intervals
+are percentile bootstrap intervals over queries (resampling queries with replacement, recomputing
+accuracy, mean power and mean energy together), :data:`N_BOOT` resamples unless asked otherwise,
+recorded in the ``n_boot`` column.
+
+Coverage (section 4): the share of queries that at least one of several local models answers
+correctly, over the queries every run scored (so a model's accuracy there is :func:`accuracy` on
+the same rows). Best-of-local routing sends each query to a model that answers it correctly; where
+several do, to the one that used the least energy on it (the paper's oracle leaves the choice open;
+least energy is ours), and where none does, to the model of least energy on it (counted wrong).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ipw.core.errors import IpwError
+from ipw.core.records import Col, energy_column
+
+BOOTSTRAP_CELLS = 4_000_000  # resampled indices held at once (32 MB of int64)
+N_BOOT = 1000
+"""Bootstrap resamples of every interval, in profile, compare and report alike (see :func:`n_boot_for`)."""
+BOOT_CELLS = 100_000_000
+"""The bootstrap's time grows with n_boot x n (about 1 s per 1e8 resampled indices on one core).
+Past 100,000 queries the number of resamples shrinks so that n_boot x n stays near 1e8 (at least
+50; the interval of a mean over that many queries is narrow and changes little with more)."""
+
+
+def n_boot_for(n: int) -> int:
+    """Bootstrap resamples for a group of ``n`` queries: :data:`N_BOOT` up to 100,000 queries."""
+    return int(min(N_BOOT, max(50, BOOT_CELLS // max(n, 1))))
+DEFAULT_ENERGY = "accelerator"
+
+
+class NoCommonQueries(IpwError, ValueError):
+    """Runs compared for coverage share no scored query id."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+
+def accuracy(correct: pd.Series) -> float:
+    """correct / scored; NaN when nothing was scored."""
+    scored = correct.dropna().astype(bool)
+    return float(scored.mean()) if len(scored) else float("nan")
+
+
+def ipw(acc: float, mean_power_w: float) -> float:
+    """Intelligence per watt [1/W] = accuracy / mean per-query power."""
+    return acc / mean_power_w if mean_power_w > 0 else float("nan")
+
+
+def ipj(acc: float, mean_energy_j: float) -> float:
+    """Intelligence per joule [1/J] = accuracy / mean per-query energy."""
+    return acc / mean_energy_j if mean_energy_j > 0 else float("nan")
+
+
+METRIC_COLUMNS = (
+    Col.ID, Col.CORRECT, Col.ERROR, Col.FLAGS, Col.ENERGY_J, Col.ENERGY_ABOVE_IDLE_J, Col.ACCELERATOR_ENERGY_J,
+    Col.ACCELERATOR_MEASURED, Col.MEASURED, Col.WINDOW_S, Col.E2E_S, Col.TTFT_S, Col.TPOT_S,
+)
+"""The columns :func:`summarize` reads."""
+
+
+def flagged(frame: pd.DataFrame, prefix: str) -> pd.Series:
+    """Whether each record has a flag starting with ``prefix`` (``meter-gap:``, ``short-window:``);
+    flags may be tuples, lists, arrays or JSON text. Each distinct flag set is looked at once."""
+    if Col.FLAGS not in frame or frame.empty:
+        return pd.Series(False, index=frame.index)
+    codes, uniques = pd.factorize(frame[Col.FLAGS].map(lambda f: f if isinstance(f, (str, tuple)) else tuple(f)
+                                                       if f is not None and not isinstance(f, float) else ()))
+    hits = np.array([prefix in f if isinstance(f, str) else any(str(x).startswith(prefix) for x in f) for f in uniques],
+                    dtype=bool)
+    return pd.Series(hits[codes] if len(hits) else np.zeros(len(codes), bool), index=frame.index)
+
+
+def scored_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows accuracy, IPW and IPJ are computed over: graded, and not an engine error."""
+    keep = frame[Col.CORRECT].notna()
+    if Col.ERROR in frame:
+        keep &= frame[Col.ERROR].isna()
+    return frame[keep]
+
+
+def query_energy_j(frame: pd.DataFrame, energy: str = DEFAULT_ENERGY) -> pd.Series:
+    """Per-query energy [J] on ``energy``'s basis; accelerator falls back to system energy where a
+    record has none (records written before scopes existed, on CPU-only machines)."""
+    col = energy_column(energy)
+    if col == Col.ACCELERATOR_ENERGY_J:
+        if col not in frame:
+            return frame[Col.ENERGY_J].astype(float)
+        return frame[col].astype(float).fillna(frame[Col.ENERGY_J].astype(float))
+    return frame[col].astype(float)
+
+
+def query_span_s(frame: pd.DataFrame) -> pd.Series:
+    """The span [s] a query's energy was measured over: its window, else its end-to-end time."""
+    if Col.WINDOW_S in frame:
+        return frame[Col.WINDOW_S].astype(float).fillna(frame[Col.E2E_S].astype(float))
+    return frame[Col.E2E_S].astype(float)
+
+
+def _arrays(frame: pd.DataFrame, energy: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Correct (0/1), energy [J] and power [W] of the scored rows of ``frame``."""
+    return _scored_arrays(scored_rows(frame), energy)
+
+
+def _scored_arrays(scored: pd.DataFrame, energy: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    e = query_energy_j(scored, energy).to_numpy(float)
+    t = query_span_s(scored).to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return scored[Col.CORRECT].astype(bool).to_numpy(float), e, e / t
+
+
+def bootstrap(frame: pd.DataFrame, energy: str = DEFAULT_ENERGY, n_boot: int | None = None, seed: int = 0) -> dict[str, Interval]:
+    """95% percentile intervals of accuracy, IPW and IPJ, resampling scored queries
+    (``n_boot`` None: :func:`n_boot_for` the number of scored queries)."""
+    return _bootstrap(*_arrays(frame, energy), n_boot, seed)
+
+
+def _bootstrap(c: np.ndarray, e: np.ndarray, p: np.ndarray, n_boot: int | None, seed: int) -> dict[str, Interval]:
+    n_boot = n_boot_for(len(c)) if n_boot is None else n_boot
+    if len(c) < 2:
+        nan = Interval(float("nan"), float("nan"))
+        return {"accuracy": nan, "ipw": nan, "ipj": nan}
+    rng = np.random.default_rng(seed)
+    stats: dict[str, list[np.ndarray]] = {"accuracy": [], "ipw": [], "ipj": []}
+    chunk = max(1, BOOTSTRAP_CELLS // len(c))  # resamples per chunk: memory stays bounded on big runs
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, len(c), size=(min(chunk, n_boot - start), len(c)))
+        acc = c[idx].mean(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stats["accuracy"].append(acc)
+            stats["ipw"].append(acc / p[idx].mean(axis=1))
+            stats["ipj"].append(acc / e[idx].mean(axis=1))
+    stats = {k: np.concatenate(v) for k, v in stats.items()}
+    return {k: Interval(*np.nanpercentile(v, [2.5, 97.5])) for k, v in stats.items()}
+
+
+def _latency(frame: pd.DataFrame) -> dict:
+    return {f"{k}_mean": frame[k].mean() for k in ("ttft_s", "tpot_s", "e2e_s") if k in frame}
+
+
+def _measured(frame: pd.DataFrame, energy: str) -> bool:
+    """True when every energy on this basis was measured (an accelerator figure is not an estimate
+    because a host estimate sat beside it)."""
+    col = Col.ACCELERATOR_MEASURED if energy_column(energy) == Col.ACCELERATOR_ENERGY_J else Col.MEASURED
+    if col == Col.ACCELERATOR_MEASURED and col in frame:
+        flags = frame[col].where(frame[col].notna(), frame.get(Col.MEASURED, False))
+        return bool(flags.astype(bool).all())
+    return bool(frame[Col.MEASURED].all()) if Col.MEASURED in frame else False
+
+
+def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_ENERGY, n_boot: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """One row per group (or one row): n, scored, errors, accuracy, IPW [1/W], IPJ [1/J] with 95% CIs,
+    the energy basis (``energy_scope``), mean energy on that basis, system and above idle [J], mean
+    power [W], latencies [s], and whether every energy on the basis was measured (False where any
+    came from the estimate). Every mean is over the scored rows, the rows accuracy counts.
+    ``n_boot`` None: :func:`n_boot_for` the whole frame's size, one count for the run and each group."""
+    energy_column(energy)  # an unknown basis is an error before any work
+    frame = frame[[c for c in (*METRIC_COLUMNS, by) if c is not None and c in frame]]  # no copy of the rest
+    groups = [("all", frame)] if by is None else list(frame.groupby(by, sort=True))
+    if n_boot is None:
+        n_boot = n_boot_for(len(frame))
+    rows = []
+    for key, g in groups:
+        s = scored_rows(g)
+        c, e, p = _scored_arrays(s, energy)
+        acc = float(c.mean()) if len(c) else float("nan")
+        ci = _bootstrap(c, e, p, n_boot, seed)
+        rows.append(
+            {
+                (by or "group"): key,
+                Col.N: len(g),
+                Col.SCORED: len(c),
+                Col.ERRORS: int(g[Col.ERROR].notna().sum()) if Col.ERROR in g else 0,
+                Col.METER_GAPS: int(flagged(g, "meter-gap:").sum()),
+                Col.ACCURACY: acc,
+                "accuracy_ci": (ci["accuracy"].low, ci["accuracy"].high),
+                Col.IPW: ipw(acc, p.mean()) if len(p) else float("nan"),
+                "ipw_ci": (ci["ipw"].low, ci["ipw"].high),
+                Col.IPJ: ipj(acc, e.mean()) if len(e) else float("nan"),
+                "ipj_ci": (ci["ipj"].low, ci["ipj"].high),
+                Col.ENERGY_SCOPE: "system" if energy == "total" else energy,
+                "scope_energy_j_mean": float(e.mean()) if len(e) else float("nan"),
+                Col.ENERGY_J_MEAN: float(s[Col.ENERGY_J].mean()) if len(s) else float("nan"),
+                "energy_above_idle_j_mean": float(s[Col.ENERGY_ABOVE_IDLE_J].mean()) if Col.ENERGY_ABOVE_IDLE_J in s and len(s) else float("nan"),
+                Col.POWER_W_MEAN: float(np.mean(p)) if len(p) else float("nan"),
+                **_latency(s),
+                Col.MEASURED: _measured(g, energy),
+                Col.N_BOOT: n_boot,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def run_summary(frame: pd.DataFrame, energy: str = DEFAULT_ENERGY) -> dict:
+    """The figures of one run, overall and per domain, as JSON-able dicts (``summary.json``);
+    empty for a run with no records."""
+    if frame.empty:
+        return {}
+    overall = summarize(frame, energy=energy)
+    by_domain = summarize(frame, by=Col.DOMAIN, energy=energy) if Col.DOMAIN in frame else overall.iloc[:0]
+    return {"overall": overall.to_dict(orient="records")[0], "by_domain": by_domain.to_dict(orient="records")}
+
+
+def coverage(runs: dict[str, pd.DataFrame], energy_basis: str = DEFAULT_ENERGY) -> dict:
+    """Coverage and best-of-local routing over runs on the same queries (matched by ``id``).
+
+    Returns the share of common scored queries some model answers correctly, per-model accuracy on
+    them, and the routed accuracy, mean energy [J] (on ``energy_basis``) and IPJ [1/J].
+    """
+    scored = {name: scored_rows(f).drop_duplicates(Col.ID, keep="last") for name, f in runs.items()}
+    common = set.intersection(*(set(f[Col.ID]) for f in scored.values())) if scored else set()
+    if not common:
+        raise NoCommonQueries("the runs share no query ids that every run scored; coverage needs runs over the same query set")
+    ids = sorted(common)
+    correct = pd.DataFrame({name: f.set_index(Col.ID).loc[ids, Col.CORRECT].astype(bool) for name, f in scored.items()})
+    energy = pd.DataFrame({name: query_energy_j(f.set_index(Col.ID).loc[ids], energy_basis) for name, f in scored.items()})
+    any_correct = correct.any(axis=1)
+    masked = energy.where(correct, np.inf)  # energy of correct models only
+    chosen = masked.idxmin(axis=1).where(any_correct, energy.idxmin(axis=1))
+    routed_energy = energy.to_numpy()[np.arange(len(ids)), energy.columns.get_indexer(chosen)]
+    routed_acc = float(any_correct.mean())
+    return {
+        "queries": len(ids),
+        "coverage": routed_acc,
+        "accuracy": {name: float(correct[name].mean()) for name in runs},
+        "best_of_local": {
+            "accuracy": routed_acc,
+            "energy_j_mean": float(routed_energy.mean()),
+            "ipj_per_j": ipj(routed_acc, float(routed_energy.mean())),
+            "routed_to": chosen.value_counts().to_dict(),
+        },
+    }
