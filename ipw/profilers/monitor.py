@@ -23,9 +23,9 @@ monotonic clock when it arrives, with the offset known then, and never moved: th
 fixed function of time, so windows resolved at different times still add up exactly.
 
 Energy of a window comes from the curve these values rebuild (``ipw.profilers.curve``): the
-counter's steps, shaped by the instant power where the field updates inside the counter's steps,
-else spread linearly with a bound that covers every placement of each step's energy under the power
-limit. Which of the two applies is measured here, not assumed: at start the monitor polls the field
+counter's steps, divided as the instant power's shape says. Its bound rests on that shape only where
+the field updates inside the counter's steps; elsewhere it covers every placement of each step's
+energy under the power limit. Which of the two applies is measured here, not assumed: at start the monitor polls the field
 every millisecond until it has seen two new values, and the gap between their driver timestamps is
 the field's update period. The field is taken to carry information inside a counter step when it
 updates at least twice per counter update period (``FIELD_INSIDE_STEPS``); an H200's field changes
