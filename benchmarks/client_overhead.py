@@ -87,7 +87,7 @@ async def plain(url: str, key: str, prompts: list[str], n: int, max_tokens: int)
 
 
 async def ipw_client(engine: OpenAIEngine, prompts: list[str], n: int, max_tokens: int) -> tuple[int, float]:
-    from ipw.run.serving import Flight, Job
+    from ipw.run.serving.flight import Flight, Job
     from ipw.engines.openai_async import AsyncOpenAIClient
 
     client = AsyncOpenAIClient(engine, n)

@@ -97,3 +97,11 @@ def test_meter_gaps_are_counted_whatever_form_the_flags_take():
               flags=[("estimate",), ("meter-gap:gpu:0",), '["meter-gap:cpu"]', ["short-window:gpu:0"]])  # fmt: skip
     row = summarize(f, n_boot=10).iloc[0]
     assert row["meter_gaps"] == 2 and row["scored"] == 2
+    assert row["sub_update_period"] == 1  # the short-window flag of older records counts too
+
+
+def test_windows_shorter_than_the_update_period_are_counted_once_per_record():
+    f = frame([True, True, True, False], [1.0] * 4, [1.0] * 4,
+              flags=[("sub-update-period:gpu:0", "sub-update-period:gpu:1"), ("estimate",),
+                     '["sub-update-period:cpu"]', []])  # fmt: skip
+    assert summarize(f, n_boot=10).iloc[0]["sub_update_period"] == 2

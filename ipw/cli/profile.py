@@ -97,6 +97,10 @@ def print_summary(run_path: Path) -> None:
     gaps = o.get("meter_gaps", 0)
     if gaps:
         click.echo(f"meter gaps: {gaps} queries have no energy (a meter failed to read; flag meter-gap:<domain>)")
+    short = o.get("sub_update_period", 0)
+    if short:
+        click.echo(f"sub-update-period: {short} queries ran shorter than a counter's update period (flag "
+                   f"sub-update-period:<domain>): their energy is a share of a counter step, within its bound")
     if o["errors"]:
         click.echo(f"errors are in the `error` field of queries.jsonl; run them again with: "
                    f"ipw profile --resume {run_path} --retry-errors")  # fmt: skip

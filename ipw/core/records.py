@@ -59,6 +59,8 @@ class Col:
     SCORED = "scored"
     ERRORS = "errors"
     METER_GAPS = "meter_gaps"  # records with no energy because a meter failed to read (flag meter-gap:<domain>)
+    SUB_UPDATE_PERIOD = "sub_update_period"  # records with a window shorter than a counter's update period
+    # (flag sub-update-period:<domain>; short-window:<domain> in older records)
     ACCURACY = "accuracy"
     IPW = "ipw_per_w"
     IPJ = "ipj_per_j"

@@ -60,13 +60,14 @@ linearly between them (a timeline of the monitor's rebuilt power curve can be pa
 through ``Curve.estimate``).
 
 Where the curve also knows a bound ``e(t)`` on its estimate at every instant (``Curve.edge_error``:
-a GPU's monitor, whose estimate between counter values follows the instant-power field and whose
-bound assumes the power between instant samples stays within 1.5 x their range plus 5%, see
-``ipw.devices.nvidia.monitor``), the query's energy ``sum_k s_k (E(t_{k+1}) - E(t_k))`` is rewritten as
+a GPU's monitor, see ``ipw.devices.nvidia.curve``: where the instant-power field updates inside the
+counter's steps, a bound that assumes the power between instant samples stays within 1.5 x their
+range plus 5%; where it does not, as on an H200, one that covers every placement of each step's
+energy under the power limit), the query's energy ``sum_k s_k (E(t_{k+1}) - E(t_k))`` is rewritten as
 ``sum_k E(t_k) (s_{k-1} - s_k)``, and its bound is ``sum_k |s_{k-1} - s_k| e(t_k)`` over the
 instants where its share changes (its own start, first token, last token and end, and those of
-the queries overlapping it). The smaller of the two bounds is reported (both hold; this one rests
-on the monitor's assumption); records say which kind of curve they came from (``attribution.bound``).
+the queries overlapping it). The smaller of the two bounds is reported (both hold, this one on what
+the monitor's bound rests on); records say which kind of curve they came from (``attribution.bound``).
 
 Both are worst cases, not standard deviations. A query of a few hundred milliseconds that shares a
 100 ms counter step with others can have a bound larger than its energy while its actual error,

@@ -20,9 +20,13 @@ resolution: either edge may be stale by up to one update period, so
 with P the largest of the window's mean power, its peak power and the counter's recent power
 (:meth:`Meter.recent_power_w`: a window too short to see its counter change reads 0 J, and its
 bound must not be 0 too). Where none is known yet the bound is infinite and the window is flagged
-``unbounded:<domain>``. Windows shorter than a domain's update period are flagged
-``short-window:<domain>``; a window that includes an estimate is flagged ``estimate``; a monitored
-domain whose end had to be extrapolated is flagged ``extrapolated:<domain>``.
+``unbounded:<domain>``. Windows shorter than a domain's counter update period are flagged
+``sub-update-period:<domain>`` (the energy is then a share of a counter step, and its bound says
+how wide that share may be; older records say ``short-window:<domain>``); a window that includes an
+estimate is flagged ``estimate``; a monitored domain whose end had to be extrapolated is flagged
+``extrapolated:<domain>``. Each domain's ``bound_basis`` says what its bound rests on (for a
+monitored GPU: the counter's steps and the power limit, or the instant field's shape; see
+``ipw.devices.nvidia.curve``).
 
 Every domain has a scope (:func:`ipw.devices.base.scope_of`): accelerator, host, and system (the
 sum). :attr:`Measurement.scopes` gives each scope's energy, bound and whether it is measured; a
@@ -41,6 +45,9 @@ from dataclasses import asdict, dataclass, field
 from ipw.core import clock
 from ipw.devices.base import SCOPES, SYSTEM, Meter, Reading, scope_of
 from ipw.profilers.sampler import Sampler
+
+SUB_UPDATE_PERIOD = "sub-update-period"  # flag prefix: a window shorter than a domain's counter update period
+EDGE_BASIS = "edge reads: each edge stale by up to one update period at the window's largest known power"
 
 
 def cuda_synchronize() -> bool:
@@ -74,6 +81,7 @@ class DomainEnergy:
     parent: str | None = None
     idle_power_w: float | None = None
     scope: str = "host"
+    bound_basis: str | None = None  # what uncertainty_j rests on (module doc)
 
     @property
     def energy_above_idle_j(self) -> float | None:
@@ -350,6 +358,7 @@ class Profiler:
                 if meter.monitor is not None:
                     span = meter.window_energy(t0, t1, wait=True, timeout_s=self.wait_timeout_s)
                     dt, energy, bound, peak = t1 - t0, span.energy_j, span.uncertainty_j, span.peak_power_w
+                    basis = span.basis or None
                     n_samples += span.counter_values
                     if span.extrapolated:
                         flags.append(f"extrapolated:{domain}")
@@ -363,16 +372,17 @@ class Profiler:
                     power = max(avg, peak or 0.0, recent[domain] or 0.0)
                     edges_s = 2 * info.update_period_s + r0.t_err_s + r1.t_err_s
                     bound = power * edges_s + 2 * info.resolution_j if power > 0 else float("inf")
+                    basis = EDGE_BASIS
                 if bound == float("inf"):
                     flags.append(f"unbounded:{domain}")
                 idle = self.idle.power_w.get(domain) if self.idle else None
                 avg = energy / dt if dt > 0 else 0.0
                 domains[domain] = DomainEnergy(
                     domain, energy, dt, avg, peak, bound, info.source, info.measured,
-                    info.update_period_s, info.parent, idle, scope_of(info, infos),
+                    info.update_period_s, info.parent, idle, scope_of(info, infos), basis,
                 )  # fmt: skip
                 if dt < info.update_period_s:
-                    flags.append(f"short-window:{domain}")
+                    flags.append(f"{SUB_UPDATE_PERIOD}:{domain}")
         if any(not d.measured for d in domains.values()):
             flags.append("estimate")
         if self.sampler is None and self._edge_meters:

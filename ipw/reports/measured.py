@@ -58,6 +58,9 @@ def overview(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section:
     for r in summary.loc[summary["meter_gaps"] > 0, ["run", "meter_gaps"]].itertuples(index=False):
         warnings.append(f"{r.run}: {r.meter_gaps} queries have no energy (a meter failed to read; flag "
                         f"meter-gap:<domain>): they are not scored.")
+    for r in summary.loc[summary["sub_update_period"] > 0, ["run", "sub_update_period"]].itertuples(index=False):
+        warnings.append(f"{r.run}: {r.sub_update_period} queries ran shorter than a counter's update period (flag "
+                        f"sub-update-period:<domain>): their energy is a share of a counter step, within its bound.")
     frontier = T.frontier_table(summary)
     reduced = summary.loc[summary["n_boot"] < N_BOOT, ["run", "n", "n_boot"]]
     if len(reduced):

@@ -70,8 +70,8 @@ def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 SUMMARY_COLUMNS = [
-    "run", "model", "engine", "hardware", "n", "scored", "errors", "meter_gaps", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
-    "ipw_per_w", "ipw_ci_low", "ipw_ci_high", "ipj_per_j", "ipj_ci_low", "ipj_ci_high", "energy_j_mean",
+    "run", "model", "engine", "hardware", "n", "scored", "errors", "meter_gaps", "sub_update_period", "accuracy",
+    "accuracy_ci_low", "accuracy_ci_high", "ipw_per_w", "ipw_ci_low", "ipw_ci_high", "ipj_per_j", "ipj_ci_low", "ipj_ci_high", "energy_j_mean",
     "energy_above_idle_j_mean", "power_w_mean", "ttft_s_mean", "tpot_s_mean", "e2e_s_mean", "energy", "energy_scope",
     "n_boot",
 ]

@@ -36,7 +36,7 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
         domains={
             d.domain: {"energy_j": d.energy_j, "source": d.source, "measured": d.measured,
                        "uncertainty_j": d.uncertainty_j if d.uncertainty_j != float("inf") else None,
-                       "parent": d.parent, "scope": d.scope}
+                       "parent": d.parent, "scope": d.scope, "bound_basis": d.bound_basis}
             for d in m.domains.values()
         },
         engine_extra=generation.extra if generation else {},

@@ -17,8 +17,10 @@ which, like the real NVML call through ctypes, runs without holding the GIL).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -56,22 +58,61 @@ class StepTrace:
     times_s: list[float]
     levels_w: list[float]
 
+    def __post_init__(self) -> None:  # cumulative energy at each step's start, from times_s[0] [J]
+        self._cum = [0.0]
+        for (a, w), b in zip(zip(self.times_s, self.levels_w), self.times_s[1:]):
+            self._cum.append(self._cum[-1] + w * (b - a))
+
     def power_w(self, t: float) -> float:
-        level = self.levels_w[0]
-        for ti, w in zip(self.times_s, self.levels_w):
-            if t >= ti:
-                level = w
-        return level
+        return self.levels_w[max(bisect.bisect_right(self.times_s, t) - 1, 0)]
+
+    def _from_first(self, t: float) -> float:
+        i = max(bisect.bisect_right(self.times_s, t) - 1, 0)
+        return self._cum[i] + self.levels_w[i] * (t - self.times_s[i])
 
     def energy_j(self, t: float) -> float:
         """Integral of power_w from 0 to t [J] (level i holds on [times_s[i], times_s[i+1]))."""
-        edges = [-math.inf] + list(self.times_s[1:]) + [math.inf]
-        lo, hi = min(0.0, t), max(0.0, t)
-        e = sum(w * max(min(b, hi) - max(a, lo), 0.0) for a, b, w in zip(edges, edges[1:], self.levels_w))
-        return e if t >= 0 else -e
+        return self._from_first(t) - self._from_first(0.0)
 
     def between_j(self, t0: float, t1: float) -> float:
-        return self.energy_j(t1) - self.energy_j(t0)
+        return self._from_first(t1) - self._from_first(t0)
+
+
+def random_steps(start_s: float, end_s: float, seed: int, min_s: float = 0.005, max_s: float = 0.08,
+                 low_w: float = 60.0, high_w: float = 690.0) -> StepTrace:  # fmt: skip
+    """Power that jumps to a random level in ``[low_w, high_w]`` every ``min_s``..``max_s`` seconds."""
+    rng = random.Random(seed)
+    times, t = [], start_s
+    while t < end_s:
+        times.append(t)
+        t += rng.uniform(min_s, max_s)
+    return StepTrace(times, [rng.uniform(low_w, high_w) for _ in times])
+
+
+@dataclass
+class SquareTrace:
+    """Power ``high_w`` for the first half of every ``period_s`` (counted from ``phase_s``), ``low_w``
+    for the second half."""
+
+    low_w: float
+    high_w: float
+    period_s: float
+    phase_s: float = 0.0
+
+    def power_w(self, t: float) -> float:
+        return self.high_w if ((t - self.phase_s) / self.period_s) % 1.0 < 0.5 else self.low_w
+
+    def _cum(self, t: float) -> float:
+        n, x = divmod((t - self.phase_s) / self.period_s, 1.0)
+        whole = n * 0.5 * (self.high_w + self.low_w)
+        return (whole + self.high_w * min(x, 0.5) + self.low_w * max(x - 0.5, 0.0)) * self.period_s
+
+    def energy_j(self, t: float) -> float:
+        """Integral of power_w from 0 to t [J]."""
+        return self._cum(t) - self._cum(0.0)
+
+    def between_j(self, t0: float, t1: float) -> float:
+        return self._cum(t1) - self._cum(t0)
 
 
 @dataclass

@@ -72,7 +72,7 @@ def test_window_error_against_the_trace_at_steady_load(clock, seconds):
     m = got[-1][0]
     assert m.domains["gpu:0"].source == SOURCE_COUNTER and m.measured
     assert not any(f.startswith(("extrapolated", "unbounded")) for f in m.flags)
-    assert ("short-window:gpu:0" in m.flags) == (seconds < 0.1)
+    assert ("sub-update-period:gpu:0" in m.flags) == (seconds < 0.1)
 
 
 @pytest.mark.parametrize("trace", [STEADY, VARYING, StepTrace([0.0, 1003.0, 1004.05, 1006.0], [80.0, 450.0, 120.0, 600.0])])

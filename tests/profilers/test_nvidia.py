@@ -39,7 +39,7 @@ def test_counter_window_energy_matches_trace_integral(clock, seconds):
         m, rel, _ = window_error(p, clock, trace, seconds)
     assert rel < 0.01
     assert m.domains["gpu:0"].source == SOURCE_COUNTER
-    assert m.measured and "short-window:gpu:0" not in m.flags
+    assert m.measured and "sub-update-period:gpu:0" not in m.flags
 
 
 def test_idle_time_between_windows_is_charged_to_no_window(clock):
@@ -62,7 +62,7 @@ def test_short_window_on_coarse_counter_is_flagged_and_bounded(clock):
         m, _, err = window_error(p, clock, trace, 0.02)
         assert m.domains["gpu:0"].energy_j == 0.0  # the counter did not move
         assert m.domains["gpu:0"].uncertainty_j == float("inf")
-        assert {"short-window:gpu:0", "unbounded:gpu:0"} <= set(m.flags)
+        assert {"sub-update-period:gpu:0", "unbounded:gpu:0"} <= set(m.flags)
         sampler = Sampler([meter], hz=20)
         for _ in range(10):  # a timeline gives the meter a recent power
             clock.advance(0.05)
@@ -70,7 +70,7 @@ def test_short_window_on_coarse_counter_is_flagged_and_bounded(clock):
         clock.advance(0.03)
         m, _, err = window_error(p, clock, trace, 0.02)
     d = m.domains["gpu:0"]
-    assert "short-window:gpu:0" in m.flags and "unbounded:gpu:0" not in m.flags
+    assert "sub-update-period:gpu:0" in m.flags and "unbounded:gpu:0" not in m.flags
     assert err > 0.5  # the window is far off (J) ...
     assert err <= d.uncertainty_j  # ... and its bound says so
 

@@ -446,6 +446,8 @@ def test_attribution_on_an_h200_like_monitor_timeline(tmp_path, queryset, stub, 
     assert q["error"].isna().all() and len(q) == N_QUERIES
     (session,) = run.manifest["serving"]["sessions"]
     assert q["accelerator_energy_j"].sum() == pytest.approx(session["active_energy_j"]["gpu:0"], abs=1e-6)
+    # the H200's field changes with its counter: the bound covers every placement of each step's energy
+    assert {e["attribution"]["bound"] for e in q["engine_extra"]} == {"monitor step placement"}
     spans = {r["id"]: _attempts(r) for r in q.to_dict("records")}
     lo = min(a for v in spans.values() for a, *_ in v)
     hi = max(b for v in spans.values() for _, b, *_ in v)

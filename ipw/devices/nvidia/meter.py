@@ -268,6 +268,7 @@ class NvmlMeter(Meter):
                     self.monitor = NvmlMonitor(
                         nvml, self._handle, counter_hz=counter_hz, field_hz=field_hz,
                         mode=monitor, sleep=sleep, power_cap_w=self.power_limit_w,
+                        counter_period_s=update_period_s or DEFAULT_UPDATE_PERIOD_S,
                     )  # fmt: skip
                 except (ValueError, nvml.NVMLError) as e:
                     self.notes.append(f"no timestamped counter field ({e}): the counter is read at window edges")
@@ -335,6 +336,8 @@ class NvmlMeter(Meter):
         self.probe = probe_counter(self.counter_version, duration_s, version_time=(lambda v: v * 1e-6) if stamped else None)
         if self.probe.update_period_s is not None:
             self.infos = {d: _replace_period(i, self.probe.update_period_s) for d, i in self.infos.items()}
+            if self.monitor is not None:
+                self.monitor.set_counter_period(self.probe.update_period_s)
         nvml, n = self._nvml, 50
         c0 = time.perf_counter()
         try:

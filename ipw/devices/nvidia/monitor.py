@@ -22,44 +22,36 @@ offset is known to about a millisecond before the first window. Each value is pl
 monotonic clock when it arrives, with the offset known then, and never moved: the timeline is one
 fixed function of time, so windows resolved at different times still add up exactly.
 
-Energy of a window. The counter's values ``(T_k, E_k)`` are exact at their timestamps. Between
-two of them, the cumulative energy follows the *shape* ``s(t)`` of the instant power (linear
-between its samples, held beyond them), scaled so that the span's energy is the counter's step:
-
-    E(t) = E_{k-1} + (E_k - E_{k-1}) * S(T_{k-1}, t) / S(T_{k-1}, T_k),   S(a, b) = integral_a^b s   [J]
-
-(uniform when ``S`` is 0). A window ``[a, b]`` gets ``E(b) - E(a)``; consecutive windows therefore
-sum to the counter's change over their span (conservation), and a window much shorter than the
-counter's 100 ms step gets the part of the step its time and the instant power say, not 0 J or a
-whole step. The bound of an edge inside a span is the largest error a shape can make there:
-``|E_est(e) - E(e)| <= max|s_hat - P| * min(e - T_{k-1}, T_k - e)``, with ``max|s_hat - P|``
-taken as 1.5 x the range of the scaled instant samples around the span plus 5% of their largest
-value (the power between two samples is not observed: this is an assumption, tested against known
-traces). Both edges add ``P x`` the offset's error, and 1 mJ of counter resolution each. An edge
-later than the last counter value is *extrapolated* with the shape and the last span's scale; the
-part past the last instant sample is bounded by the power limit. :meth:`NvmlMonitor.wait_covered`
-waits (about half an update period on average) until the counter has a value past a time, so that
-windows are normally resolved without extrapolation.
+Energy of a window comes from the curve these values rebuild (``ipw.devices.nvidia.curve``): the
+counter's steps, divided as the instant power's shape says. Its bound rests on that shape only where
+the field updates inside the counter's steps; elsewhere it covers every placement of each step's
+energy under the power limit. Which of the two applies is measured here, not assumed: at start the monitor polls the field
+every millisecond until it has seen two new values, and the gap between their driver timestamps is
+the field's update period. The field is taken to carry information inside a counter step when it
+updates at least twice per counter update period (``FIELD_INSIDE_STEPS``); an H200's field changes
+with its counter, every 100 ms, and does not. The power limit (``nvmlDeviceGetEnforcedPowerLimit``)
+is read once by the meter and passed in as ``power_cap_w``. An edge later than the last counter
+value is *extrapolated*. :meth:`NvmlMonitor.wait_covered` waits (about half an update period on
+average) until the counter has a value past a time, so that windows are normally resolved without
+extrapolation.
 """
 
 from __future__ import annotations
 
-import bisect
 import random
-import statistics
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import ModuleType
 
 from ipw.core import clock
+from ipw.devices.nvidia.curve import CounterTimeline, PowerShape, Span
+
+__all__ = ["CounterTimeline", "DriverClock", "NvmlMonitor", "PowerShape", "Span"]
 
 US = 1e-6
-SHAPE_RANGE_FACTOR = 1.5  # max|s_hat - P| taken as 1.5 x the range of the samples around a span ...
-SHAPE_FLOOR = 0.05  # ... plus 5% of their largest value
-RESOLUTION_J = 1e-3  # the counter counts mJ
+FIELD_INSIDE_STEPS = 0.5  # the field shapes the counter's steps when it updates within half their period
 FIRST_READ_ERR_S = 0.1  # before a second value is seen, its age is unknown up to one update (H200: 100 ms)
 WAIT_COUNTER_GAP_S = 0.02  # while a window waits, the counter is re-read at most every 20 ms
 
@@ -97,174 +89,6 @@ class DriverClock:
         return 0.5 * (lo + hi), 0.5 * (hi - lo)
 
 
-@dataclass(frozen=True)
-class Span:
-    """The energy of ``[a, b]`` on the monotonic clock, with its bound and what it rests on."""
-
-    energy_j: float
-    uncertainty_j: float
-    peak_power_w: float | None
-    extrapolated: bool
-    counter_values: int  # counter values inside the window
-
-
-class PowerShape:
-    """Instant power samples (monotonic time, W): linear between samples, held beyond them."""
-
-    def __init__(self) -> None:
-        self.t: list[float] = []
-        self.p: list[float] = []
-        self.q: list[float] = []  # cumulative integral at each sample [J]
-
-    def add(self, t: float, p: float) -> None:
-        if self.t and t <= self.t[-1]:
-            return
-        if self.t:
-            self.q.append(self.q[-1] + 0.5 * (self.p[-1] + p) * (t - self.t[-1]))
-        else:
-            self.q.append(0.0)
-        self.t.append(t)
-        self.p.append(p)
-
-    def integral_to(self, t: float) -> float:
-        """Q(t): the shape's integral from the first sample to ``t`` (negative before it)."""
-        ts, ps = self.t, self.p
-        if not ts:
-            return 0.0
-        i = bisect.bisect_right(ts, t) - 1
-        if i < 0:
-            return -ps[0] * (ts[0] - t)
-        if i >= len(ts) - 1:
-            return self.q[-1] + ps[-1] * (t - ts[-1])
-        dt = t - ts[i]
-        slope = (ps[i + 1] - ps[i]) / (ts[i + 1] - ts[i])
-        return self.q[i] + ps[i] * dt + 0.5 * slope * dt * dt
-
-    def between(self, a: float, b: float) -> float:
-        return self.integral_to(b) - self.integral_to(a)
-
-    def around(self, a: float, b: float, pad: float) -> list[float]:
-        """Sample values in ``[a - pad, b + pad]`` (at least the nearest one on each side)."""
-        ts = self.t
-        if not ts:
-            return []
-        i = max(bisect.bisect_left(ts, a - pad) - 1, 0)
-        j = min(bisect.bisect_right(ts, b + pad) + 1, len(ts))
-        return self.p[i:j]
-
-    def at(self, t: float) -> float | None:
-        if not self.t:
-            return None
-        i = bisect.bisect_right(self.t, t) - 1
-        if i < 0:
-            return self.p[0]
-        if i >= len(self.t) - 1:
-            return self.p[-1]
-        f = (t - self.t[i]) / (self.t[i + 1] - self.t[i])
-        return self.p[i] + f * (self.p[i + 1] - self.p[i])
-
-
-class CounterTimeline:
-    """Counter values and instant power, placed on the monotonic clock; energy of any interval
-    (module doc)."""
-
-    def __init__(self, power_cap_w: float | None = None) -> None:
-        self.ct: list[float] = []  # counter timestamps (monotonic s)
-        self.ce: list[float] = []  # counter values [J]
-        self.shape = PowerShape()
-        self.power_cap_w = power_cap_w
-
-    def add_counter(self, ts: float, energy_j: float) -> bool:
-        if self.ct and ts <= self.ct[-1]:
-            return False
-        self.ct.append(ts)
-        self.ce.append(max(energy_j, self.ce[-1]) if self.ce else energy_j)
-        return True
-
-    def add_power(self, ts: float, power_w: float) -> None:
-        self.shape.add(ts, power_w)
-
-    @property
-    def last_counter_ts(self) -> float | None:
-        return self.ct[-1] if self.ct else None
-
-    def _span(self, k: int) -> tuple[float, float, float, float]:
-        """(T0, T1, dE, scale) of the span ending at counter value k (k >= 1)."""
-        t0, t1 = self.ct[k - 1], self.ct[k]
-        de = self.ce[k] - self.ce[k - 1]
-        s = self.shape.between(t0, t1)
-        return t0, t1, de, (de / s if s > 0 else 0.0)
-
-    def _pad(self) -> float:
-        tail = self.shape.t[-20:]
-        return statistics.median(b - a for a, b in zip(tail, tail[1:])) if len(tail) > 2 else 0.1
-
-    def _edge(self, t: float) -> tuple[float, float, bool]:
-        """(E(t), bound of E(t), extrapolated) for time t."""
-        ct, ce, shape = self.ct, self.ce, self.shape
-        k = bisect.bisect_left(ct, t)
-        if k < len(ct) and ct[k] == t:
-            return ce[k], 0.0, False
-        if 0 < k < len(ct):  # inside span k
-            t0, t1, de, scale = self._span(k)
-            if scale > 0:
-                e = ce[k - 1] + scale * shape.between(t0, t)
-            else:  # no shape (all zero or absent): uniform
-                e = ce[k - 1] + de * (t - t0) / (t1 - t0)
-            vals = [scale * p for p in shape.around(t0, t1, self._pad())] if scale > 0 else []
-            if vals:
-                dev = SHAPE_RANGE_FACTOR * (max(vals) - min(vals)) + SHAPE_FLOOR * max(vals)
-            else:
-                dev = de / (t1 - t0)  # mean power: any placement within the span
-            bound = min(dev * min(t - t0, t1 - t), max(e - ce[k - 1], ce[k] - e))
-            return e, bound, False
-        # outside the counter's values: extrapolate from the nearest span's scale (or its mean power)
-        if len(ct) >= 2:
-            j = 1 if k == 0 else len(ct) - 1
-            t0, t1, de, scale = self._span(j)
-            mean_w = de / (t1 - t0)
-        else:
-            scale, mean_w = 0.0, None
-        anchor_t, anchor_e = (ct[0], ce[0]) if k == 0 else (ct[-1], ce[-1])
-        if scale > 0:
-            e = anchor_e + scale * shape.between(anchor_t, t)
-        elif mean_w is not None:
-            e = anchor_e + mean_w * (t - anchor_t)
-        else:
-            p = shape.at(t)
-            e = anchor_e + (p or 0.0) * (t - anchor_t)
-        vals = shape.around(min(anchor_t, t), max(anchor_t, t), self._pad())
-        pmax = max(vals + ([mean_w] if mean_w else [])) if (vals or mean_w) else None
-        cap = self.power_cap_w or (2.0 * pmax if pmax else None)
-        if cap is None:
-            return e, float("inf"), True
-        # observed part: like an edge inside a span; unobserved part (past the last sample): up to the cap
-        last_seen = shape.t[-1] if shape.t else anchor_t
-        if k == 0:
-            observed, unseen = abs(anchor_t - t), 0.0
-        else:
-            observed = max(min(t, last_seen) - anchor_t, 0.0)
-            unseen = max(t - max(last_seen, anchor_t), 0.0)
-        dev = SHAPE_RANGE_FACTOR * ((max(vals) - min(vals)) if vals else pmax) + SHAPE_FLOOR * pmax
-        hold = shape.at(t) or 0.0
-        return e, dev * observed + max(hold, cap - hold) * unseen, True
-
-    def energy(self, a: float, b: float, offset_err_s: float = 0.0) -> Span:
-        """Energy [J] over ``[a, b]`` with its bound; ``offset_err_s`` is the timing error of the
-        timeline's placement on the clock."""
-        if not self.ct:
-            return Span(0.0, float("inf"), None, True, 0)
-        ea, ua, xa = self._edge(a)
-        eb, ub, xb = self._edge(b)
-        vals = [v for v in (self.shape.at(a), self.shape.at(b)) if v is not None]
-        i, j = bisect.bisect_left(self.shape.t, a), bisect.bisect_right(self.shape.t, b)
-        inside = self.shape.p[i:j]
-        peak = max(inside + vals) if (inside or vals) else None
-        timing = sum(vals) * offset_err_s
-        n = bisect.bisect_right(self.ct, b) - bisect.bisect_left(self.ct, a)
-        return Span(eb - ea, ua + ub + timing + 2 * RESOLUTION_J, peak, xa or xb, n)
-
-
 def field_ts_s(value) -> float:
     return value.timestamp * US
 
@@ -274,6 +98,8 @@ class NvmlMonitor:
 
     ``mode="thread"`` starts a daemon thread; ``mode="manual"`` leaves the polling to the caller
     (:meth:`poll`), for tests on a simulated clock, where ``sleep`` advances that clock.
+    ``power_cap_w`` is the GPU's power limit [W] (None: unknown); ``counter_period_s`` the counter's
+    update period [s] (the meter's, probed or assumed), against which the field's is compared.
     """
 
     def __init__(
@@ -286,6 +112,7 @@ class NvmlMonitor:
         sleep: Callable[[float], None] = time.sleep,
         power_cap_w: float | None = None,
         fast_poll_s: float = 0.005,
+        counter_period_s: float = 0.1,
     ) -> None:
         if counter_hz <= 0 or field_hz <= 0:
             raise ValueError("monitor rates must be > 0 Hz")
@@ -315,10 +142,13 @@ class NvmlMonitor:
         self._t_started = time.perf_counter()
         self._thread: threading.Thread | None = None
         self.has_field = True
+        self.field_period_s: float | None = None  # the instant field's update period (driver time)
+        self.counter_period_s = counter_period_s
         try:
             self._calibrate()
-        except Exception:  # noqa: BLE001 - no instant field: spans are spread uniformly
+        except Exception:  # noqa: BLE001 - no instant field: every span is bounded by placement
             self.has_field = False
+        self.set_counter_period(counter_period_s)
         self.poll(force_counter=True)
         if self.timeline.last_counter_ts is None:
             raise ValueError("the energy counter field gave no timestamped value")
@@ -351,15 +181,31 @@ class NvmlMonitor:
             self._prev_field_before = t_before
 
     def _calibrate(self, max_s: float = 0.5, every_s: float = 0.001) -> None:
-        """Poll the cheap field every millisecond until two new values were seen (module doc)."""
+        """Poll the cheap field every millisecond until two new values were seen; the gap between
+        their driver timestamps is the field's update period (module doc)."""
         self.read_field()
-        changes = 0
+        changes: list[float] = []
         end = clock.now() + max_s
-        while changes < 2 and clock.now() < end:
+        while len(changes) < 2 and clock.now() < end:
             self._sleep(every_s)
             last = self._last_field_ts
             self.read_field()
-            changes += self._last_field_ts != last
+            if self._last_field_ts != last:
+                changes.append(self._last_field_ts)
+        self.field_period_s = changes[1] - changes[0] if len(changes) == 2 else None
+
+    @property
+    def field_inside_steps(self) -> bool:
+        """Whether the instant field updates inside the counter's steps (at least twice per counter
+        update period), so that its shape is used between counter values (module doc)."""
+        return (self.has_field and self.field_period_s is not None
+                and self.field_period_s <= FIELD_INSIDE_STEPS * self.counter_period_s)  # fmt: skip
+
+    def set_counter_period(self, period_s: float) -> None:
+        """The counter's update period [s] (the meter's probe measures it after the monitor starts)."""
+        with self._lock:
+            self.counter_period_s = period_s
+            self.timeline.shape_inside_steps = self.field_inside_steps
 
     def read_counter(self) -> None:
         value, t_before, t_after, cost = self._read(self._nvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION)
@@ -470,6 +316,9 @@ class NvmlMonitor:
             "thread_cpu_s": self.cpu_s,
             "thread_cpu_share": self.cpu_s / wall if wall > 0 and self._thread is not None else None,
             "clock_offset_err_s": off[1] if off else None,
+            "field_period_s": self.field_period_s,
+            "field_inside_steps": self.field_inside_steps,
+            "power_cap_w": self.timeline.power_cap_w,
             "counter_values": len(ts),
             "min_counter_gap_s": min(gaps) if gaps else None,
             "errors": len(self.errors),

@@ -96,12 +96,14 @@ class Finaliser:
             times = last.token_times_s
         t0 = g.t_start_s if g is not None else last.t_start_s
         estimated = any(a.input_tokens is None for a in job.attempts)
+        monitors = [self.curves.monitored[d.domain] for d in basis if d.domain in self.curves.monitored]
+        bound = "counter-step worst case" if not monitors else (  # what the monitor's bound rests on (ipw.devices.nvidia.curve)
+            "monitor power shape" if all(m.field_inside_steps for m in monitors) else "monitor step placement")
         extra |= {
             "t_start_s": t0,
             "token_offsets_s": [round(t - t0, 6) for t in times],
             "attribution": {"rule": self.rule.name, "version": self.rule.version, "scope": "accelerator" if acc else "system",
-                            "bound": "monitor power shape" if any(d.domain in self.curves.monitored for d in basis)
-                                     else "counter-step worst case",
+                            "bound": bound,
                             "prefill_uncertainty_j": finite(pre_u), "decode_uncertainty_j": finite(dec_u),
                             "share_s": qe.share_s if qe else None, "input_tokens_estimated": estimated,
                             "attempt_spans_s": [[a.t_start_s, a.t_end_s] for a in job.attempts]},

@@ -87,7 +87,7 @@ METRIC_COLUMNS = (
 
 
 def flagged(frame: pd.DataFrame, prefix: str) -> pd.Series:
-    """Whether each record has a flag starting with ``prefix`` (``meter-gap:``, ``short-window:``);
+    """Whether each record has a flag starting with ``prefix`` (``meter-gap:``, ``sub-update-period:``);
     flags may be tuples, lists, arrays or JSON text. Each distinct flag set is looked at once."""
     if Col.FLAGS not in frame or frame.empty:
         return pd.Series(False, index=frame.index)
@@ -199,6 +199,7 @@ def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_
                 Col.SCORED: len(c),
                 Col.ERRORS: int(g[Col.ERROR].notna().sum()) if Col.ERROR in g else 0,
                 Col.METER_GAPS: int(flagged(g, "meter-gap:").sum()),
+                Col.SUB_UPDATE_PERIOD: int((flagged(g, "sub-update-period:") | flagged(g, "short-window:")).sum()),
                 Col.ACCURACY: acc,
                 "accuracy_ci": (ci["accuracy"].low, ci["accuracy"].high),
                 Col.IPW: ipw(acc, p.mean()) if len(p) else float("nan"),
