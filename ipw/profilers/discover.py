@@ -1,7 +1,8 @@
 """Which meters this machine has, and for each family it lacks, why and how to fix it.
 
 Order: NVIDIA and AMD GPUs (one meter each), RAPL, Apple Silicon (zeus-apple-silicon, else
-powermetrics), and the labelled CPU estimate only when no measured CPU counter was found. The
+powermetrics), NVIDIA Jetson power rails, and the labelled CPU estimate only when no measured CPU
+counter (RAPL, Apple, Jetson rails) was found. The
 update period of GPU counters is measured here (:func:`probe_update_period`), since it differs
 between GPU generations and drivers: the probe runs until it has seen the counter change four
 times (three whole periods between changes), up to ``probe_s`` (1 s: a 100 ms counter needs about
@@ -23,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ipw.errors import IpwError, MeterUnavailable
+from ipw.profilers import jetson
 from ipw.profilers.base import Meter
 from ipw.profilers.nvidia import GpuSelectionError
 from ipw.profilers.rapl import DEFAULT_ROOT
@@ -65,8 +67,9 @@ class DiscoverConfig:
     cpu_scope: str | None = None  # the estimate's CPU time: "machine" or "process-tree" (None: env or machine)
     gpus: tuple[int | str, ...] | None = None  # CUDA indices or UUIDs among the visible GPUs; None: all visible
     environ: dict | None = None  # where CUDA_VISIBLE_DEVICES is read (None: os.environ)
-    monitor: str = "thread"  # NVML background monitor: "thread", "manual" (tests) or "off" (edge reads)
+    monitor: str = "thread"  # NVML background monitor: "thread", "manual" (tests; Jetson rails then polled by the caller) or "off" (edge reads)
     sleep: Callable[[float], None] = time.sleep  # how a manual monitor waits (tests: the simulated clock)
+    jetson_root: Path = jetson.DEFAULT_ROOT  # where the Jetson meter looks for bus/i2c/drivers/ina*
 
 
 def probe_update_period(read_raw: Callable[[], float], duration_s: float = 1.0) -> float | None:
@@ -143,16 +146,20 @@ def _apple(cfg: DiscoverConfig, found: Discovery) -> None:
         found.meters.append(PowermetricsMeter())
 
 
+def _jetson(cfg: DiscoverConfig, found: Discovery) -> None:
+    found.meters.append(jetson.JetsonMeter(cfg.jetson_root, poll="manual" if cfg.monitor == "manual" else "thread"))
+
+
 def _estimate(cfg: DiscoverConfig, found: Discovery) -> None:
     from ipw.profilers.estimate import CpuEstimateMeter
 
-    has_cpu_counter = any(m.family in ("rapl", "apple") for m in found.meters)
+    has_cpu_counter = any(m.family in ("rapl", "apple", "jetson") for m in found.meters)
     if cfg.estimate == "never" or (cfg.estimate == "auto" and has_cpu_counter):
-        raise MeterUnavailable("estimate", "not needed: a measured CPU counter is present.")
+        raise MeterUnavailable("estimate", "not needed: a measured CPU counter (RAPL, Apple, Jetson rails) is present.")
     found.meters.append(CpuEstimateMeter(cpu_scope=cfg.cpu_scope))
 
 
-FAMILIES = {"nvidia": _nvidia, "amd": _amd, "rapl": _rapl, "apple": _apple, "estimate": _estimate}
+FAMILIES = {"nvidia": _nvidia, "amd": _amd, "rapl": _rapl, "apple": _apple, "jetson": _jetson, "estimate": _estimate}
 
 
 def discover(config: DiscoverConfig | None = None) -> Discovery:
