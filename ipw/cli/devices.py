@@ -52,7 +52,11 @@ def _gpu_lines(desc: dict) -> list[str]:
         if c.get("field_read_s") is not None:
             cost += f", instant-power read {c['field_read_s'] * 1e6:.3g} us"
     lines = [ident, f"    counter: {c.get('source')} read by {c.get('read')}; {period}{cost}"]
-    lines += [f"    note: {n}" for n in desc.get("notes", [])]
+    module = desc.get("module") or {}
+    if module.get("module"):
+        lines.append(f"    module counter: {module['covers']}: no host estimate or RAPL is added "
+                     f"({module['why']}; decided by {module['decided_by']})")  # fmt: skip
+    lines += [f"    note: {n}" for n in desc.get("notes", []) if not n.startswith("module counter")]
     return lines
 
 
