@@ -249,4 +249,7 @@ def test_discovery_finds_the_rails_and_drops_the_estimate(tmp_path, clock):
     assert "jetson" in families and "estimate" not in families
     assert "Jetson rails" in absent["estimate"]
     assert "NVIDIA Jetson AGX Orin Developer Kit" in text
+    from ipw.profilers.inventory import hardware_inventory
+
+    assert "NVIDIA Jetson AGX Orin Developer Kit" in hardware_inventory(found.meters)["summary"]
     assert "VDD_GPU_SOC" in text and "accelerator" in text and "inside rail:VIN_SYS_5V0" in text
