@@ -7,6 +7,7 @@ import json
 import click
 
 from ipw.cli.face import command
+from ipw.devices.base import scope_of
 from ipw.devices.discover import Discovery, discover
 
 
@@ -14,19 +15,23 @@ def _format_devices(found: Discovery) -> str:
     lines = ["Meters found:"]
     if not found.meters:
         lines.append("  (none)")
+    infos = {d: i for m in found.meters for d, i in m.infos.items()}
     for meter in found.meters:
         desc = meter.describe()
         for d in desc["domains"]:
             kind = "measured" if d["measured"] else "ESTIMATE"
             inside = f"  (inside {d['parent']})" if d["parent"] else ""
+            scope = scope_of(infos[d["domain"]], infos)
             lines.append(
-                f"  {d['domain']:<14} {d['source']:<28} {kind:<9} "
+                f"  {d['domain']:<14} {d['source']:<28} {kind:<9} {scope:<11} "
                 f"update every {d['update_period_s'] * 1e3:.3g} ms{inside}"
             )
         if "note" in desc:
             lines.append(f"  note: {desc['note']}; model {desc['model']}")
         if desc.get("family") == "nvidia":
             lines.extend(_gpu_lines(desc))
+        if desc.get("family") == "jetson":
+            lines.extend(_jetson_lines(desc))
     lines.append("Not found:")
     for a in found.absent:
         lines.append(f"  {a.family:<9} {a.reason}" + (f"\n            fix: {a.fix}" if a.fix else ""))
@@ -47,7 +52,22 @@ def _gpu_lines(desc: dict) -> list[str]:
         if c.get("field_read_s") is not None:
             cost += f", instant-power read {c['field_read_s'] * 1e6:.3g} us"
     lines = [ident, f"    counter: {c.get('source')} read by {c.get('read')}; {period}{cost}"]
-    lines += [f"    note: {n}" for n in desc.get("notes", [])]
+    module = desc.get("module") or {}
+    if module.get("module"):
+        lines.append(f"    module counter: {module['covers']}: no host estimate or RAPL is added "
+                     f"({module['why']}; decided by {module['decided_by']})")  # fmt: skip
+    lines += [f"    note: {n}" for n in desc.get("notes", []) if not n.startswith("module counter")]
+    return lines
+
+
+def _jetson_lines(desc: dict) -> list[str]:
+    """The board, each rail (label, monitor, scope, files read) and the rails skipped, with why."""
+    lines = [f"    {desc.get('device')}: power rails polled at {desc.get('poll_hz'):g} Hz and integrated"]
+    for r in desc.get("rails", []):
+        inside = f", inside {r['inside']}" if r["inside"] else ""
+        lines.append(f"    rail {r['label']:<16} {r['driver']} {r['device']}  {r['scope']}{inside}  "
+                     f"reads {' x '.join(f.rsplit('/', 1)[-1] for f in r['files'])}")  # fmt: skip
+    lines += [f"    skipped: {s}" for s in desc.get("skipped", [])]
     return lines
 
 

@@ -10,7 +10,18 @@ Energy has a scope (DESIGN.md, measurement rules):
   IPW and IPJ use it by default, as the IPW paper's harness does.
 - **host**: CPU package and DRAM where an accelerator exists (DRAM alone on a CPU-only machine),
   measured by RAPL or the labelled estimate.
-- **system**: their sum, ``energy_j`` (the sum of the window's top-level domains).
+- **system**: their sum, ``energy_j`` (the sum of the window's top-level domains; where a domain
+  is itself a measured whole-system figure, such as a Jetson's input rail, that figure alone).
+
+**Module counters** (NVML on Grace Hopper, ``ipw.devices.nvidia.module``) measure the GPU, the CPU
+and their memory together, with no way to split them. Such a record has ``accelerator_energy_j``
+and ``host_energy_j`` None, ``energy_j`` the module's energy (counted once: no host estimate or
+RAPL is added on top of it), the flag ``module-counter:<domain>`` (:data:`MODULE_COUNTER_FLAG`)
+and ``"scope": "module"`` on the domain. Why not the module energy in ``accelerator_energy_j``: that
+column would then mean the GPU on one machine and GPU + CPU + memory on another, and runs would be
+compared on different bases without a word. With it None, IPW/IPJ on the default basis fall back
+to ``energy_j`` (as on records without an accelerator figure), and ``ipw.science.intelligence.metrics.summarize``
+names that basis ``module`` from the flag, so every summary, table and report says so.
 
 A scope's ``*_measured`` flag is False only where that scope itself includes an estimate, so a
 measured GPU figure is never labelled estimate because a host estimate sits beside it.
@@ -70,7 +81,9 @@ class Col:
     N_BOOT = "n_boot"
 
 
-SCOPES = ("accelerator", "host", "system")
+SCOPES = ("accelerator", "host", "module", "system")
+MODULE_COUNTER_FLAG = "module-counter:"
+"""Prefix of the flag a window gets for each domain that is a module counter (module docstring)."""
 ENERGY_BASES = ("accelerator", "system", "above_idle")
 """What IPW/IPJ may divide by: accelerator energy (default), system energy, or system energy above
 the idle baseline. ``total`` is accepted as the old name of ``system``."""

@@ -6,8 +6,9 @@ code above it:
 
 - a hardware energy counter (NVML total energy, RAPL ``energy_uj``, amdsmi) is unwrapped by
   :class:`CounterTrack`;
-- a family that gives only power (NVML on GPUs without a counter) is integrated by
-  :class:`PowerIntegrator`, which polls at a fixed rate in a thread of its own;
+- a family that gives only power (NVML on GPUs without a counter, Jetson rails) is integrated by
+  :class:`PowerIntegrator` (one reading) or :class:`ChannelIntegrator` (several read together),
+  which poll at a fixed rate in a thread of their own;
 - the labelled estimate computes energy from CPU time, which is itself a counter.
 
 A :class:`Reading` records where its number came from (``source``) and whether it was measured or
@@ -38,6 +39,7 @@ class Domain(str, Enum):
     CPU = "cpu"  # Apple Silicon CPU clusters, or the estimate's whole CPU
     SOC = "soc"  # Apple Silicon combined CPU + GPU + ANE
     ANE = "ane"
+    RAIL = "rail"  # a named power rail (Jetson INA3221/INA238 channels): "rail:VDD_GPU_SOC"
 
     def at(self, index: int | None = None) -> str:
         """The domain id for device ``index`` (or the bare kind when ``index`` is None)."""
@@ -64,10 +66,14 @@ class DomainInfo:
     scope: str | None = None
 
 
-ACCELERATOR, HOST, SYSTEM = "accelerator", "host", "system"
-SCOPES = (ACCELERATOR, HOST, SYSTEM)
+ACCELERATOR, HOST, MODULE, SYSTEM = "accelerator", "host", "module", "system"
+SCOPES = (ACCELERATOR, HOST, MODULE, SYSTEM)
 """Energy scopes (docs/profilers.md): accelerator = the GPUs, or the Apple SoC, or on a machine with
-neither the CPU; host = CPU package and DRAM (RAPL, or the labelled estimate); system = their sum."""
+neither the CPU; host = CPU package and DRAM (RAPL, or the labelled estimate); module = a counter
+that covers accelerator and host together (NVML on Grace Hopper: ``ipw.devices.nvidia.module``);
+system = the sum of the top-level domains, or, where a domain is pinned to ``system`` (a measured
+whole-system figure such as a Jetson's input rail), the sum of those alone: the others are parts
+of it, not added to it (``ipw.profilers.session.Measurement.energy_j``)."""
 _ACCELERATOR_KINDS = {Domain.GPU.value, Domain.SOC.value, Domain.ANE.value}
 _CPU_KINDS = {Domain.CPU_PACKAGE.value, Domain.CPU_CORE.value, Domain.UNCORE.value, Domain.CPU.value}
 
@@ -75,7 +81,7 @@ _CPU_KINDS = {Domain.CPU_PACKAGE.value, Domain.CPU_CORE.value, Domain.UNCORE.val
 def scope_of(info: DomainInfo, infos: dict[str, DomainInfo]) -> str:
     """The scope of one domain among all the domains measured together (``infos``).
 
-    A sub-domain takes its parent's scope (Apple's ``cpu`` inside ``soc`` is accelerator). The CPU
+    A scope pinned in the domain's info wins (an NVML module counter, a Jetson rail). A sub-domain takes its parent's scope (Apple's ``cpu`` inside ``soc`` is accelerator). The CPU
     (RAPL package and its parts, or the estimate's ``cpu``) is the accelerator when no GPU or SoC
     domain is measured, else host; DRAM is always host.
     """
@@ -185,6 +191,7 @@ class Meter(ABC):
                     "update_period_s": i.update_period_s,
                     "resolution_j": i.resolution_j,
                     "parent": i.parent,
+                    "scope": i.scope,
                 }
                 for i in self.infos.values()
             ],
@@ -223,35 +230,42 @@ class CounterTrack:
         return self.total
 
 
-class PowerIntegrator:
-    """Integrates a power reading [W] into cumulative energy [J] by the trapezoid rule.
+class ChannelIntegrator:
+    """Integrates several power readings [W], read together, into cumulative energy per channel [J]
+    by the trapezoid rule.
 
-    Used where a family gives power but no energy counter. It polls ``read_power_w`` at ``hz`` in a
-    daemon thread; :meth:`energy_j` takes one more sample first, so a window edge always has a sample
-    at its own time. Accuracy depends on the poll rate against how fast power changes; windows
-    report the family's update period so that short ones are flagged.
+    Used where a family gives power but no energy counter. ``read_powers_w`` returns ``{channel: W}``
+    (always the same channels); it is polled at ``hz`` in a daemon thread, and :meth:`energies_j`
+    takes one more sample first, so a window edge always has a sample at its own time. Accuracy
+    depends on the poll rate against how fast power changes; windows report the family's update
+    period so that short ones are flagged. A sample is stamped with :func:`now` after its read.
+    ``thread=False`` starts no thread: the caller polls (a sampler on a simulated clock, in tests).
     """
 
-    def __init__(self, read_power_w: Callable[[], float], hz: float = 20.0) -> None:
-        self._read = read_power_w
+    def __init__(self, read_powers_w: Callable[[], dict[str, float]], hz: float = 20.0, thread: bool = True) -> None:
+        self._read = read_powers_w
         self._period = 1.0 / hz
         self._lock = threading.Lock()
-        self._energy_j = 0.0
-        self._last: tuple[float, float] | None = None  # (t, W)
+        self._energy_j: dict[str, float] = {}
+        self._last: tuple[float, dict[str, float]] | None = None  # (t, {channel: W})
         self._stop = threading.Event()
         self._sample()
         self._thread = threading.Thread(target=self._run, name="ipw-power-integrator", daemon=True)
-        self._thread.start()
+        if thread:
+            self._thread.start()
 
-    def _sample(self) -> float:
+    def _sample(self) -> dict[str, float]:
         with self._lock:
             w = self._read()
             t = clock.now()
-            if self._last is not None:
+            if self._last is None:
+                self._energy_j = {k: 0.0 for k in w}
+            else:
                 t0, w0 = self._last
-                self._energy_j += 0.5 * (w0 + w) * (t - t0)
+                for k, p in w.items():
+                    self._energy_j[k] += 0.5 * (w0[k] + p) * (t - t0)
             self._last = (t, w)
-            return self._energy_j
+            return dict(self._energy_j)
 
     def _run(self) -> None:
         while not self._stop.wait(self._period):
@@ -260,14 +274,28 @@ class PowerIntegrator:
             except Exception:  # noqa: BLE001 - a failed poll leaves a gap the trapezoid bridges
                 continue
 
-    def energy_j(self) -> float:
+    def energies_j(self) -> dict[str, float]:
         return self._sample()
 
     @property
-    def last_power_w(self) -> float | None:
-        return self._last[1] if self._last else None
+    def last_powers_w(self) -> dict[str, float] | None:
+        return dict(self._last[1]) if self._last else None
 
     def close(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=1.0)
+
+
+class PowerIntegrator(ChannelIntegrator):
+    """:class:`ChannelIntegrator` of one power reading [W] (``read_power_w``)."""
+
+    def __init__(self, read_power_w: Callable[[], float], hz: float = 20.0) -> None:
+        super().__init__(lambda: {"": read_power_w()}, hz)
+
+    def energy_j(self) -> float:
+        return self.energies_j()[""]
+
+    @property
+    def last_power_w(self) -> float | None:
+        return self._last[1][""] if self._last else None

@@ -1,7 +1,11 @@
 """Which meters this machine has, and for each family it lacks, why and how to fix it.
 
 Order: NVIDIA and AMD GPUs (one meter each), RAPL, Apple Silicon (zeus-apple-silicon, else
-powermetrics), and the labelled CPU estimate only when no measured CPU counter was found. The
+powermetrics), NVIDIA Jetson power rails, and the labelled CPU estimate only when no measured CPU
+counter (RAPL, Apple, Jetson rails) was found. Where an NVIDIA GPU's counter covers its module
+(Grace Hopper: :mod:`ipw.devices.nvidia.module`, with ``nvml_module`` / ``IPW_NVML_MODULE`` as the
+override), neither RAPL nor the estimate is opened: the module counter already holds the CPU and
+its memory, and adding either would count them twice. The
 update period of GPU counters is measured here (:func:`probe_update_period`), since it differs
 between GPU generations and drivers: the probe runs until it has seen the counter change four
 times (three whole periods between changes), up to ``probe_s`` (1 s: a 100 ms counter needs about
@@ -23,7 +27,9 @@ from pathlib import Path
 from types import ModuleType
 
 from ipw.core.errors import IpwError, MeterUnavailable
-from ipw.devices.base import Meter
+from ipw.devices import jetson
+from ipw.devices.nvidia import module as nvml_module
+from ipw.devices.base import MODULE, Meter
 from ipw.devices.nvidia.meter import GpuSelectionError
 from ipw.devices.rapl import DEFAULT_ROOT
 
@@ -65,8 +71,10 @@ class DiscoverConfig:
     cpu_scope: str | None = None  # the estimate's CPU time: "machine" or "process-tree" (None: env or machine)
     gpus: tuple[int | str, ...] | None = None  # CUDA indices or UUIDs among the visible GPUs; None: all visible
     environ: dict | None = None  # where CUDA_VISIBLE_DEVICES is read (None: os.environ)
-    monitor: str = "thread"  # NVML background monitor: "thread", "manual" (tests) or "off" (edge reads)
+    monitor: str = "thread"  # NVML background monitor: "thread", "manual" (tests; Jetson rails then polled by the caller) or "off" (edge reads)
     sleep: Callable[[float], None] = time.sleep  # how a manual monitor waits (tests: the simulated clock)
+    nvml_module: bool | None = None  # NVML counters cover their module (GPU + CPU + memory)? None: IPW_NVML_MODULE, then the table
+    jetson_root: Path = jetson.DEFAULT_ROOT  # where the Jetson meter looks for bus/i2c/drivers/ina*
 
 
 def probe_update_period(read_raw: Callable[[], float], duration_s: float = 1.0) -> float | None:
@@ -101,7 +109,8 @@ def _nvidia(cfg: DiscoverConfig, found: Discovery) -> None:
     meters = []
     for gpu in selected:
         try:
-            meter = NvmlMeter(gpu.nvml_index, nvml=nvml, monitor=cfg.monitor, sleep=cfg.sleep)
+            meter = NvmlMeter(gpu.nvml_index, nvml=nvml, monitor=cfg.monitor, sleep=cfg.sleep,
+                              module=cfg.nvml_module, environ=cfg.environ)  # fmt: skip
         except MeterUnavailable as e:  # this GPU cannot be measured; the others still can
             found.absent.append(Absent("nvidia", e.reason, e.fix))
             continue
@@ -126,9 +135,26 @@ def _amd(cfg: DiscoverConfig, found: Discovery) -> None:
         found.meters.append(_with_probed_period(meter, meter.raw_counter_j, cfg.probe_s))
 
 
+def _module_counter(found: Discovery) -> str | None:
+    """The first module counter found ("gpu:0 (NVIDIA GH200 480GB)"), or None."""
+    for m in found.meters:
+        for d, info in m.infos.items():
+            if info.scope == MODULE:
+                return f"{d} ({getattr(m, 'name', m.family)})"
+    return None
+
+
+def _not_on_a_module(family: str, found: Discovery) -> None:
+    module = _module_counter(found)
+    if module is not None:
+        raise MeterUnavailable(family, f"not used: the NVML counter of {module} covers its module "
+                               f"({nvml_module.COVERS}); {family} on top would count the CPU twice.")  # fmt: skip
+
+
 def _rapl(cfg: DiscoverConfig, found: Discovery) -> None:
     from ipw.devices.rapl import RaplMeter
 
+    _not_on_a_module("rapl", found)
     found.meters.append(RaplMeter(cfg.rapl_root))
 
 
@@ -143,21 +169,27 @@ def _apple(cfg: DiscoverConfig, found: Discovery) -> None:
         found.meters.append(PowermetricsMeter())
 
 
+def _jetson(cfg: DiscoverConfig, found: Discovery) -> None:
+    found.meters.append(jetson.JetsonMeter(cfg.jetson_root, poll="manual" if cfg.monitor == "manual" else "thread"))
+
+
 def _estimate(cfg: DiscoverConfig, found: Discovery) -> None:
     from ipw.devices.estimate import CpuEstimateMeter
 
-    has_cpu_counter = any(m.family in ("rapl", "apple") for m in found.meters)
+    _not_on_a_module("estimate", found)
+    has_cpu_counter = any(m.family in ("rapl", "apple", "jetson") for m in found.meters)
     if cfg.estimate == "never" or (cfg.estimate == "auto" and has_cpu_counter):
-        raise MeterUnavailable("estimate", "not needed: a measured CPU counter is present.")
+        raise MeterUnavailable("estimate", "not needed: a measured CPU counter (RAPL, Apple, Jetson rails) is present.")
     found.meters.append(CpuEstimateMeter(cpu_scope=cfg.cpu_scope))
 
 
-FAMILIES = {"nvidia": _nvidia, "amd": _amd, "rapl": _rapl, "apple": _apple, "estimate": _estimate}
+FAMILIES = {"nvidia": _nvidia, "amd": _amd, "rapl": _rapl, "apple": _apple, "jetson": _jetson, "estimate": _estimate}
 
 
 def discover(config: DiscoverConfig | None = None) -> Discovery:
     """Open every meter this machine supports; record why each other family is absent."""
     cfg = config or DiscoverConfig()
+    nvml_module.env_override(cfg.environ)  # a bad IPW_NVML_MODULE is an error, not an absent family
     found = Discovery()
     for family, add in FAMILIES.items():
         try:

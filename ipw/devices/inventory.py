@@ -17,7 +17,7 @@ def hardware_inventory(meters) -> dict:
                 break
     except OSError:
         pass
-    gpus = [m.describe().get("device") for m in meters if m.family in ("nvidia", "amd")]
+    gpus = [m.describe().get("device") for m in meters if m.family in ("nvidia", "amd", "jetson")]
     mem_gib = psutil.virtual_memory().total / 2**30
     cores = psutil.cpu_count(logical=True)
     summary = f"{cpu} x{cores}, {mem_gib:.0f} GiB" + (f", {', '.join(map(str, gpus))}" if gpus else "")

@@ -28,8 +28,12 @@ estimate is flagged ``estimate``; a monitored domain whose end had to be extrapo
 monitored GPU: the counter's steps and the power limit, or the instant field's shape; see
 ``ipw.devices.nvidia.curve``).
 
-Every domain has a scope (:func:`ipw.devices.base.scope_of`): accelerator, host, and system (the
-sum). :attr:`Measurement.scopes` gives each scope's energy, bound and whether it is measured; a
+Every domain has a scope (:func:`ipw.devices.base.scope_of`): accelerator, host, module (a counter
+covering both, as NVML's on Grace Hopper; such a window is flagged ``module-counter:<domain>``), and
+system. The system figure is the sum of the top-level domains, except where a domain is pinned to
+the system scope (a measured whole-system figure, such as a Jetson's input rail): then it is the sum
+of those alone, and the accelerator and host domains beside them are parts of it, never added on
+top. :attr:`Measurement.scopes` gives each scope's energy, bound and whether it is measured; a
 scope is measured when all its domains are, so a measured GPU figure stays measured beside a host
 estimate. With ``sync_cuda=True`` a window waits for queued CUDA work (``torch.cuda.synchronize``)
 before stamping each edge, so kernels launched inside the window finish inside it.
@@ -43,8 +47,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 from ipw.core import clock
-from ipw.devices.base import SCOPES, SYSTEM, Meter, Reading, scope_of
+from ipw.devices.base import MODULE, SCOPES, SYSTEM, Meter, Reading, scope_of
 from ipw.profilers.sampler import Sampler
+from ipw.core.records import MODULE_COUNTER_FLAG
 
 SUB_UPDATE_PERIOD = "sub-update-period"  # flag prefix: a window shorter than a domain's counter update period
 EDGE_BASIS = "edge reads: each edge stale by up to one update period at the window's largest known power"
@@ -141,15 +146,22 @@ class Measurement:
     def _top(self) -> list[DomainEnergy]:
         return [d for d in self.domains.values() if d.parent is None]
 
+    def _system(self) -> list[DomainEnergy]:
+        """The domains the system figure sums: those pinned to the system scope (measured
+        whole-system figures: the others are inside them) where there are any, else every top-level
+        domain (sub-domains such as RAPL core are inside their parent)."""
+        top = self._top()
+        whole = [d for d in top if d.scope == SYSTEM]
+        return whole or top
+
     @property
     def energy_j(self) -> float:
-        """Total energy [J] over top-level domains (sub-domains such as RAPL core are inside their
-        parent): the system scope."""
-        return sum(d.energy_j for d in self._top())
+        """Total energy [J]: the system scope (:meth:`_system`)."""
+        return sum(d.energy_j for d in self._system())
 
     @property
     def energy_above_idle_j(self) -> float | None:
-        parts = [d.energy_above_idle_j for d in self._top()]
+        parts = [d.energy_above_idle_j for d in self._system()]
         return None if not parts or any(p is None for p in parts) else sum(parts)
 
     @property
@@ -163,18 +175,19 @@ class Measurement:
 
     @property
     def scopes(self) -> dict[str, ScopeEnergy]:
-        """``{"accelerator": ..., "host": ..., "system": ...}``; a scope with no domain here is absent
-        (on a GPU server without RAPL and with the estimate off, there is no host figure)."""
+        """``{"accelerator": ..., "host": ..., "module": ..., "system": ...}``; a scope with no domain
+        here is absent (on a GPU server without RAPL and with the estimate off, there is no host
+        figure; on a Grace Hopper module counter, neither accelerator nor host, only module)."""
         top = self._top()
         out = {}
         for name in SCOPES:
-            parts = top if name == SYSTEM else [d for d in top if d.scope == name]
+            parts = self._system() if name == SYSTEM else [d for d in top if d.scope == name]
             if parts:
                 out[name] = _scope(name, parts)
         return out
 
     def scope_energy_j(self, scope: str) -> float | None:
-        """Energy [J] of ``scope`` ("accelerator", "host", "system"); None when nothing here is in it."""
+        """Energy [J] of ``scope`` ("accelerator", "host", "module", "system"); None when nothing here is in it."""
         if scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}; one of {', '.join(SCOPES)}")
         s = self.scopes.get(scope)
@@ -383,6 +396,7 @@ class Profiler:
                 )  # fmt: skip
                 if dt < info.update_period_s:
                     flags.append(f"{SUB_UPDATE_PERIOD}:{domain}")
+        flags += [MODULE_COUNTER_FLAG + d for d, e in domains.items() if e.scope == MODULE]
         if any(not d.measured for d in domains.values()):
             flags.append("estimate")
         if self.sampler is None and self._edge_meters:

@@ -6,7 +6,9 @@ GPU follows a known power trace (by default P(t) = base_w + amp_w * sin(2*pi*t/p
 energy counter is the trace's exact integral, refreshed every ``update_s`` (0 = always fresh) and
 kept in whole mJ, as NVML reports it.
 
-:func:`h200` builds a GPU that behaves as an H200 measured on this project (driver 580): the
+:func:`gh200` builds a Grace Hopper module ("NVIDIA GH200 480GB", Hopper architecture) whose
+counter, as on the real module (zeus PR #172), covers GPU, CPU and memory: its trace is the
+module's power. :func:`h200` builds a GPU that behaves as an H200 measured on this project (driver 580): the
 energy counter and the instant-power field both change every 100 ms, at the same instants; field
 values carry the driver's timestamp of that change (microseconds on the driver's own clock, here
 the simulated clock plus a fixed epoch); a counter read costs 3.9 ms and an instant-field read
@@ -130,6 +132,7 @@ class FakeGpu:
     mig: bool = False
     mig_uuids: tuple[str, ...] = ()
     power_limit_w: float | None = 700.0
+    architecture: int | None = pynvml.NVML_DEVICE_ARCH_HOPPER  # None: nvmlDeviceGetArchitecture unsupported
     counter_reads: int = field(default=0, compare=False)
     field_reads: int = field(default=0, compare=False)
 
@@ -141,6 +144,11 @@ def h200(trace, **kw) -> FakeGpu:
         counter_read_s=H200_COUNTER_READ_S, field_read_s=H200_FIELD_READ_S,
     )  # fmt: skip
     return FakeGpu(trace, **(args | kw))
+
+
+def gh200(trace, **kw) -> FakeGpu:
+    """A Grace Hopper module as NVML shows it: the name, Hopper, and a module-wide counter (``trace``)."""
+    return FakeGpu(trace, **(dict(name="NVIDIA GH200 480GB", power_limit_w=900.0) | kw))
 
 
 @dataclass(frozen=True)
@@ -246,6 +254,11 @@ class FakeNvml:
 
     def nvmlDeviceGetName(self, gpu: FakeGpu) -> str:
         return gpu.name
+
+    def nvmlDeviceGetArchitecture(self, gpu: FakeGpu) -> int:
+        if gpu.architecture is None:
+            self._raise(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return gpu.architecture
 
     @staticmethod
     def _updated(t: float, period: float | None) -> float:

@@ -165,3 +165,20 @@ def test_sync_cuda_without_torch_or_cuda_is_a_no_op(clock, monkeypatch):
     with ipw.measure(meters=[meter], sampler_hz=None, sync_cuda=True):
         pass
     assert cuda.calls == []
+
+
+def test_pinned_scopes_win_and_a_whole_system_figure_is_not_added_to_its_parts():
+    from ipw.profilers.session import DomainEnergy, Measurement
+
+    infos = {"gpu:0": DomainInfo("gpu:0", "s", True, 0.1, scope="module"), "cpu": DomainInfo("cpu", "s", False, 0.01)}
+    assert scope_of(infos["gpu:0"], infos) == "module" and scope_of(infos["cpu"], infos) == "host"
+
+    def part(domain, joules, scope, parent=None):
+        return DomainEnergy(domain, joules, 1.0, joules, None, 0.1, "s", True, 0.05, parent, None, scope)
+
+    rails = [part("rail:VDD_IN", 9.0, "system"), part("rail:GPU", 5.0, "accelerator"), part("rail:CPU", 2.0, "host")]
+    m = Measurement("w", 0.0, 1.0, {d.domain: d for d in rails})
+    assert m.energy_j == 9.0 and m.scopes["system"].domains == ("rail:VDD_IN",)
+    assert m.scope_energy_j("accelerator") == 5.0 and m.scope_energy_j("host") == 2.0
+    no_input = Measurement("w", 0.0, 1.0, {d.domain: d for d in rails[1:] + [part("rail:DDR", 1.0, "host", "rail:CPU")]})
+    assert no_input.energy_j == 7.0  # the top-level rails; DDR is inside CPU here

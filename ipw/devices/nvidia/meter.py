@@ -16,7 +16,9 @@ the visible ones by CUDA index or UUID. CUDA numbers GPUs fastest first unless
 ``CUDA_DEVICE_ORDER=PCI_BUS_ID``; NVML numbers them in PCI bus order, so an integer entry is taken
 as a PCI-order index, which is exact with ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` or identical GPUs, and
 UUIDs are exact always. A MIG instance is measured by its parent GPU's counter, which covers every
-instance on that GPU: the meter's description says so.
+instance on that GPU: the meter's description says so. On a Grace Hopper module the counter covers
+the GPU, the CPU and their memory: the domain then has the scope ``module``
+(:mod:`ipw.devices.nvidia.module` decides, from a table or an override).
 
 We talk to pynvml directly rather than through zeus's device layer because zeus keeps a
 process-wide GPU singleton and wraps the counter without the read timestamp we need; the error
@@ -36,7 +38,8 @@ from types import ModuleType
 
 from ipw.core.errors import IpwError, MeterPermissionError, MeterReadError, MeterUnavailable
 from ipw.core import clock
-from ipw.devices.base import CounterTrack, Domain, DomainInfo, Meter, PowerIntegrator
+from ipw.devices.nvidia import module as nvml_module
+from ipw.devices.base import MODULE, CounterTrack, Domain, DomainInfo, Meter, PowerIntegrator
 from ipw.devices.nvidia.monitor import NvmlMonitor, Span
 
 SOURCE_COUNTER = "nvml.total_energy_counter"
@@ -221,6 +224,9 @@ class NvmlMeter(Meter):
     ``monitor``: "thread" (default; a daemon thread reads the counter ``counter_hz`` and the instant
     field ``field_hz`` times a second), "manual" (the caller polls ``meter.monitor``: tests on a
     simulated clock) or "off" (edge reads). ``sleep`` is what a manual monitor waits with.
+    ``module``: whether the counter covers the GPU's whole module (True/False), or None to follow
+    ``IPW_NVML_MODULE`` (read from ``environ``, default ``os.environ``) and then the table of
+    :mod:`ipw.devices.nvidia.module`.
     """
 
     family = "nvidia"
@@ -235,6 +241,8 @@ class NvmlMeter(Meter):
         counter_hz: float = 4.0,
         field_hz: float = 20.0,
         sleep: Callable[[float], None] = time.sleep,
+        module: bool | None = None,
+        environ: dict | None = None,
     ) -> None:
         if monitor not in ("thread", "manual", "off"):
             raise ValueError(f"monitor must be 'thread', 'manual' or 'off', not {monitor!r}")
@@ -255,6 +263,10 @@ class NvmlMeter(Meter):
                 self._handle = nvml.nvmlDeviceGetHandleByIndex(index)
                 self.name = _text(nvml.nvmlDeviceGetName(self._handle))
             self.uuid = self._optional(lambda h: _text(nvml.nvmlDeviceGetUUID(h)))
+            self.architecture = self._optional(nvml.nvmlDeviceGetArchitecture)
+            self.module = nvml_module.decide(self.name, self.architecture, module, environ)
+            if self.module.module:
+                self.notes.append(f"module counter: {nvml_module.COVERS} ({self.module.why}; decided by {self.module.decided_by})")
             self.mig = self._optional(lambda h: nvml.nvmlDeviceGetMigMode(h)[0]) == getattr(
                 nvml, "NVML_DEVICE_MIG_ENABLE", 1
             )
@@ -283,7 +295,8 @@ class NvmlMeter(Meter):
             raise
         period = update_period_s or (DEFAULT_UPDATE_PERIOD_S if self.has_counter else 1.0 / poll_hz)
         source = SOURCE_COUNTER if self.has_counter else SOURCE_INTEGRATED
-        super().__init__([DomainInfo(Domain.GPU.at(index), source, True, period, RESOLUTION_J)])
+        scope = MODULE if self.module.module else None
+        super().__init__([DomainInfo(Domain.GPU.at(index), source, True, period, RESOLUTION_J, scope=scope)])
         if self.monitor is None:
             self._read_energy_j()
 
@@ -396,6 +409,8 @@ class NvmlMeter(Meter):
             "uuid": self.uuid,
             "mig": self.mig,
             "power_limit_w": self.power_limit_w,
+            "architecture": self.architecture,
+            "module": self.module.to_dict(),
         }
         counter = {
             "source": SOURCE_COUNTER if self.has_counter else SOURCE_INTEGRATED,

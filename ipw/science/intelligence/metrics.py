@@ -16,7 +16,9 @@ with every mean over the same scored queries, as the paper's released harness co
 (its unit test: 10 J and 20 J over 2 s and 4 s, one of two correct: IPJ = 1/30, IPW = 0.1).
 E_q is accelerator energy by default (the paper counts the accelerator only), or system energy, or
 system energy above the idle baseline (``energy=`` one of :data:`ipw.core.records.ENERGY_BASES`); the
-basis is the ``energy_scope`` column, the metric columns keep stable names. Confidence intervals
+basis is the ``energy_scope`` column, the metric columns keep stable names (on records of a module
+counter, Grace Hopper's, the accelerator basis is the module's energy and is named ``module``:
+:func:`energy_scope`). Confidence intervals
 are percentile bootstrap intervals over queries (resampling queries with replacement, recomputing
 accuracy, mean power and mean energy together), :data:`N_BOOT` resamples unless asked otherwise,
 recorded in the ``n_boot`` column.
@@ -36,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ipw.core.errors import IpwError
-from ipw.core.records import Col, energy_column
+from ipw.core.records import MODULE_COUNTER_FLAG, Col, energy_column
 
 BOOTSTRAP_CELLS = 4_000_000  # resampled indices held at once (32 MB of int64)
 N_BOOT = 1000
@@ -175,6 +177,19 @@ def _measured(frame: pd.DataFrame, energy: str) -> bool:
     return bool(frame[Col.MEASURED].all()) if Col.MEASURED in frame else False
 
 
+def energy_scope(frame: pd.DataFrame, energy: str) -> str:
+    """The name of the basis the energies of ``frame`` are on: ``energy``, except that accelerator
+    energy on records of a module counter is the module's (ipw.core.records: their accelerator figure is
+    None and :func:`query_energy_j` falls back to the system figure, the module counter's), so the
+    basis is named ``module`` there (``accelerator+module`` where only some records are)."""
+    basis = "system" if energy == "total" else energy
+    if energy_column(basis) == Col.ACCELERATOR_ENERGY_J:
+        module = flagged(frame, MODULE_COUNTER_FLAG)
+        if module.any():
+            return "module" if module.all() else "accelerator+module"
+    return basis
+
+
 def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_ENERGY, n_boot: int | None = None, seed: int = 0) -> pd.DataFrame:
     """One row per group (or one row): n, scored, errors, accuracy, IPW [1/W], IPJ [1/J] with 95% CIs,
     the energy basis (``energy_scope``), mean energy on that basis, system and above idle [J], mean
@@ -206,7 +221,7 @@ def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_
                 "ipw_ci": (ci["ipw"].low, ci["ipw"].high),
                 Col.IPJ: ipj(acc, e.mean()) if len(e) else float("nan"),
                 "ipj_ci": (ci["ipj"].low, ci["ipj"].high),
-                Col.ENERGY_SCOPE: "system" if energy == "total" else energy,
+                Col.ENERGY_SCOPE: energy_scope(s, energy),
                 "scope_energy_j_mean": float(e.mean()) if len(e) else float("nan"),
                 Col.ENERGY_J_MEAN: float(s[Col.ENERGY_J].mean()) if len(s) else float("nan"),
                 "energy_above_idle_j_mean": float(s[Col.ENERGY_ABOVE_IDLE_J].mean()) if Col.ENERGY_ABOVE_IDLE_J in s and len(s) else float("nan"),
