@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ipw.devices.nvidia.meter import NvmlMeter  # noqa: E402
-from ipw.profilers.session import Profiler  # noqa: E402
+from ipw.profilers.windows import Profiler  # noqa: E402
 from tests.fakes.nvml import FakeNvml, SquareTrace, Trace, h200  # noqa: E402
 
 LOADS = {"steady": Trace(base_w=300.0, amp_w=10.0, period_s=0.37), "varying": Trace(base_w=300.0, amp_w=150.0, period_s=0.37),

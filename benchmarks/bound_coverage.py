@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ipw.profilers.attribution import Rule, attribute  # noqa: E402
 from ipw.core import clock  # noqa: E402
 from ipw.devices.nvidia.meter import NvmlMeter  # noqa: E402
-from ipw.profilers.session import Profiler  # noqa: E402
+from ipw.profilers.windows import Profiler  # noqa: E402
 from ipw.run.serving.curves import _monitor_curve  # noqa: E402
 from tests.fakes.clock import FakeClock  # noqa: E402
 from tests.fakes.nvml import FakeNvml, SquareTrace, Trace, h200, random_steps  # noqa: E402

@@ -271,7 +271,7 @@ def section_counter(ctx: dict, seconds: float = 10.0) -> dict:
 
 def section_windows(ctx: dict, repeats: int = 4) -> dict:
     from ipw.devices.nvidia.meter import NvmlMeter
-    from ipw.profilers.session import Profiler
+    from ipw.profilers.windows import Profiler
 
     nvml, gpu = ctx["nvml"], ctx["nvml_index"]
     mon = NvmlMeter(gpu, nvml=nvml, monitor="thread")
@@ -344,7 +344,7 @@ def _unit(ms: float = 2.0) -> None:
 
 def section_edge_cost(ctx: dict, n: int = 50, repeats: int = 3) -> dict:
     from ipw.devices.nvidia.meter import NvmlMeter
-    from ipw.profilers.session import Profiler
+    from ipw.profilers.windows import Profiler
 
     nvml, gpu = ctx["nvml"], ctx["nvml_index"]
     mon = NvmlMeter(gpu, nvml=nvml, monitor="thread")
@@ -459,7 +459,7 @@ def _torch_llama(torch, device, vocab, d, layers, heads, kv, ff, theta):
 
 def section_tokens(ctx: dict, blocks: int = 5, per_block: int = 8, new_tokens: int = 8) -> dict:
     from ipw.devices.nvidia.meter import NvmlMeter
-    from ipw.profilers.session import Profiler
+    from ipw.profilers.windows import Profiler
 
     torch, device = ctx["torch"], ctx["device"]
     if "model" not in ctx:
@@ -517,7 +517,7 @@ def section_tokens(ctx: dict, blocks: int = 5, per_block: int = 8, new_tokens: i
 
 def section_batches(ctx: dict, batches=(1, 8, 32), new_tokens: int = 64, repeats: int = 3) -> dict:
     from ipw.devices.nvidia.meter import NvmlMeter
-    from ipw.profilers.session import Profiler
+    from ipw.profilers.windows import Profiler
 
     torch, device = ctx["torch"], ctx["device"]
     if "model" not in ctx:

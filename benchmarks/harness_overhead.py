@@ -15,7 +15,7 @@ import argparse
 from ipw.core import clock
 from ipw.devices.discover import discover
 from ipw.profilers.sampler import Sampler
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 from ipw.engines import GenerationSettings, get_engine
 from ipw.queries.prompts import render_prompt
 from ipw.queries.querysets import load_queryset

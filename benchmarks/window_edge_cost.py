@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ipw.devices.nvidia.meter import NvmlMeter  # noqa: E402
-from ipw.profilers.session import Profiler  # noqa: E402
+from ipw.profilers.windows import Profiler  # noqa: E402
 from tests.fakes.nvml import FakeNvml, Trace, h200  # noqa: E402
 
 TRACE = Trace(base_w=300.0, amp_w=20.0, period_s=0.37)

@@ -10,7 +10,7 @@ __all__ = ["measure", "Profiler", "__version__"]
 def __getattr__(name: str):
     # Lazy, so that `import ipw` stays cheap and imports no vendor library.
     if name in ("measure", "Profiler"):
-        from ipw.profilers import session
+        from ipw.profilers import windows
 
-        return getattr(session, name)
+        return getattr(windows, name)
     raise AttributeError(f"module 'ipw' has no attribute {name!r}")

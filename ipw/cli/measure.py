@@ -55,7 +55,7 @@ def measure(command: tuple[str, ...], seconds: float | None, idle_s: float, hz: 
       ipw measure --idle 5 -- ./my_inference.sh
       ipw measure --seconds 2 --json
     """
-    from ipw.profilers.session import Profiler
+    from ipw.profilers.windows import Profiler
 
     if bool(command) == (seconds is not None):
         raise click.UsageError("give either a COMMAND (after --) or --seconds, not both")

@@ -73,7 +73,7 @@ neither the CPU; host = CPU package and DRAM (RAPL, or the labelled estimate); m
 that covers accelerator and host together (NVML on Grace Hopper: ``ipw.devices.nvidia.module``);
 system = the sum of the top-level domains, or, where a domain is pinned to ``system`` (a measured
 whole-system figure such as a Jetson's input rail), the sum of those alone: the others are parts
-of it, not added to it (``ipw.profilers.session.Measurement.energy_j``)."""
+of it, not added to it (``ipw.profilers.measurement.Measurement.energy_j``)."""
 _ACCELERATOR_KINDS = {Domain.GPU.value, Domain.SOC.value, Domain.ANE.value}
 _CPU_KINDS = {Domain.CPU_PACKAGE.value, Domain.CPU_CORE.value, Domain.UNCORE.value, Domain.CPU.value}
 

@@ -30,7 +30,7 @@ Scopes (:data:`RAILS`; rails of the carrier board and unknown labels are listed 
 guessed): rails with the GPU (or the SoC core and the CV engines) are accelerator, CPU and memory
 rails host, and the module's input rail (VDD_IN, POM_5V_IN, VIN) is system: a measured
 whole-system figure, so where it exists the system energy is that rail alone and the other rails
-are parts of it, never added on top (:meth:`ipw.profilers.session.Measurement._system`). Where no
+are parts of it, never added on top (:meth:`ipw.profilers.measurement.Measurement._system`). Where no
 input rail exists (AGX Orin, AGX Xavier) the system energy is the sum of the top-level rails:
 converter losses and the carrier board are then not in it.
 

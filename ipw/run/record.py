@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from ipw.core.records import QueryRecord
 from ipw.engines import Generation
-from ipw.profilers.session import Measurement
+from ipw.profilers.measurement import Measurement
 from ipw.queries.grading import Grade, grade
 
 

@@ -11,7 +11,8 @@ from ipw.core import clock
 from ipw.core.errors import IpwError, MeterReadError
 from ipw.engines import Engine, GenerationSettings
 from ipw.engines.retry import AuthError
-from ipw.profilers.session import Measurement, Profiler
+from ipw.profilers.measurement import Measurement
+from ipw.profilers.windows import Profiler
 from ipw.queries.prompts import render_prompt
 from ipw.run.config import RunConfig, query_settings
 from ipw.run.record import grade_answer, make_record

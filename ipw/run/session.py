@@ -12,7 +12,7 @@ from ipw.core.records import QueryRecord
 from ipw.devices import discover as discovery
 from ipw.devices.inventory import hardware_inventory
 from ipw.engines import Engine, get_engine
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 from ipw.queries import shards
 from ipw.run.config import RunConfig, select
 from ipw.science.intelligence.metrics import run_summary

@@ -6,7 +6,7 @@ import pytest
 
 from ipw.core.errors import MeterUnavailable
 from ipw.devices.amd import AmdSmiMeter
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 
 
 class AmdSmiException(Exception):

@@ -144,7 +144,7 @@ time.sleep(60)  # still running, as powermetrics would be; close() ends it
 
 
 def test_streaming_meter_parse_error_becomes_a_read_error_and_a_flagged_gap():
-    from ipw.profilers.session import Profiler
+    from ipw.profilers.windows import Profiler
     from ipw.run.serial import _meter_gap
 
     # a fake powermetrics: a real process that writes one good record, then a malformed one

@@ -22,7 +22,7 @@ from ipw.profilers.attribution import QueryEvents, Rule, attribute
 from ipw.science.intelligence.metrics import summarize
 from ipw.devices.nvidia.curve import BASIS_NO_LIMIT, BASIS_SHAPE, CounterTimeline, basis_placement, placement_range_j
 from ipw.devices.nvidia.meter import NvmlMeter
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 from ipw.run.serving.curves import _monitor_curve
 from tests.fakes.nvml import FakeNvml, SquareTrace, Trace, h200, random_steps
 from tests.profilers.test_monitor import Driver

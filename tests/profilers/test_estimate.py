@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ipw.devices.estimate import SOURCE, CpuEstimateMeter
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 
 
 def spin(seconds: float) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from ipw.devices.discover import DiscoverConfig, discover
 from ipw.devices.nvidia.meter import SOURCE_INTEGRATED, GpuSelectionError, NvmlMeter, select_gpus
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 from tests.fakes.nvml import FakeGpu, FakeNvml, Trace, h200
 
 NOWHERE = Path("/nonexistent/powercap")

@@ -17,7 +17,7 @@ from ipw.core import clock as core_clock
 from ipw.devices.discover import DiscoverConfig, discover
 from ipw.devices.jetson import JetsonMeter, find_rails
 from ipw.profilers.sampler import Sampler
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 from tests.fakes.clock import FakeClock
 from tests.fakes.jetson import AGX_ORIN, AGX_XAVIER, NANO, ORIN_NX, JetsonTree
 from tests.fakes.nvml import FakeNvml, StepTrace

@@ -11,7 +11,7 @@ import pytest
 from ipw.science.intelligence.metrics import summarize
 from ipw.devices.discover import DiscoverConfig, discover
 from ipw.devices.nvidia.module import ModuleOverrideError, decide
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 from ipw.core.records import MODULE_COUNTER_FLAG
 from ipw.engines.base import Generation
 from ipw.queries.grading import Grade

@@ -15,7 +15,7 @@ import pytest
 import ipw
 from ipw.devices.nvidia.monitor import CounterTimeline, DriverClock
 from ipw.devices.nvidia.meter import SOURCE_COUNTER, NvmlMeter
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 from tests.fakes.nvml import DRIVER_EPOCH_S, FakeNvml, StepTrace, Trace, h200
 
 STEADY = Trace(base_w=300.0, amp_w=10.0, period_s=0.37)  # steady load with a ripple

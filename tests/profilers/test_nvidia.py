@@ -8,7 +8,7 @@ from ipw.core.errors import MeterUnavailable
 from ipw.devices.discover import DiscoverConfig, discover, probe_update_period
 from ipw.devices.nvidia.meter import SOURCE_COUNTER, SOURCE_INTEGRATED, NvmlMeter
 from ipw.profilers.sampler import Sampler
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 from tests.fakes.nvml import FakeGpu, FakeNvml, Trace
 
 

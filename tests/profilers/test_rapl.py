@@ -15,7 +15,7 @@ import ipw.devices.estimate  # noqa: F401
 from ipw.core.errors import MeterPermissionError, MeterUnavailable
 from ipw.devices.discover import DiscoverConfig, discover
 from ipw.devices.rapl import RaplMeter, find_zones
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 from tests.fakes.powercap import PowercapTree, two_socket_tree
 
 

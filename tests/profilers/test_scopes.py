@@ -14,7 +14,7 @@ from ipw.devices.base import DomainInfo, scope_of
 from ipw.devices.estimate import SOURCE, SOURCE_PROCESS_TREE, CpuEstimateMeter
 from ipw.devices.nvidia.meter import NvmlMeter
 from ipw.devices.rapl import RaplMeter
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 from tests.fakes.nvml import FakeGpu, FakeNvml, Trace
 from tests.fakes.powercap import PowercapTree
 
@@ -168,7 +168,7 @@ def test_sync_cuda_without_torch_or_cuda_is_a_no_op(clock, monkeypatch):
 
 
 def test_pinned_scopes_win_and_a_whole_system_figure_is_not_added_to_its_parts():
-    from ipw.profilers.session import DomainEnergy, Measurement
+    from ipw.profilers.measurement import DomainEnergy, Measurement
 
     infos = {"gpu:0": DomainInfo("gpu:0", "s", True, 0.1, scope="module"), "cpu": DomainInfo("cpu", "s", False, 0.01)}
     assert scope_of(infos["gpu:0"], infos) == "module" and scope_of(infos["cpu"], infos) == "host"

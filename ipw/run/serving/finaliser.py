@@ -8,7 +8,7 @@ from dataclasses import replace
 from ipw.core.records import finite
 from ipw.devices.base import scope_of
 from ipw.profilers import attribution as A
-from ipw.profilers.session import DomainEnergy, Measurement
+from ipw.profilers.measurement import DomainEnergy, Measurement
 from ipw.run.config import rule_for
 from ipw.run.record import grade_answer, make_record
 from ipw.run.serving.curves import Curves

@@ -9,7 +9,7 @@ import pytest
 import ipw
 from ipw.devices.nvidia.meter import NvmlMeter
 from ipw.devices.rapl import RaplMeter
-from ipw.profilers.session import Profiler
+from ipw.profilers.windows import Profiler
 from tests.fakes.nvml import FakeGpu, FakeNvml, Trace
 from tests.fakes.powercap import PowercapTree
 
