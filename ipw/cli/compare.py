@@ -11,14 +11,14 @@ import click
 from ipw.cli.face import command
 from ipw.cli.routing_options import METRICS, MISROUTES, PREFERS, RoutingArgs, routing_options
 from ipw.core.errors import IpwError
-from ipw.core.records import ENERGY_BASES
+from ipw.core.basis import DEFAULT_BASIS, ENERGY_BASES
 
 __all__ = ["METRICS", "MISROUTES", "PREFERS", "compare"]
 
 
 @command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--energy", type=click.Choice(ENERGY_BASES), default="accelerator", show_default=True,
+@click.option("--energy", type=click.Choice(ENERGY_BASES), default=DEFAULT_BASIS, show_default=True,
               help="Energy IPW and IPJ divide by: the accelerator's (as the IPW paper), the whole system's, "
                    "or the system's above its idle baseline.")
 @routing_options

@@ -8,6 +8,7 @@ import click
 
 from ipw.cli.checks import number
 from ipw.cli.face import command
+from ipw.core.basis import of_record
 
 
 class ProgressBar:
@@ -19,6 +20,7 @@ class ProgressBar:
         self.bar = None
         self.correct = self.scored = self.n = 0
         self.energy_j = 0.0
+        self.measured = True
 
     def start(self, total: int, done: list) -> None:
         from tqdm import tqdm
@@ -29,14 +31,15 @@ class ProgressBar:
 
     def _add(self, r) -> None:
         self.n += 1
-        self.energy_j += (r.energy_j if r.accelerator_energy_j is None else r.accelerator_energy_j) or 0.0
+        basis = of_record(r)
+        self.energy_j += basis.energy_j or 0.0
         if r.correct is not None and r.error is None:
             self.scored += 1
             self.correct += bool(r.correct)
-        measured = r.measured if r.accelerator_measured is None else r.accelerator_measured
+        self.measured = self.measured and bool(basis.measured)
         acc = self.correct / self.scored if self.scored else 0.0
-        est = "" if measured else " (estimate)"
-        self.bar.set_postfix_str(f"acc {acc:.1%}  {self.energy_j / self.n:.2f} J/q{est}")
+        est = "" if self.measured else " (estimate)"
+        self.bar.set_postfix_str(f"acc {acc:.1%}  {self.energy_j / self.n:.2f} J/q {basis.scope}{est}")
 
     def record(self, r) -> None:
         self._add(r)

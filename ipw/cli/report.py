@@ -8,7 +8,7 @@ import click
 
 from ipw.cli.face import command
 from ipw.cli.routing_options import RoutingArgs, routing_options
-from ipw.core.records import ENERGY_BASES
+from ipw.core.basis import DEFAULT_BASIS, ENERGY_BASES
 
 
 @command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,7 +19,7 @@ from ipw.core.records import ENERGY_BASES
               help="Output of `ipw capacity --out`, `ipw cmr fit --out`, `ipw density fit/trend/model --out` "
                    "(file or folder; repeatable).")
 @click.option("--title", help="Page title [default: the models' names].")
-@click.option("--energy", type=click.Choice([*ENERGY_BASES, "total"]), default="accelerator", show_default=True,
+@click.option("--energy", type=click.Choice([*ENERGY_BASES, "total"]), default=DEFAULT_BASIS, show_default=True,
               help="Energy that IPW, IPJ and the routing savings use: the accelerator's (as the IPW paper, "
                    "`ipw profile` and `ipw compare`), the system's (total is its old name), or the system's above idle.")
 @click.option("--no-compare", is_flag=True, help="Leave out the comparison section (coverage, best-of-local).")

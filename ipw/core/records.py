@@ -84,20 +84,6 @@ class Col:
 SCOPES = ("accelerator", "host", "module", "system")
 MODULE_COUNTER_FLAG = "module-counter:"
 """Prefix of the flag a window gets for each domain that is a module counter (module docstring)."""
-ENERGY_BASES = ("accelerator", "system", "above_idle")
-"""What IPW/IPJ may divide by: accelerator energy (default), system energy, or system energy above
-the idle baseline. ``total`` is accepted as the old name of ``system``."""
-
-
-def energy_column(basis: str) -> str:
-    """The query-frame column holding the energy [J] of ``basis`` (see :data:`ENERGY_BASES`)."""
-    basis = "system" if basis == "total" else basis
-    cols = {"accelerator": Col.ACCELERATOR_ENERGY_J, "system": Col.ENERGY_J, "above_idle": Col.ENERGY_ABOVE_IDLE_J}
-    if basis not in cols:
-        raise IpwError(f"unknown energy basis {basis!r}; choose one of {', '.join(ENERGY_BASES)}")
-    return cols[basis]
-
-
 class RecordError(IpwError, ValueError):
     """A stored record that does not fit the contract (the store adds the file and line)."""
 

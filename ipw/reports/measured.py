@@ -110,7 +110,7 @@ def energy(runs: Mapping[str, Run]) -> Section:
     )
 
 
-def compare(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section | None:
+def compare(runs: Mapping[str, Run], summary: pd.DataFrame, energy: str = DEFAULT_ENERGY) -> Section | None:
     """Side by side, relative to the best run; coverage and best-of-local when ids are shared."""
     if len(summary) < 2:
         return None
@@ -120,7 +120,7 @@ def compare(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section | None:
     side["ipj_vs_best"] = side["ipj_per_j"] / side["ipj_per_j"].max()
     tables, lines, warnings = [Table("Side by side (vs_best: share of the best run's value)", side)], [], []
     try:
-        cov, routed, n = T.coverage_tables({r: runs[r] for r in summary["run"]})
+        cov, routed, n = T.coverage_tables({r: runs[r] for r in summary["run"]}, energy)
     except ValueError as e:
         warnings.append(f"no coverage: {e}")
     else:

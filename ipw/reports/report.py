@@ -46,6 +46,7 @@ class Report:
     runs: dict[str, Run]
     sections: tuple[Section, ...]
     created: str
+    energy: str = DEFAULT_ENERGY  # the basis of IPW, IPJ and every energy the report labels
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -63,7 +64,7 @@ class Report:
 
     @property
     def estimate_runs(self) -> list[str]:
-        return [n for n, r in self.runs.items() if not r.queries.empty and T.energy_kind(r.queries) == T.ESTIMATE]
+        return [n for n, r in self.runs.items() if not r.queries.empty and T.energy_kind(r.queries, self.energy) == T.ESTIMATE]
 
     def html(self) -> str:
         return render(list(self.sections), title=self.title, runs=list(self.runs), estimate_runs=self.estimate_runs,
@@ -95,7 +96,7 @@ def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] 
     sections: list[Section] = []
     if loaded:
         sections += [measured.overview(loaded, summary), measured.domains(T.domain_table(loaded, energy))]
-        cmp = measured.compare(loaded, summary) if compare else None
+        cmp = measured.compare(loaded, summary, energy) if compare else None
         sections += [cmp] if cmp else []
     if routing is not None:
         sections.append(measured.routing(loaded, routing, energy))
@@ -108,7 +109,7 @@ def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] 
         sections.append(measured.provenance(loaded))
     if title is None:
         title = "ipw report: " + ", ".join(sorted({T.model_name(r) for r in loaded.values()}) or ["science results"])
-    return Report(title, loaded, tuple(sections), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    return Report(title, loaded, tuple(sections), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), energy)
 
 
 def write_report(runs: Iterable[Path | str | Run], out: Path | str, **options) -> Path:

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipw.science.intelligence.metrics import DEFAULT_ENERGY, coverage, summarize
+from ipw.core import basis as B
+from ipw.science.intelligence.metrics import DEFAULT_ENERGY, coverage, scored_rows, summarize
 from ipw.store import Run, load
 
 MEASURED, ESTIMATE = "measured", "estimate"
@@ -36,15 +37,15 @@ def load_runs(paths: Iterable[Path | str | Run]) -> dict[str, Run]:
     return runs
 
 
-def energy_kind(frame: pd.DataFrame) -> str:
-    """``measured`` only when every record says ``measured`` True."""
-    if frame.empty or "measured" not in frame:
-        return ESTIMATE
-    return MEASURED if bool(frame["measured"].fillna(False).astype(bool).all()) else ESTIMATE
+def energy_kind(frame: pd.DataFrame, energy: str = DEFAULT_ENERGY) -> str:
+    """``measured`` only when every energy of ``frame`` on the basis ``energy`` was measured (the
+    rule: :func:`ipw.core.basis.frame_label`; a measured accelerator stays measured beside a host
+    estimate)."""
+    return B.frame_label(frame, energy)
 
 
-def any_estimate(runs: Mapping[str, Run]) -> bool:
-    return any(energy_kind(r.queries) == ESTIMATE for r in runs.values() if not r.queries.empty)
+def any_estimate(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> bool:
+    return any(energy_kind(r.queries, energy) == ESTIMATE for r in runs.values() if not r.queries.empty)
 
 
 def model_name(run: Run) -> str:
@@ -66,13 +67,14 @@ def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
     """Flatten one :func:`ipw.science.intelligence.metrics.summarize` result: CIs into low/high columns."""
     out = summary
     cis = [_ci(out, c) for c in ("accuracy_ci", "ipw_ci", "ipj_ci")]
+    out = out.rename(columns={"energy_j_mean": "system_energy_j_mean", "scope_energy_j_mean": "energy_j_mean"})
     return pd.concat([out.drop(columns=["accuracy_ci", "ipw_ci", "ipj_ci"])] + cis, axis=1)
 
 
 SUMMARY_COLUMNS = [
     "run", "model", "engine", "hardware", "n", "scored", "errors", "meter_gaps", "sub_update_period", "accuracy",
     "accuracy_ci_low", "accuracy_ci_high", "ipw_per_w", "ipw_ci_low", "ipw_ci_high", "ipj_per_j", "ipj_ci_low", "ipj_ci_high", "energy_j_mean",
-    "energy_above_idle_j_mean", "power_w_mean", "ttft_s_mean", "tpot_s_mean", "e2e_s_mean", "energy", "energy_scope",
+    "system_energy_j_mean", "energy_above_idle_j_mean", "power_w_mean", "ttft_s_mean", "tpot_s_mean", "e2e_s_mean", "energy", "energy_scope",
     "n_boot",
 ]
 
@@ -92,7 +94,7 @@ def summary_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.D
         s = s.drop(columns=["group", "measured"]).assign(
             run=name, model=model_name(run), engine=str((run.manifest.get("engine", {}) or {}).get("engine", "?")),
             hardware=hardware_name(run), errors=int(q["error"].notna().sum()) if "error" in q else 0,
-            energy=energy_kind(q),
+            energy=energy_kind(q, energy),
         )
         rows.append(s)
     if not rows:
@@ -110,9 +112,8 @@ def domain_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.Da
             continue
         q = q.assign(domain=q["domain"].fillna("(none)").astype(str))
         s = _tidy(summarize(q, by="domain", energy=energy)).drop(columns=["measured"])
-        kinds = q.groupby("domain", sort=True)["measured"].agg(lambda m: m.fillna(False).astype(bool).all()) \
-            if "measured" in q else pd.Series(False, index=s["domain"])
-        s["energy"] = np.where(kinds.reindex(s["domain"]).to_numpy(dtype=bool), MEASURED, ESTIMATE)
+        kinds = {d: energy_kind(g, energy) for d, g in q.groupby("domain", sort=True)}
+        s["energy"] = [kinds.get(d, ESTIMATE) for d in s["domain"]]
         rows.append(s.assign(run=name))
     if not rows:
         return pd.DataFrame(columns=["run", "domain"])
@@ -147,18 +148,18 @@ def frontier_table(summary: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("energy_j_mean", kind="stable").reset_index(drop=True)
 
 
-def coverage_tables(runs: Mapping[str, Run]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+def coverage_tables(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Coverage and best-of-local routing (``ipw.science.intelligence.metrics.coverage``) over runs that share query
     ids: a table with one row per run plus the routed row, the routed-to counts, and the number of
     common queries. Raises ValueError when they share none."""
     frames = {n: r.queries for n, r in runs.items() if not r.queries.empty}
-    cov = coverage(frames)
-    kinds = {n: energy_kind(f) for n, f in frames.items()}
-    common = set.intersection(*(set(f["id"]) for f in frames.values()))
+    cov = coverage(frames, energy)
+    kinds = {n: energy_kind(f, energy) for n, f in frames.items()}
+    scored = {n: scored_rows(f).drop_duplicates("id", keep="last") for n, f in frames.items()}
+    common = set.intersection(*(set(f["id"]) for f in scored.values()))  # the queries coverage() compares
     rows = []
-    for n, f in frames.items():
-        sub = f[f["id"].isin(common)]
-        e = float(sub["energy_j"].mean())
+    for n, f in scored.items():
+        e = float(B.frame_energy_j(f[f["id"].isin(common)], energy).mean())
         rows.append({"run": n, "accuracy": cov["accuracy"][n], "energy_j_mean": e,
                      "ipj_per_j": cov["accuracy"][n] / e if e > 0 else np.nan, "energy": kinds[n]})
     b = cov["best_of_local"]

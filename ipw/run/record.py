@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from ipw.core.records import QueryRecord
+from ipw.core.basis import of_scopes
+from ipw.core.records import MODULE_COUNTER_FLAG, QueryRecord
 from ipw.engines import Generation
 from ipw.profilers.measurement import Measurement
 from ipw.queries.grading import Grade, grade
@@ -20,7 +21,7 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
     top = [d for d in m.domains.values() if d.parent is None]
     acc_j, acc_measured = m.scope_energy_j("accelerator"), m.scope_measured("accelerator")
     host_j, host_measured = m.scope_energy_j("host"), m.scope_measured("host")
-    basis_j = m.energy_j if acc_j is None else acc_j
+    basis = of_scopes(acc_j, acc_measured, m.energy_j, m.measured, any(f.startswith(MODULE_COUNTER_FLAG) for f in m.flags))
     timing = generation.timing() if generation else {"e2e_s": m.duration_s}
     record = QueryRecord(
         id=query.id, domain=query.domain, difficulty=query.difficulty, grader=query.grader,
@@ -30,7 +31,7 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
         energy_j=m.energy_j, energy_above_idle_j=m.energy_above_idle_j,
         accelerator_energy_j=acc_j, accelerator_measured=acc_measured,
         host_energy_j=host_j, host_measured=host_measured,
-        power_w=basis_j / m.duration_s if m.duration_s > 0 else None,
+        power_w=basis.energy_j / m.duration_s if m.duration_s > 0 and basis.energy_j is not None else None,
         energy_uncertainty_j=sum(d.uncertainty_j for d in top),
         window_s=m.duration_s, measured=m.measured, flags=tuple(m.flags),
         domains={

@@ -41,7 +41,7 @@ def test_above_idle_energy_changes_ipj(two_runs):
 def test_one_unmeasured_record_makes_the_run_and_its_domain_an_estimate(two_runs):
     runs = T.load_runs(two_runs)
     q = runs["measured-run"].queries
-    q.loc[q.index[1], "measured"] = False  # domain of record 1: the second domain
+    q.loc[q.index[1], "accelerator_measured"] = False  # domain of record 1: the second domain
     summary = T.summary_table(runs).set_index("run")
     assert summary.loc["measured-run", "energy"] == "estimate"
     assert summary.loc["estimated-run", "energy"] == "estimate"
@@ -49,6 +49,10 @@ def test_one_unmeasured_record_makes_the_run_and_its_domain_an_estimate(two_runs
     mine = domains[domains["run"] == "measured-run"].set_index("domain")["energy"]
     assert mine[q.loc[q.index[1], "domain"]] == "estimate"
     assert (mine.drop(q.loc[q.index[1], "domain"]) == "measured").all()
+    q["accelerator_measured"] = True
+    q["measured"] = False  # a host estimate in the system figure: the accelerator basis stays measured
+    assert T.summary_table(runs).set_index("run").loc["measured-run", "energy"] == "measured"
+    assert T.summary_table(runs, energy="system").set_index("run").loc["measured-run", "energy"] == "estimate"
     q["measured"] = True
     assert T.summary_table(runs).set_index("run").loc["measured-run", "energy"] == "measured"
 

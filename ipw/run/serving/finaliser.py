@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from ipw.core import basis as B
 from ipw.core.records import finite
 from ipw.devices.base import scope_of
 from ipw.profilers import attribution as A
@@ -80,8 +81,7 @@ class Finaliser:
 
     def _energy_fields(self, job: Job, g, qe, domains, idle) -> dict:
         top = [d for d in domains.values() if d.parent is None]
-        acc = [d for d in top if d.scope == "accelerator"]
-        basis = acc or top
+        basis, scope = B.of_domains(domains.values(), lambda d: d.scope)
         pre = sum(qe.prefill_j.get(d.domain, 0.0) for d in basis) if qe else None
         dec = sum(qe.decode_j.get(d.domain, 0.0) for d in basis) if qe else None
         pre_u = sum(qe.prefill_uncertainty_j.get(d.domain, math.inf) for d in basis) if qe else None
@@ -102,7 +102,7 @@ class Finaliser:
         extra |= {
             "t_start_s": t0,
             "token_offsets_s": [round(t - t0, 6) for t in times],
-            "attribution": {"rule": self.rule.name, "version": self.rule.version, "scope": "accelerator" if acc else "system",
+            "attribution": {"rule": self.rule.name, "version": self.rule.version, "scope": scope,
                             "bound": bound,
                             "prefill_uncertainty_j": finite(pre_u), "decode_uncertainty_j": finite(dec_u),
                             "share_s": qe.share_s if qe else None, "input_tokens_estimated": estimated,
@@ -117,15 +117,14 @@ class Finaliser:
         curves = self.curves.get()
         infos = self.curves.infos
         top = {d: c for d, c in curves.items() if infos[d].parent is None}
-        acc = [d for d in top if self.scope_of(infos[d], infos) == "accelerator"]
+        basis, scope = B.of_domains(list(top), lambda d: self.scope_of(infos[d], infos))
         active_s, active = A.active_energy(events, top)
         stored = {e.key for e in events} <= set(self.final)
         ok = [e for e in events if e.t_first_s is not None]
         steady = A.steady_state(ok, top, level)
         if steady is not None:  # the figures on the basis IPW uses: accelerator energy, else system
-            basis = acc or list(top)
             e = sum(steady["domains"][d]["energy_j"] for d in basis)
-            steady["basis"] = {"scope": "accelerator" if acc else "system", "domains": basis, "energy_j": e,
+            steady["basis"] = {"scope": scope, "domains": basis, "energy_j": e,
                                "uncertainty_j": sum(steady["domains"][d]["uncertainty_j"] for d in basis),
                                "power_w": e / steady["duration_s"],
                                "j_per_token": e / steady["output_tokens"] if steady["output_tokens"] else None}  # fmt: skip

@@ -15,7 +15,7 @@ back to e2e). Over a set of queries:
 with every mean over the same scored queries, as the paper's released harness computes them
 (its unit test: 10 J and 20 J over 2 s and 4 s, one of two correct: IPJ = 1/30, IPW = 0.1).
 E_q is accelerator energy by default (the paper counts the accelerator only), or system energy, or
-system energy above the idle baseline (``energy=`` one of :data:`ipw.core.records.ENERGY_BASES`); the
+system energy above the idle baseline (``energy=`` one of :data:`ipw.core.basis.ENERGY_BASES`; the rule is :mod:`ipw.core.basis`); the
 basis is the ``energy_scope`` column, the metric columns keep stable names (on records of a module
 counter, Grace Hopper's, the accelerator basis is the module's energy and is named ``module``:
 :func:`energy_scope`). Confidence intervals
@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from ipw.core.errors import IpwError
-from ipw.core.records import MODULE_COUNTER_FLAG, Col, energy_column
+from ipw.core import basis as B
+from ipw.core.records import MODULE_COUNTER_FLAG, Col
 
 BOOTSTRAP_CELLS = 4_000_000  # resampled indices held at once (32 MB of int64)
 N_BOOT = 1000
@@ -52,7 +53,7 @@ Past 100,000 queries the number of resamples shrinks so that n_boot x n stays ne
 def n_boot_for(n: int) -> int:
     """Bootstrap resamples for a group of ``n`` queries: :data:`N_BOOT` up to 100,000 queries."""
     return int(min(N_BOOT, max(50, BOOT_CELLS // max(n, 1))))
-DEFAULT_ENERGY = "accelerator"
+DEFAULT_ENERGY = B.DEFAULT_BASIS
 
 
 class NoCommonQueries(IpwError, ValueError):
@@ -109,14 +110,8 @@ def scored_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def query_energy_j(frame: pd.DataFrame, energy: str = DEFAULT_ENERGY) -> pd.Series:
-    """Per-query energy [J] on ``energy``'s basis; accelerator falls back to system energy where a
-    record has none (records written before scopes existed, on CPU-only machines)."""
-    col = energy_column(energy)
-    if col == Col.ACCELERATOR_ENERGY_J:
-        if col not in frame:
-            return frame[Col.ENERGY_J].astype(float)
-        return frame[col].astype(float).fillna(frame[Col.ENERGY_J].astype(float))
-    return frame[col].astype(float)
+    """Per-query energy [J] on ``energy``'s basis (the rule: :func:`ipw.core.basis.frame_energy_j`)."""
+    return B.frame_energy_j(frame, energy)
 
 
 def query_span_s(frame: pd.DataFrame) -> pd.Series:
@@ -168,26 +163,14 @@ def _latency(frame: pd.DataFrame) -> dict:
 
 
 def _measured(frame: pd.DataFrame, energy: str) -> bool:
-    """True when every energy on this basis was measured (an accelerator figure is not an estimate
-    because a host estimate sat beside it)."""
-    col = Col.ACCELERATOR_MEASURED if energy_column(energy) == Col.ACCELERATOR_ENERGY_J else Col.MEASURED
-    if col == Col.ACCELERATOR_MEASURED and col in frame:
-        flags = frame[col].where(frame[col].notna(), frame.get(Col.MEASURED, False))
-        return bool(flags.astype(bool).all())
-    return bool(frame[Col.MEASURED].all()) if Col.MEASURED in frame else False
+    """True when every energy on this basis was measured (:func:`ipw.core.basis.frame_measured`)."""
+    return B.frame_measured(frame, energy)
 
 
 def energy_scope(frame: pd.DataFrame, energy: str) -> str:
-    """The name of the basis the energies of ``frame`` are on: ``energy``, except that accelerator
-    energy on records of a module counter is the module's (ipw.core.records: their accelerator figure is
-    None and :func:`query_energy_j` falls back to the system figure, the module counter's), so the
-    basis is named ``module`` there (``accelerator+module`` where only some records are)."""
-    basis = "system" if energy == "total" else energy
-    if energy_column(basis) == Col.ACCELERATOR_ENERGY_J:
-        module = flagged(frame, MODULE_COUNTER_FLAG)
-        if module.any():
-            return "module" if module.all() else "accelerator+module"
-    return basis
+    """The name of the scope the energies of ``frame`` are on (:func:`ipw.core.basis.frame_scope`)."""
+    module = flagged(frame, MODULE_COUNTER_FLAG) if B.canonical(energy) == "accelerator" else None
+    return B.frame_scope(frame, energy, module)
 
 
 def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_ENERGY, n_boot: int | None = None, seed: int = 0) -> pd.DataFrame:
@@ -196,7 +179,7 @@ def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_
     power [W], latencies [s], and whether every energy on the basis was measured (False where any
     came from the estimate). Every mean is over the scored rows, the rows accuracy counts.
     ``n_boot`` None: :func:`n_boot_for` the whole frame's size, one count for the run and each group."""
-    energy_column(energy)  # an unknown basis is an error before any work
+    B.energy_column(energy)  # an unknown basis is an error before any work
     frame = frame[[c for c in (*METRIC_COLUMNS, by) if c is not None and c in frame]]  # no copy of the rest
     groups = [("all", frame)] if by is None else list(frame.groupby(by, sort=True))
     if n_boot is None:

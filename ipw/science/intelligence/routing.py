@@ -50,7 +50,8 @@ import pandas as pd
 
 from ipw.science.intelligence.metrics import DEFAULT_ENERGY, query_energy_j, scored_rows
 from ipw.core.errors import IpwError
-from ipw.core.records import Col, energy_column
+from ipw.core.basis import energy_column
+from ipw.core.records import Col
 
 METRICS = ("energy_j", "flops", "cost_usd")
 """What savings are computed in: energy [J], compute [FLOP], cost [USD]."""
