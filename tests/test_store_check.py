@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -16,7 +19,7 @@ from click.testing import CliRunner
 
 from ipw.cli import main
 from ipw.store import MANIFEST, QUERIES, SEGMENTS, RunStore, columnar, load
-from tests.test_store import rec
+from tests.test_store import HOLD, rec
 
 
 @pytest.fixture
@@ -161,3 +164,16 @@ def test_a_folder_of_segments_only(tmp_path):
     res = ipw(path, "--repair")
     assert res.exit_code == 1 and "queries.jsonl is empty: no copy to rebuild from" in res.output
     assert seg.is_file() and not list(seg.parent.glob("*.damaged"))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the holder is a second process holding flock")
+def test_not_while_a_run_writes_it(run):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        res = ipw(run)
+        assert res.exit_code == 1 and f"Error: run folder {run} is in use by process {proc.pid}" in res.output
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert ipw(run).exit_code == 0

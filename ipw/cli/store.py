@@ -36,7 +36,8 @@ def check(run: Path, repair: bool) -> None:
     Exit status: 0 when healthy (or repaired), 1 when damage remains. Loading (report, compare,
     --resume) already sets a damaged segment aside and reads its records from the journal; this
     command finds what loading's cheap checks cannot, such as a segment that reads well but holds
-    other records than the journal. It reads the whole journal: minutes at a million records.
+    other records than the journal. It reads the whole journal (about 11 s of CPU per 200,000
+    records) and holds the run's lock meanwhile: while a run writes RUN, it stops and names it.
 
     \b
     Examples:

@@ -5,13 +5,14 @@ segment of the chain is read (page checksums, rows, metadata) and compared with 
 it holds, in blocks of :data:`ipw.store.damage.BLOCK` bytes, column by column (Arrow equality of
 the table the journal's lines give). It finds what loading cannot: a segment that reads well but
 holds other records than the journal, and journal lines that are not records (in bytes a
-segment covers, loading never reads them). A million records take about as long as loading a
-journal-only run of that size (minutes), in the memory of one segment.
+segment covers, loading never reads them). It holds the memory of one segment and a block; on
+the project's 2-core VM, 200,000 records took 11 s of CPU and 830 MiB.
 
-With ``repair``, holding the run's lock (so never while a run writes it), it sets damaged
-segments aside and rebuilds them from the journal (:mod:`ipw.store.damage`), rebuilds missing
-ones, and drops a last record cut off mid-write. A segment whose journal bytes hold unreadable
-lines is left as it is: it may be the only copy of those records.
+It holds the run's lock meanwhile, so it never runs while a run writes the folder (segments merged
+away under it would look damaged): :class:`RunLocked` names the writer. With ``repair``, it sets
+damaged segments aside and rebuilds them from the journal (:mod:`ipw.store.damage`), rebuilds
+missing ones, and drops a last record cut off mid-write. A segment whose journal bytes hold
+unreadable lines is left as it is: it may be the only copy of those records.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ipw.errors import IpwError
-from ipw.store import MANIFEST, QUERIES, SEGMENTS, RunStore, columnar, damage
+from ipw.store import MANIFEST, QUERIES, SEGMENTS, RunLocked, RunStore, columnar, damage
 from ipw.store.columnar import Segment
 from ipw.store.verify import SegmentDamaged, one_line
 
@@ -116,8 +117,14 @@ def check(run: Path | str, repair: bool = False) -> Report:
     journal = run / QUERIES
     store = RunStore(run)
     report = Report(run)
-    if repair:
+    try:  # segments merged away while being compared would read as damage: no writer meanwhile
         store.lock()
+    except RunLocked:
+        raise
+    except IpwError:  # a read-only copy of a run: nothing writes it, and nothing can be repaired
+        if repair:
+            raise
+    if repair:
         report.cut_bytes = store.repair()
         report.cut_dropped = report.cut_bytes > 0
     size = journal.stat().st_size if journal.is_file() else 0
