@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "density": "ipw.cli.density:density",
     "capacity": "ipw.cli.capacity:capacity",
     "cmr": "ipw.cli.cmr:cmr",
+    "store": "ipw.cli.store:store",
 }
 
 

@@ -18,13 +18,19 @@ runs/<run-id>/
 Rules every reader and writer keeps:
 
 - **Durability.** A run killed at any point loses at most the query in flight (and that session's
-  timeline); a record cut off mid-write is dropped when the run is reopened. A write that fails
-  (disk full) raises :class:`StoreWriteError` and undoes its own partial bytes.
+  timeline); a record cut off mid-write is left out with a warning, and dropped when the run is
+  reopened. A write that fails (disk full) raises :class:`StoreWriteError` and undoes its own
+  partial bytes.
 - **Journal first.** ``queries.jsonl`` is the truth; segments cover a prefix of it, named by the
   journal bytes they hold. :func:`load` reads the segments, then parses only the journal after
   them, so records written after the last segment (a crash, a session that ended) are never lost.
   A run folder of the journal-only format loads as before (all of it is the tail);
   :func:`compact` gives it segments.
+- **Damage costs no run.** A segment that cannot be read, or disagrees with its name, its own
+  metadata or the journal (:mod:`ipw.store.verify`), is set aside as ``<name>.damaged`` (never
+  deleted), named in a warning of the ``ipw.store`` logger, and rebuilt from the journal
+  (:mod:`ipw.store.damage`); so is a segment missing from the chain. ``ipw store check RUN
+  [--repair]`` compares every segment with the journal, record by record (:mod:`ipw.store.check`).
 - **One writer.** Creating or reopening a run takes an exclusive lock on the folder; a second
   process gets :class:`RunLocked` naming the holder's pid.
 - **The later record of an id wins.** When an id was stored twice (a retried engine error, two
@@ -50,6 +56,7 @@ Rules every reader and writer keeps:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -57,10 +64,11 @@ from pathlib import Path
 
 from ipw.core.errors import InputFileError, IpwError
 from ipw.core.records import RECORD_COLUMNS, QueryRecord, RecordError
-from ipw.store import columnar
+from ipw.store import columnar, damage
 from ipw.store.columnar import SEGMENT_RECORDS, SEGMENTS, decode_json
 from ipw.store.files import LOCK, FolderLock, RunLocked, StoreWriteError, append_durably, validate_run_id, write_atomic
 
+log = logging.getLogger("ipw.store")
 MANIFEST, QUERIES, IDLE, TIMELINE, SUMMARY = (
     "manifest.json", "queries.jsonl", "idle.json", "power.parquet", "summary.json",
 )  # fmt: skip
@@ -183,6 +191,8 @@ class RunStore:
             return 0
         with open(p, "r+b") as f:
             f.truncate(keep)
+        log.warning("%s: dropped its last %d bytes, a record cut off mid-write (the run was killed while writing "
+                    "it); that query runs again", p, size - keep)
         return size - keep
 
     def append(self, record: QueryRecord) -> None:
@@ -218,9 +228,9 @@ class RunStore:
         segments as :func:`ipw.store.columnar.compact` says; all into one with ``everything``).
         Returns the records sealed."""
         self.lock()
-        segs = columnar.chain(columnar.list_segments(self.path))
-        start = segs[-1].end if segs else 0
         journal = self.path / QUERIES
+        segs = damage.chain(self.path, journal, claim=lambda: True)
+        start = segs[-1].end if segs else 0
         if journal.is_file() and journal.stat().st_size < start:
             raise IpwError(f"{journal} is shorter than its segments in {self.path / SEGMENTS}: the folder was altered")
         tail, end, offsets = columnar.read_tail(journal, start)
@@ -228,13 +238,33 @@ class RunStore:
             table = columnar.tail_table(journal, tail, offsets)
             segs.append(columnar.write_segment(self.path, table, start, end))
         if tail or everything:
-            columnar.compact(self.path, segs, everything)
+            columnar.compact(self.path, segs, everything,
+                             read=lambda part: damage.read(self.path, journal, part, claim=lambda: True))
         self._lock.unsealed = 0
         return len(tail)
 
     def table(self):
-        """Every stored record as one Arrow table (segments + journal tail), duplicates included."""
-        return _read_table(self.path)
+        """Every stored record as one Arrow table (segments + journal tail), duplicates included.
+        A damaged segment is set aside and rebuilt from the journal (:mod:`ipw.store.damage`)."""
+        try:
+            return damage.read_table(self.path, self.path / QUERIES, self._claim)
+        finally:
+            if self.__dict__.pop("_borrowed", False):
+                lock, self._lock = self._lock, None
+                lock.release()
+
+    def _claim(self) -> bool:
+        """Whether this process may change the folder (set a damaged segment aside): it holds the
+        run's lock, or a reader takes it until its read ends (when no process writes the run)."""
+        if self._lock is not None:
+            return True
+        borrowed = not FolderLock.held(self.path)
+        try:
+            self.lock()
+        except IpwError:  # another process writes the run, or the folder is read-only
+            return False
+        self._borrowed = borrowed
+        return True
 
     def records(self) -> list[QueryRecord]:
         """Every stored record, typed (records of older schemas are read too); an id stored twice
@@ -284,43 +314,6 @@ class RunStore:
 def _chain_end(path: Path) -> int | None:
     segs = columnar.chain(columnar.list_segments(path))
     return segs[-1].end if segs else 0
-
-
-def _read_table(path: Path, tries: int = 5):
-    """Segments + journal tail as one Arrow table. A writer may merge segments while we read:
-    a segment that vanished means a newer listing, so read again."""
-    import pyarrow as pa
-
-    journal = path / QUERIES
-    for attempt in range(tries):
-        segs = columnar.chain(columnar.list_segments(path))
-        start = segs[-1].end if segs else 0
-        size = journal.stat().st_size if journal.is_file() else 0
-        if segs and 0 < size < start:
-            raise IpwError(f"{journal} is shorter than the records in {path / SEGMENTS} say: the folder was altered. "
-                           f"Remove {path / SEGMENTS} to load the journal alone.")
-        if segs and size >= start and not _newline_before(journal, start):
-            raise IpwError(f"{path / SEGMENTS} does not match {journal} (no record ends at byte {start}): the folder "
-                           f"was altered. Remove {path / SEGMENTS} to load the journal alone.")
-        try:
-            tables = columnar.read_segments(segs)
-        except FileNotFoundError:
-            if attempt == tries - 1:
-                raise
-            continue
-        tail, _, offsets = columnar.read_tail(journal, start) if size > start else ([], start, [])
-        if tail:
-            tables.append(columnar.tail_table(journal, tail, offsets))
-        if not tables:
-            return columnar.SCHEMA.empty_table()
-        return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-    raise AssertionError("unreachable")
-
-
-def _newline_before(journal: Path, offset: int) -> bool:
-    with open(journal, "rb") as f:
-        f.seek(offset - 1)
-        return f.read(1) == b"\n"
 
 
 def query_frame(table):

@@ -8,6 +8,9 @@ the segments that chain from byte 0, then parses only the journal after the last
 
 - A segment is written to ``*.tmp``, fsync'd and renamed: it exists whole or not at all. A kill
   between the journal append and the segment loses nothing (the records are in the tail).
+- A segment carries Parquet page checksums and ``ipw.segment`` metadata (its bytes, rows, columns,
+  first and last id, a CRC-32 of its ids), checked as it is read (:mod:`ipw.store.verify`); one that
+  fails is set aside and rebuilt from the journal (:mod:`ipw.store.damage`).
 - Compaction: when the last :data:`FANOUT` segments are of one size class (rows within one power of
   FANOUT above SEGMENT_RECORDS), they are merged into one; the merged file is renamed in before the
   parts are deleted, so a reader sees either. Each record is rewritten about log10(n / 1e4) times.
@@ -29,6 +32,7 @@ import pyarrow as pa
 
 from ipw.core.errors import InputFileError, IpwError
 from ipw.core.records import SCHEMA_VERSION, QueryRecord
+from ipw.store.verify import META, checksums, facts
 
 SEGMENTS = "segments"
 SEGMENT_RECORDS = 10_000
@@ -238,8 +242,9 @@ def write_segment(run: Path, table: pa.Table, start: int, end: int) -> Segment:
     d.mkdir(exist_ok=True)
     path = d / segment_name(start, end, table.num_rows)
     tmp = path.with_name(path.name + ".tmp")
+    table = table.replace_schema_metadata({META: json.dumps(facts(table, start, end))})
     try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 16)
+        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 16, **checksums("write"))
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -269,15 +274,23 @@ def _fsync_dir(d: Path) -> None:
 
 
 def read_segments(segs: list[Segment]) -> list[pa.Table]:
+    """The segments' tables as :data:`SCHEMA`, unchecked (:mod:`ipw.store.damage` checks them)."""
+    return [conform(read_raw(s)) for s in segs]
+
+
+def read_raw(seg: Segment) -> pa.Table:
+    """A segment's table as stored (before :func:`conform`), its page checksums verified."""
     import pyarrow.parquet as pq
 
-    return [conform(_undictionary(pq.read_table(s.path, pre_buffer=False, read_dictionary=FEW_VALUES), FEW_VALUES))
-            for s in segs]
+    table = pq.read_table(seg.path, pre_buffer=False, read_dictionary=FEW_VALUES,
+                          **checksums("read"))
+    return _undictionary(table, FEW_VALUES)
 
 
-def compact(run: Path, segs: list[Segment], everything: bool = False) -> list[Segment]:
+def compact(run: Path, segs: list[Segment], everything: bool = False, read=read_segments) -> list[Segment]:
     """Merge the trailing FANOUT segments of one size class (all of them with ``everything``),
-    repeatedly; delete segments no longer in the chain. Returns the new chain."""
+    repeatedly, reading them with ``read``; delete segments no longer in the chain. Returns the
+    new chain."""
     segs = chain(segs)
     while True:
         if everything:
@@ -286,7 +299,7 @@ def compact(run: Path, segs: list[Segment], everything: bool = False) -> list[Se
             tail = segs[-FANOUT:] if len(segs) >= FANOUT and len({s.level for s in segs[-FANOUT:]}) == 1 else []
         if not tail:
             break
-        merged = write_segment(run, pa.concat_tables(read_segments(tail)), tail[0].start, tail[-1].end)
+        merged = write_segment(run, pa.concat_tables(read(tail)), tail[0].start, tail[-1].end)
         segs = segs[: len(segs) - len(tail)] + [merged]
         if everything:
             break
@@ -300,14 +313,14 @@ def compact(run: Path, segs: list[Segment], everything: bool = False) -> list[Se
 
 
 # -- the journal tail ----------------------------------------------------------------------------
-def read_tail(journal: Path, start: int) -> tuple[list[dict], int, list[int]]:
-    """Complete records of the journal from byte ``start`` (a record cut off by a kill is left
-    out), the byte just after the last one, and the byte where each record starts."""
+def read_tail(journal: Path, start: int, stop: int | None = None) -> tuple[list[dict], int, list[int]]:
+    """Complete records of the journal from byte ``start`` (to ``stop``; a record cut off by a
+    kill is left out), the byte just after the last one, and the byte where each record starts."""
     if not journal.is_file():
         return [], start, []
     with open(journal, "rb") as f:
         f.seek(start)
-        data = f.read()
+        data = f.read() if stop is None else f.read(max(0, stop - start))
     end = data.rfind(b"\n") + 1
     out, offsets = [], []
     pos = 0

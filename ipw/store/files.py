@@ -143,7 +143,21 @@ class FolderLock:
                 cls._held[key] = lock
             return lock
 
+    @classmethod
+    def held(cls, folder: Path) -> bool:
+        """Whether this process holds ``folder``'s lock."""
+        with cls._guard:
+            return cls._held.get(os.path.realpath(folder)) is not None
+
     def release(self) -> None:
+        """Let go of the lock now (and forget it, so that the next acquire locks afresh)."""
+        with FolderLock._guard:
+            key = os.path.realpath(self.folder)
+            if FolderLock._held.get(key) is self:
+                del FolderLock._held[key]
+        self._unlock()
+
+    def _unlock(self) -> None:
         fd, self.fd = getattr(self, "fd", None), None
         if fd is not None:
             try:
@@ -152,7 +166,7 @@ class FolderLock:
                 os.close(fd)
 
     def __del__(self) -> None:
-        self.release()
+        self._unlock()
 
 
 def _lock(fd: int) -> None:
