@@ -58,7 +58,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -66,12 +66,11 @@ from ipw.core.errors import InputFileError, IpwError
 from ipw.core.records import RECORD_COLUMNS, QueryRecord, RecordError
 from ipw.store import columnar, damage
 from ipw.store.columnar import SEGMENT_RECORDS, SEGMENTS, decode_json
+from ipw.store.files import IDLE, MANIFEST, QUERIES, SUMMARY, TIMELINE
+from ipw.store.run import Run
 from ipw.store.files import LOCK, FolderLock, RunLocked, StoreWriteError, append_durably, validate_run_id, write_atomic
 
 log = logging.getLogger("ipw.store")
-MANIFEST, QUERIES, IDLE, TIMELINE, SUMMARY = (
-    "manifest.json", "queries.jsonl", "idle.json", "power.parquet", "summary.json",
-)  # fmt: skip
 
 __all__ = [
     "IDLE", "LOCK", "MANIFEST", "QUERIES", "SEGMENTS", "SEGMENT_RECORDS", "SUMMARY", "TIMELINE", "Run", "RunLocked",
@@ -335,23 +334,6 @@ def compact(run: Path | str) -> int:
         store.close(seal=False)
 
 
-@dataclass
-class Run:
-    """A run loaded for analysis: pandas frames and the manifest."""
-
-    path: Path
-    manifest: dict
-    queries: object  # pandas.DataFrame: one row per query record
-    timeline: object  # pandas.DataFrame: t_s, domain, energy_j, power_w, session
-    idle: list = field(default_factory=list)
-    summary: dict | None = None
-
-    @property
-    def label(self) -> str:
-        m = self.manifest
-        return m.get("label") or f"{m.get('engine', {}).get('model', '?')} on {m.get('hardware', {}).get('summary', '?')}"
-
-
 def load(run: Path | str) -> Run:
     """Load a run folder (or a folder of the shards of one run) into pandas frames
     (``Run.queries``, ``Run.timeline``)."""
@@ -359,7 +341,7 @@ def load(run: Path | str) -> Run:
     if not (path / MANIFEST).is_file():
         from ipw.store import merge
 
-        return merge.load_sharded(path)
+        return merge.load_sharded(path, load_one)
     return load_one(path)
 
 

@@ -192,3 +192,9 @@ def _holder(fd: int) -> str:
         return f"process {info['pid']} on {info.get('host', '?')} (since {info.get('since', '?')})"
     except (OSError, ValueError, KeyError, TypeError):
         return "another process"
+
+
+# The files of a run folder.
+MANIFEST, QUERIES, IDLE, TIMELINE, SUMMARY = (
+    "manifest.json", "queries.jsonl", "idle.json", "power.parquet", "summary.json",
+)  # fmt: skip

@@ -21,14 +21,14 @@ import json
 from pathlib import Path
 
 from ipw.core.errors import IpwError
+from ipw.store.files import MANIFEST
+from ipw.store.run import Run
 from ipw.core.records import RECORD_COLUMNS
 
 NODE = "node"
 
 
 def _is_run(p: Path) -> bool:
-    from ipw.store import MANIFEST
-
     return p.is_dir() and (p / MANIFEST).is_file()
 
 
@@ -45,9 +45,7 @@ def run_folders(path: Path | str) -> list[Path]:
     return cells(path) or [path]
 
 
-def load_sharded(path: Path):
-    from ipw.store import MANIFEST
-
+def load_sharded(path: Path, load_one):
     path = Path(path)
     if not path.is_dir():
         raise IpwError(f"{path} is not an ipw run (no {MANIFEST})")
@@ -55,12 +53,12 @@ def load_sharded(path: Path):
     if not shards:
         found = cells(path)
         if len(found) == 1:
-            return load_sharded(found[0])
+            return load_sharded(found[0], load_one)
         if found:
             raise IpwError(f"{path} holds {len(found)} runs (one per model x engine): give them one by one, "
                            f"e.g. {' '.join(str(c) for c in found[:3])}")
         raise IpwError(f"{path} is not an ipw run (no {MANIFEST})")
-    return _merge(path, shards)
+    return _merge(path, shards, load_one)
 
 
 def _shard_of(manifest: dict, folder: Path) -> dict:
@@ -76,10 +74,8 @@ def _host(session: dict) -> str | None:
     return node.get("host") if isinstance(node, dict) else None
 
 
-def _merge(path: Path, folders: list[Path]):
+def _merge(path: Path, folders: list[Path], load_one):
     import pandas as pd
-
-    from ipw.store import Run, load_one
 
     runs = [load_one(f) for f in folders]
     specs = [_shard_of(r.manifest, f) for r, f in zip(runs, folders)]
