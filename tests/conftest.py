@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,23 @@ def clock(monkeypatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(core_clock, "now", fake)
     return fake
+
+
+MACHINE = os.environ.get("IPW_TEST_MACHINE", "")
+"""``fake-gpu-rapl``: every test runs as if on a GPU server with RAPL (tests/fakes/machine.py)."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _machine(tmp_path_factory):
+    if MACHINE not in ("", "fake-gpu-rapl"):
+        raise pytest.UsageError(f"IPW_TEST_MACHINE={MACHINE!r}: use fake-gpu-rapl or leave it unset")
+    if not MACHINE:
+        yield None
+        return
+    from tests.fakes.machine import FakeMachine
+
+    machine = FakeMachine(tmp_path_factory.mktemp("machine"))
+    with pytest.MonkeyPatch.context() as patch:
+        machine.start(patch)
+        yield machine
+    machine.stop()

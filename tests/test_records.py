@@ -15,3 +15,12 @@ def test_a_meter_gap_record_reads_back(tmp_path):
     store = RunStore.create(tmp_path, "r", {"config": {}})
     store.append(gap)
     assert RunStore.open(store.path).records() == [gap]
+
+
+def test_every_record_field_has_a_column_name():
+    from dataclasses import fields
+
+    from ipw.core.records import Col, QueryRecord
+
+    names = {v for k, v in vars(Col).items() if k.isupper()}
+    assert [f.name for f in fields(QueryRecord) if f.name not in names] == []

@@ -80,3 +80,22 @@ def read_objects(path: Path | str) -> Iterator[tuple[int, dict]]:
         if not isinstance(obj, dict):
             raise InputFileError(path, number, f"expected a JSON object, got {type(obj).__name__}")
         yield number, obj
+
+
+def read_json(path: Path | str, error: type[InputFileError] = InputFileError):
+    """The one JSON document in ``path`` (a BOM allowed). A file that cannot be read, bytes that are
+    not UTF-8, text that is not JSON or is nested too deeply raise ``error`` (an
+    :class:`InputFileError`) naming the file, and the line where JSON says where."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8-sig"))
+    except OSError as e:
+        raise error(path, None, f"cannot read it ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise error(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise error(path, e.lineno, f"not valid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise error(path, None, "JSON nested too deeply") from None
+    except ValueError as e:  # e.g. an integer with more digits than Python converts
+        raise error(path, None, f"not valid JSON ({e})") from None

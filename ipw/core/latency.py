@@ -5,7 +5,7 @@ starts at ``t_start`` (the request is sent), its output tokens arrive at ``t_1 <
 it ends at ``t_end`` (the answer is complete: the stream closed, the text decoded).
 
 - **TTFT** = ``t_1 - t_start``.
-- **TPOT** (ipw, the IPW paper's definition, PAPERS.md section 1, and what every record's
+- **TPOT** (ipw, the IPW paper's definition, arXiv 2511.07885, section 3, and what every record's
   ``tpot_s`` holds) = ``(t_n - t_1) / (n - 1)``: the decode time per token after the first.
   Undefined for ``n < 2``. With one timed token per chunk it is exactly the mean inter-token
   latency of the query.
@@ -47,19 +47,32 @@ def _check(t_start: float, times: Sequence[float], t_end: float | None = None) -
         raise LatencyError(f"times must be non-decreasing from start through every token to end: {seq[:6]}...")
 
 
+def ttft_between_s(t_start: float, t_first: float | None) -> float | None:
+    """Time to first token [s] = t_first - t_start; None without a token."""
+    return None if t_first is None else t_first - t_start
+
+
+def tpot_between_s(t_first: float | None, t_last: float | None, n: int) -> float | None:
+    """ipw's TPOT [s/token] = (t_last - t_first) / (n - 1) over ``n`` output tokens; None for n < 2
+    or without both token times. The one formula every TPOT of ipw comes from."""
+    if n < 2 or t_first is None or t_last is None:
+        return None
+    return (t_last - t_first) / (n - 1)
+
+
 def ttft_s(t_start: float, token_times: Sequence[float]) -> float | None:
     """Time to first token [s]; None without a token."""
     _check(t_start, token_times)
-    return token_times[0] - t_start if len(token_times) else None
+    return ttft_between_s(t_start, token_times[0] if len(token_times) else None)
 
 
 def tpot_s(token_times: Sequence[float], output_tokens: int | None = None) -> float | None:
-    """ipw's TPOT [s/token] = (t_last - t_first) / (n - 1); ``n`` is ``output_tokens`` when the
-    server counted them (else the timed tokens). None for n < 2."""
+    """ipw's TPOT [s/token] (:func:`tpot_between_s`) from a query's token times; ``n`` is
+    ``output_tokens`` when the server counted them (else the timed tokens)."""
     n = len(token_times) if output_tokens is None else output_tokens
-    if n < 2 or not len(token_times):
+    if not len(token_times):
         return None
-    return (token_times[-1] - token_times[0]) / (n - 1)
+    return tpot_between_s(token_times[0], token_times[-1], n)
 
 
 def tpot_vllm_s(e2e_s: float, ttft: float | None, output_tokens: int) -> float | None:

@@ -4,7 +4,7 @@ Every layer speaks these types: the runner builds a :class:`QueryRecord` per que
 writes and reads them (``queries.jsonl`` lines are ``QueryRecord.to_dict()``), ``ipw.science.intelligence.metrics``
 and the reports read their columns by the constants of :class:`Col`, never by string literals.
 
-Energy has a scope (DESIGN.md, measurement rules):
+Energy has a scope (docs/profilers.md, the measurement rules):
 
 - **accelerator**: the GPUs, or the Apple SoC; on a machine with neither, the CPU package.
   IPW and IPJ use it by default, as the IPW paper's harness does.
@@ -46,9 +46,16 @@ class Col:
 
     ID = "id"
     DOMAIN = "domain"
+    DIFFICULTY = "difficulty"
+    GRADER = "grader"
+    REFERENCE = "reference"
     CORRECT = "correct"
+    EXTRACTED = "extracted"
+    GRADE_METHOD = "grade_method"
+    GRADE_REASON = "grade_reason"
     ERROR = "error"
     OUTPUT = "output"
+    FINISH_REASON = "finish_reason"
     E2E_S = "e2e_s"
     TTFT_S = "ttft_s"
     TPOT_S = "tpot_s"
@@ -59,10 +66,19 @@ class Col:
     ENERGY_ABOVE_IDLE_J = "energy_above_idle_j"
     ACCELERATOR_ENERGY_J = "accelerator_energy_j"
     HOST_ENERGY_J = "host_energy_j"
+    ENERGY_UNCERTAINTY_J = "energy_uncertainty_j"
+    PREFILL_ENERGY_J = "prefill_energy_j"
+    DECODE_ENERGY_J = "decode_energy_j"
     POWER_W = "power_w"
     MEASURED = "measured"
     ACCELERATOR_MEASURED = "accelerator_measured"
+    HOST_MEASURED = "host_measured"
     FLAGS = "flags"
+    DOMAINS = "domains"
+    ENGINE_EXTRA = "engine_extra"
+    ATTEMPTS = "attempts"
+    FINISHED_AT = "finished_at"
+    SCHEMA = "schema"
     SESSION = "session"
     SHARD = "shard"
     # summary columns (ipw.science.intelligence.metrics.summarize)
@@ -81,9 +97,10 @@ class Col:
     N_BOOT = "n_boot"
 
 
-SCOPES = ("accelerator", "host", "module", "system")
 MODULE_COUNTER_FLAG = "module-counter:"
 """Prefix of the flag a window gets for each domain that is a module counter (module docstring)."""
+
+
 class RecordError(IpwError, ValueError):
     """A stored record that does not fit the contract (the store adds the file and line)."""
 
@@ -119,18 +136,6 @@ def finite(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return type(x)(finite(v) for v in x)
     return x
-
-
-@dataclass(frozen=True)
-class DomainRecord:
-    """One energy domain of a query's window [J], with where the number came from."""
-
-    energy_j: float
-    source: str
-    measured: bool
-    uncertainty_j: float | None = None
-    parent: str | None = None
-    scope: str | None = None
 
 
 @dataclass(frozen=True)

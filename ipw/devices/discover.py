@@ -31,7 +31,7 @@ from ipw.devices import jetson
 from ipw.devices.nvidia import module as nvml_module
 from ipw.devices.base import MODULE, Meter
 from ipw.devices.nvidia.meter import GpuSelectionError
-from ipw.devices.rapl import DEFAULT_ROOT
+from ipw.devices import rapl
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Discovery:
 class DiscoverConfig:
     """Where discovery looks; tests point these at fakes."""
 
-    rapl_root: Path = DEFAULT_ROOT
+    rapl_root: Path | None = None  # None: ipw.devices.rapl.DEFAULT_ROOT, read when discovery runs
     nvml: ModuleType | None = None
     amdsmi: ModuleType | None = None
     probe_s: float = 1.0  # at most; the probe stops once it has seen four changes
@@ -74,7 +74,7 @@ class DiscoverConfig:
     monitor: str = "thread"  # NVML background monitor: "thread", "manual" (tests; Jetson rails then polled by the caller) or "off" (edge reads)
     sleep: Callable[[float], None] = time.sleep  # how a manual monitor waits (tests: the simulated clock)
     nvml_module: bool | None = None  # NVML counters cover their module (GPU + CPU + memory)? None: IPW_NVML_MODULE, then the table
-    jetson_root: Path = jetson.DEFAULT_ROOT  # where the Jetson meter looks for bus/i2c/drivers/ina*
+    jetson_root: Path | None = None  # where the Jetson meter looks for bus/i2c/drivers/ina* (None: jetson.DEFAULT_ROOT)
 
 
 def probe_update_period(read_raw: Callable[[], float], duration_s: float = 1.0) -> float | None:
@@ -155,7 +155,7 @@ def _rapl(cfg: DiscoverConfig, found: Discovery) -> None:
     from ipw.devices.rapl import RaplMeter
 
     _not_on_a_module("rapl", found)
-    found.meters.append(RaplMeter(cfg.rapl_root))
+    found.meters.append(RaplMeter(cfg.rapl_root or rapl.DEFAULT_ROOT))
 
 
 def _apple(cfg: DiscoverConfig, found: Discovery) -> None:
@@ -170,7 +170,7 @@ def _apple(cfg: DiscoverConfig, found: Discovery) -> None:
 
 
 def _jetson(cfg: DiscoverConfig, found: Discovery) -> None:
-    found.meters.append(jetson.JetsonMeter(cfg.jetson_root, poll="manual" if cfg.monitor == "manual" else "thread"))
+    found.meters.append(jetson.JetsonMeter(cfg.jetson_root or jetson.DEFAULT_ROOT, poll="manual" if cfg.monitor == "manual" else "thread"))
 
 
 def _estimate(cfg: DiscoverConfig, found: Discovery) -> None:

@@ -2,7 +2,7 @@
 
 Engines stamp every output token with :func:`ipw.core.clock.now` (the one monotonic clock of
 ipw) at the moment it is produced or received, so that latency follows the IPW paper's definitions
-(../PAPERS.md section 1, and docs/profile.md):
+(the IPW paper, arXiv 2511.07885, section 3, and docs/profile.md):
 
 - TTFT = t_first_token - t_start [s]
 - TPOT = (t_last_token - t_first_token) / (n_out - 1) [s/token], undefined for n_out < 2
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+
+from ipw.core import latency
 
 
 @dataclass(frozen=True)
@@ -52,14 +54,13 @@ class Generation:
 
     @property
     def ttft_s(self) -> float | None:
-        return None if self.t_first_token_s is None else self.t_first_token_s - self.t_start_s
+        """Time to first token [s] (:func:`ipw.core.latency.ttft_between_s`)."""
+        return latency.ttft_between_s(self.t_start_s, self.t_first_token_s)
 
     @property
     def tpot_s(self) -> float | None:
-        """Time per output token after the first [s]; None with fewer than two tokens."""
-        if self.output_tokens < 2 or self.t_first_token_s is None or self.t_last_token_s is None:
-            return None
-        return (self.t_last_token_s - self.t_first_token_s) / (self.output_tokens - 1)
+        """Time per output token after the first [s] (:func:`ipw.core.latency.tpot_between_s`)."""
+        return latency.tpot_between_s(self.t_first_token_s, self.t_last_token_s, self.output_tokens)
 
     @property
     def e2e_s(self) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from ipw.devices.base import SCOPES, SYSTEM
+from ipw.devices.base import SCOPES, SYSTEM, scope_of
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,17 @@ class DomainEnergy:
     idle_power_w: float | None = None
     scope: str = "host"
     bound_basis: str | None = None  # what uncertainty_j rests on (module doc)
+
+    @classmethod
+    def of(cls, info, infos: dict, energy_j: float, duration_s: float, uncertainty_j: float,
+           peak_power_w: float | None = None, idle_power_w: float | None = None,
+           bound_basis: str | None = None) -> DomainEnergy:  # fmt: skip
+        """A domain's share of a window from its meter's :class:`~ipw.devices.base.DomainInfo`
+        (``infos``: every domain's, for its scope): the one place a DomainEnergy is built, by a
+        window (ipw.profilers.windows) and by attribution (ipw.run.serving)."""
+        avg = energy_j / duration_s if duration_s > 0 else 0.0
+        return cls(info.domain, energy_j, duration_s, avg, peak_power_w, uncertainty_j, info.source, info.measured,
+                   info.update_period_s, info.parent, idle_power_w, scope_of(info, infos), bound_basis)  # fmt: skip
 
     @property
     def energy_above_idle_j(self) -> float | None:

@@ -42,7 +42,7 @@ from collections.abc import Iterator, Sequence
 
 from ipw.core import clock
 from ipw.core.records import MODULE_COUNTER_FLAG
-from ipw.devices.base import MODULE, Meter, Reading, scope_of
+from ipw.devices.base import MODULE, Meter, Reading
 from ipw.profilers.measurement import DomainEnergy, IdleBaseline, Measurement
 from ipw.profilers.sampler import Sampler
 
@@ -223,11 +223,7 @@ class Profiler:
                 if bound == float("inf"):
                     flags.append(f"unbounded:{domain}")
                 idle = self.idle.power_w.get(domain) if self.idle else None
-                avg = energy / dt if dt > 0 else 0.0
-                domains[domain] = DomainEnergy(
-                    domain, energy, dt, avg, peak, bound, info.source, info.measured,
-                    info.update_period_s, info.parent, idle, scope_of(info, infos), basis,
-                )  # fmt: skip
+                domains[domain] = DomainEnergy.of(info, infos, energy, dt, bound, peak, idle, basis)
                 if dt < info.update_period_s:
                     flags.append(f"{SUB_UPDATE_PERIOD}:{domain}")
         flags += [MODULE_COUNTER_FLAG + d for d, e in domains.items() if e.scope == MODULE]

@@ -13,7 +13,7 @@
 - ``judge``: an LLM judge (any :class:`~ipw.engines.base.Engine`) says CORRECT or INCORRECT;
   without one the query is not scored (``correct=None``).
 
-Accuracy (IPW paper, ../PAPERS.md section 1) = correct / scored, where a query is scored when
+Accuracy (IPW paper, arXiv 2511.07885, section 3) = correct / scored, where a query is scored when
 ``correct`` is not None.
 """
 

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from ipw.core.errors import InputFileError
+from ipw.core.jsonl import read_json
 
 RESULT_FILE = "result.json"
 RESERVED = ("kind", "version", "ipw_version", "tables")
@@ -119,14 +120,7 @@ def read_header(path: Path | str) -> Header:
     if not file.is_file():
         raise ResultFileError(file, None, "no such result file (expected what an ipw command's --out "
                                           "wrote: a folder or a .json file)")
-    try:
-        payload = json.loads(file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise ResultFileError(file, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise ResultFileError(file, e.lineno, f"not valid JSON ({e.msg})") from None
-    except RecursionError:
-        raise ResultFileError(file, None, "JSON nested too deeply") from None
+    payload = read_json(file, ResultFileError)
     if not isinstance(payload, dict) or not isinstance(payload.get("kind"), str):
         raise ResultFileError(file, None, "not an ipw result: no 'kind' field")
     ver = payload.get("version")

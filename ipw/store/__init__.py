@@ -63,6 +63,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ipw.core.errors import InputFileError, IpwError
+from ipw.core.jsonl import read_json
 from ipw.core.records import RECORD_COLUMNS, QueryRecord, RecordError
 from ipw.store import columnar, damage
 from ipw.store.columnar import SEGMENT_RECORDS, SEGMENTS, decode_json
@@ -143,14 +144,7 @@ class RunStore:
         p = self.path / name
         if not p.is_file():
             return default
-        try:
-            return json.loads(p.read_bytes().decode("utf-8"))
-        except json.JSONDecodeError as e:
-            raise InputFileError(p, e.lineno, f"invalid JSON: {e.msg}") from e
-        except UnicodeDecodeError as e:
-            raise InputFileError(p, None, f"not UTF-8 text (byte {e.start})") from e
-        except RecursionError as e:
-            raise InputFileError(p, None, "JSON nested too deeply") from e
+        return read_json(p)
 
     def write_json(self, name: str, obj) -> None:
         self.lock()

@@ -424,7 +424,9 @@ def test_records_follow_the_definitions(tmp_path, queryset, stub, trace_meter):
         assert r["tpot_s"] == pytest.approx(L.tpot_s(times, r["output_tokens"]), abs=2e-6)
         assert L.tpot_vllm_s(r["e2e_s"], r["ttft_s"], r["output_tokens"]) >= r["tpot_s"]
         gaps = L.inter_token_s(times)
-        assert len(gaps) == TOKENS - 1 and (gaps > 0.5 * GAP_S).all()  # the stub's 20 ms schedule, seen by the client
+        # one stamp per chunk, in arrival order, inside the query's own span (no timing assumed: a busy
+        # machine may deliver the stub's 20 ms chunks in bunches)
+        assert len(gaps) == TOKENS - 1 and (gaps >= 0).all() and times[-1] - t0 <= r["e2e_s"] + 2e-6
 
 
 # -- a GPU's monitor (the fake H200 NVML at the pynvml boundary) ----------------------------------------

@@ -58,9 +58,7 @@ class Finaliser:
             bound = qe.uncertainty_j.get(d, math.inf) if qe else math.inf
             if not math.isfinite(bound):
                 flags.append(f"unbounded:{d}")
-            domains[d] = DomainEnergy(d, e, hi - lo, e / (hi - lo) if hi > lo else 0.0, None, bound, info.source,
-                                      info.measured, info.update_period_s, info.parent, idle.get(d),
-                                      self.scope_of(info, infos))  # fmt: skip
+            domains[d] = DomainEnergy.of(info, infos, e, hi - lo, bound, idle_power_w=idle.get(d))
             if info.parent is None:
                 self.attributed[d] = self.attributed.get(d, 0.0) + e
         if any(not d.measured for d in domains.values()):

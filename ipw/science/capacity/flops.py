@@ -20,13 +20,13 @@ kv_dim = kv_heads * d_k, T = gen_tokens), per token and per layer unless noted:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ipw.science.capacity.architecture import Architecture, architecture_from_config
 from ipw.core.errors import InputFileError
+from ipw.core.jsonl import read_json
 
 OFFICIAL_GEN_TOKENS = 1024
 
@@ -74,16 +74,7 @@ def load_config(path: Path | str) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
-    try:
-        config = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except OSError as e:
-        raise InputFileError(path, None, f"cannot read the model config ({e.strerror or e})") from None
-    except UnicodeDecodeError as e:
-        raise InputFileError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise InputFileError(path, e.lineno, f"not valid JSON ({e.msg})") from None
-    except RecursionError:
-        raise InputFileError(path, None, "JSON nested too deeply") from None
+    config = read_json(path)
     if not isinstance(config, dict):
         raise InputFileError(path, None, f"expected a JSON object, got {type(config).__name__}")
     return config
