@@ -38,3 +38,27 @@ def _machine(tmp_path_factory):
         machine.start(patch)
         yield machine
     machine.stop()
+
+
+def _unavailable(family: str, reason: str, fix: str = ""):
+    from ipw.core.errors import MeterUnavailable
+
+    def refuse(*_a, **_k):
+        raise MeterUnavailable(family, reason, fix)
+
+    return refuse
+
+
+@pytest.fixture
+def estimate_only(monkeypatch, tmp_path):
+    """Discovery on a machine with no energy counter, whatever this one has: no NVML, no AMD SMI, no
+    RAPL tree, no Jetson rails, not macOS. Only the labelled CPU estimate is left."""
+    from ipw.devices import amd, discover, jetson, rapl
+    from ipw.devices.nvidia import meter
+
+    monkeypatch.setattr(meter, "import_pynvml", _unavailable(
+        "nvidia", "nvmlInit: NVML Shared Library Not Found.", "Install the NVIDIA driver so that `nvidia-smi` works, then retry."))
+    monkeypatch.setattr(amd, "import_amdsmi", _unavailable("amd", "amdsmi is not installed.", "pip install amdsmi"))
+    monkeypatch.setattr(rapl, "DEFAULT_ROOT", tmp_path / "no-powercap")
+    monkeypatch.setattr(jetson, "DEFAULT_ROOT", tmp_path / "no-jetson")
+    monkeypatch.setattr(discover.sys, "platform", "linux")

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from ipw.core.basis import of_scopes
-from ipw.core.records import MODULE_COUNTER_FLAG, QueryRecord
+from ipw.core.records import MODULE_COUNTER_FLAG, QueryRecord, finite
 from ipw.engines import Generation
 from ipw.profilers.measurement import Measurement
 from ipw.queries.grading import Grade, grade
@@ -32,7 +32,7 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
         accelerator_energy_j=acc_j, accelerator_measured=acc_measured,
         host_energy_j=host_j, host_measured=host_measured,
         power_w=basis.energy_j / m.duration_s if m.duration_s > 0 and basis.energy_j is not None else None,
-        energy_uncertainty_j=sum(d.uncertainty_j for d in top),
+        energy_uncertainty_j=finite(sum(d.uncertainty_j for d in top)),  # inf (unbounded) is None, as stored
         window_s=m.duration_s, measured=m.measured, flags=tuple(m.flags),
         domains={
             d.domain: {"energy_j": d.energy_j, "source": d.source, "measured": d.measured,

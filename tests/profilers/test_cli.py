@@ -11,28 +11,19 @@ import pytest
 from click.testing import CliRunner
 
 from ipw.cli import main
-from ipw.core.errors import MeterUnavailable
-
-
-def _no_nvml():
-    raise MeterUnavailable("nvidia", "nvmlInit: NVML Shared Library Not Found.",
-                           "Install the NVIDIA driver so that `nvidia-smi` works, then retry.")  # fmt: skip
 
 
 @pytest.fixture(params=["estimate-only", "gpu-rapl"])
 def machine(request, monkeypatch, tmp_path):
     """The machine discovery sees: nothing but the CPU estimate, or an H200-like GPU and RAPL."""
-    from ipw.devices import jetson, rapl
-    from ipw.devices.nvidia import meter
-
-    monkeypatch.setattr(jetson, "DEFAULT_ROOT", tmp_path / "no-jetson")
     if request.param == "estimate-only":
-        monkeypatch.setattr(meter, "import_pynvml", _no_nvml)
-        monkeypatch.setattr(rapl, "DEFAULT_ROOT", tmp_path / "no-powercap")
+        request.getfixturevalue("estimate_only")
         yield request.param
         return
+    from ipw.devices import jetson
     from tests.fakes.machine import FakeMachine
 
+    monkeypatch.setattr(jetson, "DEFAULT_ROOT", tmp_path / "no-jetson")
     fake = FakeMachine(tmp_path)
     fake.start(monkeypatch)
     yield request.param
@@ -86,10 +77,7 @@ def test_measure_needs_command_or_seconds():
     assert result.exit_code == 2 and "either a COMMAND" in result.output
 
 
-def test_devices_with_gpus_asked_for_where_there_is_none_is_an_error(monkeypatch):
-    from ipw.devices.nvidia import meter
-
-    monkeypatch.setattr(meter, "import_pynvml", _no_nvml)
+def test_devices_with_gpus_asked_for_where_there_is_none_is_an_error(estimate_only):
     result = CliRunner().invoke(main, ["devices", "--gpus", "0", "--probe-s", "0"])
     assert result.exit_code == 1 and "gpus=['0'] asked for, but nvidia" in result.output
 

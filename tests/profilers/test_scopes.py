@@ -76,7 +76,7 @@ def test_cpu_only_machine_the_cpu_is_the_accelerator(tmp_path):
         m.scope_energy_j("gpu")
 
 
-def test_estimate_alone_is_the_accelerator_and_says_estimate():
+def test_estimate_alone_is_the_accelerator_and_says_estimate(estimate_only):
     with ipw.measure("sleep") as m:
         time.sleep(0.02)
     assert set(m.scopes) == {"accelerator", "system"} and m.scope_energy_j("host") is None
