@@ -619,7 +619,7 @@ def main() -> None:
         else:
             nvml, device = load_pynvml(), f"cuda:{args.gpu}"
         nvml.nvmlInit()
-        from ipw.devices.nvidia.meter import select_gpus
+        from ipw.devices.nvidia.selection import select_gpus
 
         sel = select_gpus(nvml, [args.gpu])[0]
         handle = nvml.nvmlDeviceGetHandleByIndex(sel.nvml_index)

@@ -54,9 +54,9 @@ def estimate_only(monkeypatch, tmp_path):
     """Discovery on a machine with no energy counter, whatever this one has: no NVML, no AMD SMI, no
     RAPL tree, no Jetson rails, not macOS. Only the labelled CPU estimate is left."""
     from ipw.devices import amd, discover, jetson, rapl
-    from ipw.devices.nvidia import meter
+    from ipw.devices.nvidia import nvml as nvml_access
 
-    monkeypatch.setattr(meter, "import_pynvml", _unavailable(
+    monkeypatch.setattr(nvml_access, "import_pynvml", _unavailable(
         "nvidia", "nvmlInit: NVML Shared Library Not Found.", "Install the NVIDIA driver so that `nvidia-smi` works, then retry."))
     monkeypatch.setattr(amd, "import_amdsmi", _unavailable("amd", "amdsmi is not installed.", "pip install amdsmi"))
     monkeypatch.setattr(rapl, "DEFAULT_ROOT", tmp_path / "no-powercap")

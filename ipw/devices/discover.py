@@ -10,7 +10,7 @@ update period of GPU counters is measured here (:func:`probe_update_period`), si
 between GPU generations and drivers: the probe runs until it has seen the counter change four
 times (three whole periods between changes), up to ``probe_s`` (1 s: a 100 ms counter needs about
 0.4 s). NVIDIA GPUs are chosen by ``gpus`` and ``CUDA_VISIBLE_DEVICES``
-(:func:`ipw.devices.nvidia.meter.select_gpus`); a selection that names no GPU is an error, not an
+(:func:`ipw.devices.nvidia.selection.select_gpus`); a selection that names no GPU is an error, not an
 absent family.
 """
 
@@ -30,7 +30,7 @@ from ipw.core.errors import IpwError, MeterUnavailable
 from ipw.devices import jetson
 from ipw.devices.nvidia import module as nvml_module
 from ipw.devices.base import MODULE, Meter
-from ipw.devices.nvidia.meter import GpuSelectionError
+from ipw.devices.nvidia.selection import GpuSelectionError
 from ipw.devices import rapl
 
 
@@ -94,7 +94,9 @@ def _with_probed_period(meter: Meter, read_raw: Callable[[], float], duration_s:
 
 
 def _nvidia(cfg: DiscoverConfig, found: Discovery) -> None:
-    from ipw.devices.nvidia.meter import NvmlMeter, import_pynvml, nvml_errors, select_gpus
+    from ipw.devices.nvidia.meter import NvmlMeter
+    from ipw.devices.nvidia.nvml import import_pynvml, nvml_errors
+    from ipw.devices.nvidia.selection import select_gpus
 
     nvml = cfg.nvml or import_pynvml()
     with nvml_errors(nvml, "nvmlInit"):

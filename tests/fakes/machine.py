@@ -49,9 +49,9 @@ class FakeMachine:
 
     def start(self, patch) -> None:
         from ipw.devices import rapl
-        from ipw.devices.nvidia import meter
+        from ipw.devices.nvidia import nvml as nvml_access
 
-        patch.setattr(meter, "import_pynvml", lambda: self.nvml)
+        patch.setattr(nvml_access, "import_pynvml", lambda: self.nvml)
         patch.setattr(rapl, "DEFAULT_ROOT", self.tree.root)
         self._thread.start()
 

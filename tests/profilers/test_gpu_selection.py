@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ipw.devices.discover import DiscoverConfig, discover
-from ipw.devices.nvidia.meter import SOURCE_INTEGRATED, GpuSelectionError, NvmlMeter, select_gpus
+from ipw.devices.nvidia.meter import SOURCE_INTEGRATED, NvmlMeter
+from ipw.devices.nvidia.selection import GpuSelectionError, select_gpus
 from ipw.profilers.windows import Profiler
 from tests.fakes.nvml import FakeGpu, FakeNvml, Trace, h200
 

@@ -10,173 +10,43 @@ the driver gives no timestamped field values the counter is read at the window e
 field, else ``nvmlDeviceGetPowerUsage``, which on recent GPUs is a one-second moving average and so
 lags short bursts. A GPU with neither is reported absent with the reason, never read as 0 J.
 
-GPU selection (:func:`select_gpus`) follows CUDA: ``CUDA_VISIBLE_DEVICES`` entries (indices, ``GPU-``
-UUIDs or their unique prefixes, ``MIG-`` UUIDs) become NVML devices, and a ``gpus`` list picks among
-the visible ones by CUDA index or UUID. CUDA numbers GPUs fastest first unless
-``CUDA_DEVICE_ORDER=PCI_BUS_ID``; NVML numbers them in PCI bus order, so an integer entry is taken
-as a PCI-order index, which is exact with ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` or identical GPUs, and
-UUIDs are exact always. A MIG instance is measured by its parent GPU's counter, which covers every
-instance on that GPU: the meter's description says so. On a Grace Hopper module the counter covers
+GPU selection is :mod:`ipw.devices.nvidia.selection`. On a Grace Hopper module the counter covers
 the GPU, the CPU and their memory: the domain then has the scope ``module``
 (:mod:`ipw.devices.nvidia.module` decides, from a table or an override).
 
 We talk to pynvml directly rather than through zeus's device layer because zeus keeps a
-process-wide GPU singleton and wraps the counter without the read timestamp we need; the error
-mapping below follows zeus's ``_handle_nvml_errors`` idea: NVML error codes become ipw's own types,
-raised ``from`` the original, with the fix in the message.
+process-wide GPU singleton and wraps the counter without the read timestamp we need (NVML errors: :mod:`ipw.devices.nvidia.nvml`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from ipw.core.errors import IpwError, MeterPermissionError, MeterReadError, MeterUnavailable
 from ipw.core import clock
-from ipw.devices.nvidia import module as nvml_module
+from ipw.core.errors import MeterReadError, MeterUnavailable
 from ipw.devices.base import MODULE, CounterTrack, Domain, DomainInfo, Meter, PowerIntegrator
+from ipw.devices.nvidia import module as nvml_module
+from ipw.devices.nvidia import nvml as nvml_access
 from ipw.devices.nvidia.monitor import NvmlMonitor, Span
+from ipw.devices.nvidia.nvml import _text, nvml_errors
+
 
 SOURCE_COUNTER = "nvml.total_energy_counter"
+
+
 SOURCE_INTEGRATED = "nvml.power_integrated"
+
+
 # Until a probe says otherwise: the counter is documented in mJ; its refresh period differs by GPU
 # generation (see docs/profilers.md), so discover() measures it; this is only the fallback.
 DEFAULT_UPDATE_PERIOD_S = 0.1
+
+
 RESOLUTION_J = 1e-3
-DRIVER_FIX = "Install the NVIDIA driver so that `nvidia-smi` works, then retry."
-
-
-def import_pynvml() -> ModuleType:
-    try:
-        import pynvml
-    except ImportError as e:  # pragma: no cover - nvidia-ml-py is a base dependency
-        raise MeterUnavailable("nvidia", "nvidia-ml-py is not installed.", "pip install nvidia-ml-py") from e
-    return pynvml
-
-
-@contextlib.contextmanager
-def nvml_errors(nvml: ModuleType, what: str) -> Iterator[None]:
-    """Turn an NVML error into an ipw error that says what to do."""
-    try:
-        yield
-    except nvml.NVMLError as e:
-        code = getattr(e, "value", None)
-        if code in (nvml.NVML_ERROR_LIBRARY_NOT_FOUND, nvml.NVML_ERROR_DRIVER_NOT_LOADED):
-            raise MeterUnavailable("nvidia", f"{what}: {e}.", DRIVER_FIX) from e
-        if code == nvml.NVML_ERROR_NO_PERMISSION:
-            raise MeterPermissionError(
-                "nvidia", f"{what}: {e}.", "Run as a user allowed to query the GPU (or as root)."
-            ) from e
-        if code == nvml.NVML_ERROR_GPU_IS_LOST:
-            raise MeterReadError(f"nvidia: {what}: the GPU fell off the bus ({e}).") from e
-        raise MeterReadError(f"nvidia: {what}: {e}") from e
-
-
-def gpu_count(nvml: ModuleType | None = None) -> int:
-    nvml = nvml or import_pynvml()
-    with nvml_errors(nvml, "nvmlInit"):
-        nvml.nvmlInit()
-    try:
-        with nvml_errors(nvml, "nvmlDeviceGetCount"):
-            return int(nvml.nvmlDeviceGetCount())
-    finally:
-        nvml.nvmlShutdown()
-
-
-class GpuSelectionError(IpwError):
-    """A ``gpus`` entry or ``CUDA_VISIBLE_DEVICES`` entry that names no GPU here."""
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-@dataclass(frozen=True)
-class SelectedGpu:
-    """One GPU to measure: its NVML index, CUDA index among the visible ones, UUID, and the MIG
-    instances (UUIDs) asked for on it, if any."""
-
-    nvml_index: int
-    cuda_index: int | None
-    uuid: str
-    mig_instances: tuple[str, ...] = ()
-
-
-def _resolve(nvml: ModuleType, entry: str, uuids: list[str], where: str) -> tuple[int, str | None]:
-    """(NVML index, MIG UUID or None) of one entry: an index, a GPU UUID (or unique prefix), a MIG UUID."""
-    entry = entry.strip()
-    if entry.lstrip("-").isdigit():
-        index = int(entry)
-        if not 0 <= index < len(uuids):
-            raise GpuSelectionError(f"{where}: GPU {index} does not exist (NVML sees {len(uuids)} GPU(s))")
-        return index, None
-    if entry.startswith("MIG-"):
-        try:
-            with nvml_errors(nvml, f"MIG device {entry}"):
-                mig = nvml.nvmlDeviceGetHandleByUUID(entry)
-                parent = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig)
-                return int(nvml.nvmlDeviceGetIndex(parent)), entry
-        except IpwError as e:
-            raise GpuSelectionError(f"{where}: {entry} names no MIG device here ({e})") from e
-    matches = [i for i, u in enumerate(uuids) if u.startswith(entry if entry.startswith("GPU-") else "GPU-" + entry)]
-    if len(matches) != 1:
-        what = "no GPU" if not matches else "more than one GPU"
-        raise GpuSelectionError(f"{where}: {entry!r} matches {what} (UUIDs here: {', '.join(uuids) or 'none'})")
-    return matches[0], None
-
-
-def select_gpus(
-    nvml: ModuleType, gpus: Sequence[int | str] | None = None, environ: dict | None = None
-) -> list[SelectedGpu]:
-    """The GPUs to measure, in CUDA order (module docstring). NVML must be initialised."""
-    env = os.environ if environ is None else environ
-    with nvml_errors(nvml, "nvmlDeviceGetCount"):
-        count = int(nvml.nvmlDeviceGetCount())
-    uuids = []
-    for i in range(count):
-        with nvml_errors(nvml, f"GPU {i}"):
-            uuids.append(_text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))))
-    visible_env = env.get("CUDA_VISIBLE_DEVICES")
-    if visible_env is None:
-        visible = [(i, None) for i in range(count)]
-    else:
-        visible = []
-        for entry in (e for e in visible_env.split(",") if e.strip()):
-            if entry.strip().startswith("-"):  # CUDA stops at the first invalid entry
-                break
-            visible.append(_resolve(nvml, entry, uuids, f"CUDA_VISIBLE_DEVICES={visible_env}"))
-    if gpus is not None:
-        chosen = []
-        for g in gpus:
-            if isinstance(g, int) or str(g).strip().isdigit():
-                k = int(g)
-                if not 0 <= k < len(visible):
-                    raise GpuSelectionError(
-                        f"gpus: CUDA index {k} is not one of the {len(visible)} visible GPU(s)"
-                        + (f" (CUDA_VISIBLE_DEVICES={visible_env})" if visible_env is not None else "")
-                    )
-                chosen.append(visible[k])
-            else:
-                hit = _resolve(nvml, str(g), uuids, "gpus")
-                if hit[0] not in [v[0] for v in visible]:
-                    raise GpuSelectionError(f"gpus: {g} is hidden by CUDA_VISIBLE_DEVICES={visible_env}")
-                chosen.append(hit)
-    else:
-        chosen = visible
-    out: dict[int, SelectedGpu] = {}
-    cuda_of = {}
-    for pos, (index, _) in enumerate(visible):
-        cuda_of.setdefault(index, pos)
-    for index, mig in chosen:  # MIG instances on one GPU share its one meter
-        prev = out.get(index)
-        migs = (prev.mig_instances if prev else ()) + ((mig,) if mig else ())
-        out[index] = SelectedGpu(index, cuda_of.get(index), uuids[index], migs)
-    return list(out.values())
 
 
 @dataclass(frozen=True)
@@ -246,7 +116,7 @@ class NvmlMeter(Meter):
     ) -> None:
         if monitor not in ("thread", "manual", "off"):
             raise ValueError(f"monitor must be 'thread', 'manual' or 'off', not {monitor!r}")
-        self._nvml = nvml = nvml or import_pynvml()
+        self._nvml = nvml = nvml or nvml_access.import_pynvml()
         self.index = index
         self.cuda_index: int | None = None
         self.mig_instances: tuple[str, ...] = ()
