@@ -32,7 +32,8 @@ import argparse
 
 import numpy as np
 
-from ipw.profilers.attribution import Curve, QueryEvents, Rule, active_energy, attribute
+from ipw.profilers.attribution import Curve, QueryEvents, Rule, attribute
+from ipw.profilers.steady import active_energy
 
 DT = 2e-4
 P_IDLE = 60.0

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from ipw.profilers.attribution import (AttributionError, Curve, QueryEvents, Rule, active_energy, active_intervals,
-                             attribute, steady_state, steady_window, tokens_between)  # fmt: skip
+from ipw.profilers.attribution import AttributionError, Curve, QueryEvents, Rule, attribute
+from ipw.profilers.steady import active_energy, active_intervals, steady_state, steady_window, tokens_between
 
 
 def exact(power_w: float = 10.0) -> Curve:

@@ -12,7 +12,7 @@ reported and re-analysed alone. One row per level (units in the names):
 - accuracy, IPW [1/W] and IPJ [1/J] (:func:`ipw.science.intelligence.metrics.summarize`, accelerator energy);
 - energy per query [J] (mean of the attributed per-query energies, prefill and decode too) and
   per output token over the run [J/token] (their sum over all output tokens);
-- steady state (ML.ENERGY's window, :func:`ipw.profilers.attribution.steady_window`): J/token, tokens/s,
+- steady state (ML.ENERGY's window, :func:`ipw.profilers.steady.steady_window`): J/token, tokens/s,
   mean power [W], with the bound of the window's energy [J];
 - latency (:mod:`ipw.core.latency`): TTFT and TPOT mean, p50 and p90, vLLM's TPOT mean,
   inter-token latency p50/p90/p99 pooled over every query.

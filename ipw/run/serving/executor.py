@@ -27,7 +27,7 @@ in flight end and are stored.
 The manifest's ``serving`` entry records the rule (name, version, prefill weight), the level, and
 per session: active time, the energy over it per domain, the sum of the queries' energies
 (conservation: they agree to rounding, on the same timeline) and the steady-state figures
-(:func:`ipw.profilers.attribution.steady_state`).
+(:func:`ipw.profilers.steady.steady_state`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from ipw.core import basis as B
 from ipw.core.records import finite
 from ipw.devices.base import scope_of
 from ipw.profilers import attribution as A
+from ipw.profilers import steady as S
 from ipw.profilers.measurement import DomainEnergy, Measurement
 from ipw.run.config import rule_for
 from ipw.run.record import grade_answer, make_record
@@ -116,10 +117,10 @@ class Finaliser:
         infos = self.curves.infos
         top = {d: c for d, c in curves.items() if infos[d].parent is None}
         basis, scope = B.of_domains(list(top), lambda d: self.scope_of(infos[d], infos))
-        active_s, active = A.active_energy(events, top)
+        active_s, active = S.active_energy(events, top)
         stored = {e.key for e in events} <= set(self.final)
         ok = [e for e in events if e.t_first_s is not None]
-        steady = A.steady_state(ok, top, level)
+        steady = S.steady_state(ok, top, level)
         if steady is not None:  # the figures on the basis IPW uses: accelerator energy, else system
             e = sum(steady["domains"][d]["energy_j"] for d in basis)
             steady["basis"] = {"scope": scope, "domains": basis, "energy_j": e,
