@@ -85,16 +85,21 @@ def manifest_fields(spec: str | Shard | None, picked) -> dict:
     return {"shard": {"index": shard.index, "count": shard.count, "spec": str(shard), "n": len(picked), "ids_sha256": ids}}
 
 
-def restrict(store, queries, spec: str | Shard | None):
-    """The query set cut to shard ``spec`` (same name, path and SHA-256: the file is the same), and
-    the shard written into ``store``'s manifest; ``queries`` itself when the run is not sharded."""
+def restrict(queries, spec: str | Shard | None):
+    """The query set cut to shard ``spec`` (same name, path and SHA-256: the file is the same);
+    ``queries`` itself when the run is not sharded. The run's session records the shard in the
+    manifest (:func:`manifest_fields`) and on every record (:func:`tag`)."""
     from dataclasses import replace
 
     if parse(spec) is None:
         return queries
-    picked = take(queries.queries, spec)
-    store.update_manifest(**manifest_fields(spec, picked))
-    return replace(queries, queries=tuple(picked))
+    return replace(queries, queries=tuple(take(queries.queries, spec)))
+
+
+def tag(spec: str | Shard | None) -> str | None:
+    """``"i/n"``, the shard a record carries; None for an unsharded run."""
+    shard = parse(spec)
+    return None if shard is None else str(shard)
 
 
 def node() -> dict:

@@ -12,7 +12,8 @@ from ipw.profilers.measurement import Measurement
 from ipw.queries.grading import Grade, grade
 
 
-def make_record(query, generation: Generation | None, grade, m: Measurement, session: int, error: str | BaseException | None) -> QueryRecord:
+def make_record(query, generation: Generation | None, grade, m: Measurement, session: int, error: str | BaseException | None,
+                shard: str | None = None) -> QueryRecord:  # fmt: skip
     """The stored record of one query: answer, grade, timing and energy by scope with its provenance.
     ``error`` (a message, or the engine's exception) marks an engine error; ``attempts`` is the
     engine's count of tries (``Generation.extra["attempts"]``, or the exception's ``attempts``)."""
@@ -41,7 +42,7 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
             for d in m.domains.values()
         },
         engine_extra=generation.extra if generation else {},
-        session=session, attempts=attempts, finished_at=datetime.now(timezone.utc).isoformat(), error=error,
+        session=session, shard=shard, attempts=attempts, finished_at=datetime.now(timezone.utc).isoformat(), error=error,
     )  # fmt: skip
     if not m.domains:  # a meter gap: no energy figure at all, not 0 J
         record = replace(record, energy_j=None, power_w=None, energy_uncertainty_j=None)

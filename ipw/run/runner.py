@@ -27,7 +27,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
     ``retry_errors``, queries whose latest record is an engine error (or a meter gap) run again;
     the new record supersedes the old one (the store keeps the latest record of an id). One query
     at a time goes to :mod:`ipw.run.serial`; N in flight or batches of N to :mod:`ipw.run.serving`."""
-    queries = shards.restrict(store, queries or load_queries(config), config.shard)
+    queries = shards.restrict(queries or load_queries(config), config.shard)
     executor = serving if applies(config) else serial
     return executor.execute(store, config, engine, observer, queries, retry_errors=retry_errors)
 

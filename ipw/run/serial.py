@@ -104,7 +104,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
         started = True
         for q in (q for q in run.todo if q.id not in run.done):
             generation, error, m = _measure(run.profiler, engine, render_prompt(q), query_settings(config.settings, q), q.id)
-            record = make_record(q, generation, grade_answer(q, generation, error, run.judge), m(), run.index, error)
+            record = make_record(q, generation, grade_answer(q, generation, error, run.judge), m(), run.index, error, run.shard)
             store.append(record)
             observer.record(record)
         status = "complete"

@@ -46,6 +46,7 @@ class RunSession:
         if prior.get("queryset", {}).get("sha256") not in (None, queries.sha256):
             raise IpwError(f"the query set {queries.path} changed since run {store.path.name} started; start a new run")
         self.store, self.config = store, config
+        self.shard = shards.tag(config.shard)  # every record of a sharded run carries it
         self.todo = select(queries.queries, config.limit)
         self.records = _latest(store.records(), retry_errors)
         self.done = {r.id for r in self.records}
@@ -60,6 +61,7 @@ class RunSession:
             meters=[m.describe() for m in found.meters],
             absent=[asdict(a) for a in found.absent],
             hardware=hardware_inventory(found.meters),
+            **shards.manifest_fields(config.shard, queries.queries),
             **manifest,
         )
         self.judge = get_engine("openai", **config.judge) if config.judge else None

@@ -58,7 +58,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -159,8 +158,6 @@ class RunStore:
 
     def update_manifest(self, **changes) -> dict:
         manifest = self.manifest | changes
-        if "shard" in changes:
-            self.__dict__.pop("_shard", None)
         self.write_json(MANIFEST, manifest)
         return manifest
 
@@ -196,9 +193,6 @@ class RunStore:
         """Append records in one write and one fsync (a finished batch, or a synthetic run); every
         :data:`SEGMENT_RECORDS` records, copy them into a Parquet segment."""
         self.lock()
-        tag = self._shard_tag()
-        if tag is not None:
-            records = [r if r.shard is not None else replace(r, shard=tag) for r in records]
         text = "".join(json.dumps(r.to_dict(), default=str, allow_nan=False) + "\n" for r in records)
         append_durably(self.path / QUERIES, text.encode())
         lock = self._lock
@@ -208,13 +202,6 @@ class RunStore:
             lock.unsealed += len(records)
         if lock.unsealed >= columnar.SEGMENT_RECORDS:
             self.seal()
-
-    def _shard_tag(self) -> str | None:
-        """``"i/n"`` of a sharded run (its records carry it), from the manifest; cached."""
-        if not hasattr(self, "_shard"):
-            shard = self.manifest.get("shard")
-            self._shard = shard.get("spec") if isinstance(shard, dict) else None
-        return self._shard
 
     def seal(self, everything: bool = False) -> int:
         """Copy the journal's records after the last segment into a new segment (then merge

@@ -11,6 +11,7 @@ from ipw.devices.base import scope_of
 from ipw.profilers import attribution as A
 from ipw.profilers import steady as S
 from ipw.profilers.measurement import DomainEnergy, Measurement
+from ipw.queries import shards
 from ipw.run.config import rule_for
 from ipw.run.record import grade_answer, make_record
 from ipw.run.serving.curves import Curves
@@ -65,7 +66,7 @@ class Finaliser:
         if any(not d.measured for d in domains.values()):
             flags.append("estimate")
         m = Measurement(q.id, lo, hi, domains, sum(len(c) for c in curves.values()), tuple(flags))
-        record = make_record(q, g, grade_answer(q, g, job.error, self.judge), m, self.session, job.error)
+        record = make_record(q, g, grade_answer(q, g, job.error, self.judge), m, self.session, job.error, shards.tag(self.config.shard))
         return replace(record, **self._energy_fields(job, g, qe, domains, idle))
 
     def store_all(self, jobs: list[Job], flight: Flight) -> None:
