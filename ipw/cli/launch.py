@@ -51,12 +51,12 @@ def launch(**o) -> None:
       ipw launch --resume launches/20261201-120000-launch
       ipw report launches/20261201-120000-launch/llamacpp-a -o a.html
     """
-    from ipw.run import launch as L
+    from ipw.run import launch as launcher
     from ipw.engines import GenerationSettings
     from ipw.run.config import RunConfig
 
     if o["resume_dir"]:
-        spec = L.resume_spec(o["resume_dir"], address=o["address"], max_retries=o["max_retries"],
+        spec = launcher.resume_spec(o["resume_dir"], address=o["address"], max_retries=o["max_retries"],
                              gpus_per_shard=o["gpus_per_shard"])
     else:
         if not o["shards"]:
@@ -67,12 +67,12 @@ def launch(**o) -> None:
         extra = {"base_url": o["base_url"], "api_key_env": o["api_key_env"]} if "openai" in engines else {}
         base = RunConfig(queries=o["queries"], settings=GenerationSettings(max_tokens=o["max_tokens"]), warmup=o["warmup"],
                          limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None)
-        cells = L.grid(base, list(o["models"]) or ["default"], engines, extra)
-        cells = tuple(c if c.config.engine == "openai" else L.Cell(c.name, _local(c.config)) for c in cells)
-        spec = L.LaunchSpec(cells=cells, shards=o["shards"], launch_dir=o["launch_dir"], launch_id=o["launch_id"],
+        cells = launcher.grid(base, list(o["models"]) or ["default"], engines, extra)
+        cells = tuple(c if c.config.engine == "openai" else launcher.Cell(c.name, _local(c.config)) for c in cells)
+        spec = launcher.LaunchSpec(cells=cells, shards=o["shards"], launch_dir=o["launch_dir"], launch_id=o["launch_id"],
                             address=o["address"], gpus_per_shard=o["gpus_per_shard"], cpus_per_shard=o["cpus_per_shard"],
                             max_retries=o["max_retries"])
-    result = L.launch(spec, progress=not o["quiet"], resume=o["resume_dir"])
+    result = launcher.launch(spec, progress=not o["quiet"], resume=o["resume_dir"])
     _print(result)
     if result.failed:
         lines = "\n".join(f"  {k}: {v}" for k, v in sorted(result.failed.items()))

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipw.reports import science_figures as F
+from ipw.reports import science_figures
 from ipw.reports.blocks import Section, Table, plots
 from ipw.reports.serving import serving_section
 from ipw.science.results import RESULT_FILE, ResultFileError, read_header, result_file
@@ -126,7 +126,7 @@ def capacity_section(path: Path, only: str | None = None) -> Section:
         intro=("IC = (text size - NLL + b) / log2(F): bits per token saved over raw UTF-8, per doubling of decode "
                "FLOPs (Yuan et al., arXiv 2511.08066). Units: bits/token, FLOPs/token." + _from(path)),
         tables=(Table("Per model and corpus", shown), Table("Per model", per_model)),
-        figures=plots(("IC per model and corpus", F.capacity_figure(frame))),
+        figures=plots(("IC per model and corpus", science_figures.capacity_figure(frame))),
     )
 
 
@@ -171,9 +171,9 @@ def cmr_section(path: Path, only: str | None = None) -> Section:
     lines, warnings = _cmr_lines(tables, saved.config.eps)
     if only is None:
         figure = ("Loss changes with Eq. 6, feasible region, CMR against T (Eq. 8)",
-                  F.cmr_fit_figure(saved.tables, saved.config.eps))
+                  science_figures.cmr_fit_figure(saved.tables, saved.config.eps))
     else:
-        figure = ("CMR against training tokens", F.cmr_curve_figure(tables.get("cmr_curve")))
+        figure = ("CMR against training tokens", science_figures.cmr_curve_figure(tables.get("cmr_curve")))
     return Section(
         "Critical mixture ratio", key="cmr", summary=tuple(lines), warnings=tuple(warnings),
         intro=("CMR: the largest domain share R of a continual pre-training mixture whose general-loss rise stays "
@@ -201,7 +201,7 @@ def density_laws_section(path: Path, only: str | None = None) -> Section:
     warnings = () if saved.score is not None else ("no score law in this result: no effective size can be computed",)
     figure = None
     if saved.points is not None and {"params", "tokens", "loss"} <= set(saved.points.columns):
-        figure = F.density_fit_figure(saved.points, saved.loss, saved.score, saved.score_points)
+        figure = science_figures.density_fit_figure(saved.points, saved.loss, saved.score, saved.score_points)
     return Section(
         "Densing law: fitted laws", key="density-laws", summary=tuple(lines), warnings=warnings,
         intro=("L(N, D) = a*N^-alpha + b*D^-beta [nats/token] and S = c/(1+exp(-gamma(L-l))) + d (Xiao et al., "
@@ -227,7 +227,7 @@ def density_trend_section(path: Path, only: str | None = None) -> Section:
         intro=("Density rho = N_hat / N, N_hat the parameters a reference model needs for the same score; "
                "ln(rho_max) = A*t + B over release dates (Xiao et al., arXiv 2412.04315)." + _from(path)),
         tables=(Table("Density per model", shown.sort_values("release_date", kind="stable")),),
-        figures=plots(("ln(density) against release date", F.density_trend_figure(frame, saved.fits))),
+        figures=plots(("ln(density) against release date", science_figures.density_trend_figure(frame, saved.fits))),
     )
 
 

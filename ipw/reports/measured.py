@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from ipw.science.intelligence.metrics import DEFAULT_ENERGY, N_BOOT
-from ipw.reports import science_figures as F
-from ipw.reports import run_figures as P
-from ipw.reports import tables as T
+from ipw.reports import science_figures
+from ipw.reports import run_figures
+from ipw.reports import tables as report_tables
 from ipw.reports.blocks import Section, Table, plots
 from ipw.science.intelligence.routing import CostModel
 from ipw.store import Run
@@ -38,7 +38,7 @@ def _g(x: float, unit: str = "") -> str:
 def overview(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section:
     lines, warnings = [], []
     for r in summary.itertuples(index=False):
-        tag = " (estimate)" if r.energy == T.ESTIMATE else ""
+        tag = " (estimate)" if r.energy == report_tables.ESTIMATE else ""
         lines.append(
             f"{r.run}: {r.model} on {r.hardware}: accuracy {_pct(r.accuracy)} "
             f"[{_pct(r.accuracy_ci_low)} - {_pct(r.accuracy_ci_high)}], IPW {_g(r.ipw_per_w, ' /W')}, "
@@ -46,7 +46,7 @@ def overview(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section:
     empty = [n for n, r in runs.items() if r.queries.empty]
     if empty:
         warnings.append(f"no query records in: {', '.join(empty)}")
-    est = summary.loc[summary["energy"] == T.ESTIMATE, "run"].tolist()
+    est = summary.loc[summary["energy"] == report_tables.ESTIMATE, "run"].tolist()
     if est:
         warnings.append(ESTIMATE_WARNING.format(names=", ".join(est)))
     if est and len(est) < len(summary):
@@ -61,7 +61,7 @@ def overview(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section:
     for r in summary.loc[summary["sub_update_period"] > 0, ["run", "sub_update_period"]].itertuples(index=False):
         warnings.append(f"{r.run}: {r.sub_update_period} queries ran shorter than a counter's update period (flag "
                         f"sub-update-period:<domain>): their energy is a share of a counter step, within its bound.")
-    frontier = T.frontier_table(summary)
+    frontier = report_tables.frontier_table(summary)
     reduced = summary.loc[summary["n_boot"] < N_BOOT, ["run", "n", "n_boot"]]
     if len(reduced):
         lines.append("bootstrap resamples: " + ", ".join(f"{r.run}: {r.n_boot} (over {r.n} queries)"
@@ -75,7 +75,7 @@ def overview(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section:
         summary=tuple(lines), warnings=tuple(warnings),
         tables=(Table("One row per run", summary),
                 Table("Accuracy against energy per query (on_front: on the Pareto frontier)", frontier)),
-        figures=plots(("Accuracy against energy per query; red: the Pareto frontier", P.accuracy_vs_energy(summary))),
+        figures=plots(("Accuracy against energy per query; red: the Pareto frontier", run_figures.accuracy_vs_energy(summary))),
         key="summary",
     )
 
@@ -84,7 +84,7 @@ def domains(domain: pd.DataFrame) -> Section:
     return Section(
         "Per domain", intro="The same metrics within each query domain.",
         tables=(Table("One row per run and domain", domain),),
-        figures=plots(("Accuracy and energy per query by domain", P.domain_bars(domain))),
+        figures=plots(("Accuracy and energy per query by domain", run_figures.domain_bars(domain))),
         key="domains",
     )
 
@@ -98,14 +98,14 @@ def energy(runs: Mapping[str, Run]) -> Section:
         if q.empty or "energy_j" not in q:
             continue
         e = pd.to_numeric(q["energy_j"], errors="coerce")
-        tag = " (estimate)" if T.energy_kind(q) == T.ESTIMATE else ""
+        tag = " (estimate)" if report_tables.energy_kind(q) == report_tables.ESTIMATE else ""
         lines.append(f"{n}: energy per query{tag} median {_g(e.median(), ' J')}, 90th percentile "
                      f"{_g(e.quantile(0.9), ' J')}, max {_g(e.max(), ' J')}, total {_g(e.sum(), ' J')}")
     return Section(
         "Energy and power", summary=tuple(lines), warnings=tuple(warnings),
-        figures=plots(("Power over time (averaged into bins for long runs)", P.power_timeline(runs)),
-                      ("Energy per query: histogram and ECDF", P.energy_distribution(runs)),
-                      ("Energy per query above the idle baseline", P.energy_distribution(runs, "energy_above_idle_j"))),
+        figures=plots(("Power over time (averaged into bins for long runs)", run_figures.power_timeline(runs)),
+                      ("Energy per query: histogram and ECDF", run_figures.energy_distribution(runs)),
+                      ("Energy per query above the idle baseline", run_figures.energy_distribution(runs, "energy_above_idle_j"))),
         key="energy",
     )
 
@@ -120,12 +120,12 @@ def compare(runs: Mapping[str, Run], summary: pd.DataFrame, energy: str = DEFAUL
     side["ipj_vs_best"] = side["ipj_per_j"] / side["ipj_per_j"].max()
     tables, lines, warnings = [Table("Side by side (vs_best: share of the best run's value)", side)], [], []
     try:
-        cov, routed, n = T.coverage_tables({r: runs[r] for r in summary["run"]}, energy)
+        cov, routed, n = report_tables.coverage_tables({r: runs[r] for r in summary["run"]}, energy)
     except ValueError as e:
         warnings.append(f"no coverage: {e}")
     else:
         best = cov.iloc[-1]
-        tag = " (estimate)" if best["energy"] == T.ESTIMATE else ""
+        tag = " (estimate)" if best["energy"] == report_tables.ESTIMATE else ""
         lines.append(f"coverage over {n} common queries: {_pct(best['accuracy'])} answered correctly by at least one run")
         lines.append(f"best-of-local routing: accuracy {_pct(best['accuracy'])}, {_g(best['energy_j_mean'], ' J')}"
                      f"/query{tag}, IPJ {_g(best['ipj_per_j'], ' /J')}")
@@ -139,7 +139,7 @@ def compare(runs: Mapping[str, Run], summary: pd.DataFrame, energy: str = DEFAUL
 def samples(runs: Mapping[str, Run]) -> Section:
     return Section(
         "Sample answers", intro="A few answers per run exactly as the model wrote them (shown as text).",
-        tables=(Table("First correct and first wrong answers per run", T.samples_table(runs)),), key="samples",
+        tables=(Table("First correct and first wrong answers per run", report_tables.samples_table(runs)),), key="samples",
     )
 
 
@@ -151,9 +151,9 @@ def _by_field(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def provenance(runs: Mapping[str, Run]) -> Section:
-    meters = T.meters_table(runs)
+    meters = report_tables.meters_table(runs)
     warnings = []
-    est = meters.loc[meters["energy"] == T.ESTIMATE]
+    est = meters.loc[meters["energy"] == report_tables.ESTIMATE]
     for r in est.drop_duplicates(["run", "source"]).itertuples(index=False):
         warnings.append(f"{r.run}: domain {r.domain} comes from {r.source}, an estimate ({r.note})".rstrip(" ()"))
     return Section(
@@ -161,9 +161,9 @@ def provenance(runs: Mapping[str, Run]) -> Section:
         intro="Where every number comes from: the meters and their sources, meter families looked for and "
               "not found, the idle baseline, record flags, and the versions of everything involved.",
         warnings=tuple(warnings),
-        tables=(Table("Meters and sources", meters), Table("Meter families not available", T.absent_table(runs)),
-                Table("Idle baseline", T.idle_table(runs)), Table("Record flags", T.flags_table(runs)),
-                Table("Versions (one column per run)", _by_field(T.versions_table(runs)))),
+        tables=(Table("Meters and sources", meters), Table("Meter families not available", report_tables.absent_table(runs)),
+                Table("Idle baseline", report_tables.idle_table(runs)), Table("Record flags", report_tables.flags_table(runs)),
+                Table("Versions (one column per run)", _by_field(report_tables.versions_table(runs)))),
         key="provenance",
     )
 
@@ -211,7 +211,7 @@ def routing(runs: Mapping[str, Run], request: RoutingRequest, energy: str = DEFA
     """Energy, compute and cost an oracle and p-accurate routers save against sending every query
     to the reference run; :class:`~ipw.science.intelligence.routing.RoutingInputError` when the runs cannot be routed."""
     ref = request.reference
-    table, frame, routed = T.routing_tables(runs, ref, replace(request.costs, energy=energy), request.accuracies,
+    table, frame, routed = report_tables.routing_tables(runs, ref, replace(request.costs, energy=energy), request.accuracies,
                                             request.misroute)
     metrics = [m for m in METRIC_NAMES if f"{m}_saved" in frame]
     lines = [f"{table.queries} queries every run scored; local runs: {', '.join(table.local)}; reference: {ref}; "
@@ -225,7 +225,7 @@ def routing(runs: Mapping[str, Run], request: RoutingRequest, energy: str = DEFA
     if table.dropped:
         warnings.append(f"{table.dropped} queries some run did not score are left out of the routing")
     if "energy_j" in metrics:
-        est = [n for n in (*table.local, ref) if T.energy_kind(runs[n].queries) == T.ESTIMATE]
+        est = [n for n in (*table.local, ref) if report_tables.energy_kind(runs[n].queries) == report_tables.ESTIMATE]
         if est:
             warnings.append(f"energy savings use estimated energies of {', '.join(est)} (see Provenance)")
     if request.misroute == "symmetric_no_fallback":
@@ -250,7 +250,7 @@ def routing(runs: Mapping[str, Run], request: RoutingRequest, energy: str = DEFA
 
 def trend(runs: Mapping[str, Run], request: TrendRequest, energy: str = DEFAULT_ENERGY) -> Section:
     """The best available run's accuracy and IPW per release-date period, with its figure."""
-    points, tr = T.trend_tables(runs, request.release_dates, energy, request.by)
+    points, tr = report_tables.trend_tables(runs, request.release_dates, energy, request.by)
     points = points.assign(release_date=points["release_date"].dt.date)
     lines = [f"from {tr.first} to {tr.last}: best IPW {_g(tr.ipw_first, ' /W')} -> {_g(tr.ipw_last, ' /W')} "
              f"(x{_g(tr.ipw_ratio)}); best accuracy {_pct(tr.accuracy_first)} -> {_pct(tr.accuracy_last)} "
@@ -258,7 +258,7 @@ def trend(runs: Mapping[str, Run], request: TrendRequest, energy: str = DEFAULT_
     if np.isfinite(tr.union_coverage_first):
         lines.append(f"union coverage (some available run correct): {_pct(tr.union_coverage_first)} -> "
                      f"{_pct(tr.union_coverage_last)}")
-    est = [n for n in points["run"] if T.energy_kind(runs[n].queries) == T.ESTIMATE]
+    est = [n for n in points["run"] if report_tables.energy_kind(runs[n].queries) == report_tables.ESTIMATE]
     warnings = [f"IPW of {', '.join(est)} uses estimated energy (see Provenance)"] if est else []
     period = "year (runs released by 31 December)" if request.by == "year" else "release date"
     return Section(
@@ -270,5 +270,5 @@ def trend(runs: Mapping[str, Run], request: TrendRequest, energy: str = DEFAULT_
         tables=(Table("Best available run per period", tr.table),
                 Table("One row per run, at its release date", points)),
         figures=plots(("Best IPW and best accuracy over release date; grey: each run at its release date",
-                       F.release_trend_figure(points, tr.table))),
+                       science_figures.release_trend_figure(points, tr.table))),
     )

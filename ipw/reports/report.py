@@ -23,7 +23,7 @@ import pandas as pd
 
 from ipw.science.intelligence.metrics import DEFAULT_ENERGY
 from ipw.reports import measured
-from ipw.reports import tables as T
+from ipw.reports import tables as report_tables
 from ipw.reports.html import render
 from ipw.reports.measured import RoutingRequest, TrendRequest
 from ipw.reports.blocks import Section
@@ -64,7 +64,7 @@ class Report:
 
     @property
     def estimate_runs(self) -> list[str]:
-        return [n for n, r in self.runs.items() if not r.queries.empty and T.energy_kind(r.queries, self.energy) == T.ESTIMATE]
+        return [n for n, r in self.runs.items() if not r.queries.empty and report_tables.energy_kind(r.queries, self.energy) == report_tables.ESTIMATE]
 
     def html(self) -> str:
         return render(list(self.sections), title=self.title, runs=list(self.runs), estimate_runs=self.estimate_runs,
@@ -91,11 +91,11 @@ def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] 
     name that is not among the runs, or a missing price, is a
     :class:`~ipw.science.intelligence.routing.RoutingInputError`.
     """
-    loaded = T.load_runs(runs)
-    summary = T.summary_table(loaded, energy)
+    loaded = report_tables.load_runs(runs)
+    summary = report_tables.summary_table(loaded, energy)
     sections: list[Section] = []
     if loaded:
-        sections += [measured.overview(loaded, summary), measured.domains(T.domain_table(loaded, energy))]
+        sections += [measured.overview(loaded, summary), measured.domains(report_tables.domain_table(loaded, energy))]
         cmp = measured.compare(loaded, summary, energy) if compare else None
         sections += [cmp] if cmp else []
     if routing is not None:
@@ -108,7 +108,7 @@ def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] 
     if loaded:
         sections.append(measured.provenance(loaded))
     if title is None:
-        title = "ipw report: " + ", ".join(sorted({T.model_name(r) for r in loaded.values()}) or ["science results"])
+        title = "ipw report: " + ", ".join(sorted({report_tables.model_name(r) for r in loaded.values()}) or ["science results"])
     return Report(title, loaded, tuple(sections), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), energy)
 
 

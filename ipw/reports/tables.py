@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipw.core import basis as B
+from ipw.core import basis as basis_rule
 from ipw.science.intelligence.metrics import DEFAULT_ENERGY, coverage, scored_rows, summarize
 from ipw.store import Run, load
 
@@ -41,7 +41,7 @@ def energy_kind(frame: pd.DataFrame, energy: str = DEFAULT_ENERGY) -> str:
     """``measured`` only when every energy of ``frame`` on the basis ``energy`` was measured (the
     rule: :func:`ipw.core.basis.frame_label`; a measured accelerator stays measured beside a host
     estimate)."""
-    return B.frame_label(frame, energy)
+    return basis_rule.frame_label(frame, energy)
 
 
 def any_estimate(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> bool:
@@ -159,7 +159,7 @@ def coverage_tables(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> tu
     common = set.intersection(*(set(f["id"]) for f in scored.values()))  # the queries coverage() compares
     rows = []
     for n, f in scored.items():
-        e = float(B.frame_energy_j(f[f["id"].isin(common)], energy).mean())
+        e = float(basis_rule.frame_energy_j(f[f["id"].isin(common)], energy).mean())
         rows.append({"run": n, "accuracy": cov["accuracy"][n], "energy_j_mean": e,
                      "ipj_per_j": cov["accuracy"][n] / e if e > 0 else np.nan, "energy": kinds[n]})
     b = cov["best_of_local"]

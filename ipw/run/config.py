@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from ipw.core.errors import IpwError
 from ipw.engines import GenerationSettings
-from ipw.profilers import attribution as A
+from ipw.profilers import attribution
 from ipw.queries import querysets, shards
 
 
@@ -69,8 +69,8 @@ def applies(config) -> bool:
     return getattr(config, "concurrency", None) is not None or getattr(config, "batch_size", None) is not None
 
 
-def rule_for(config) -> A.Rule:
-    return A.Rule(prefill_weight=float(getattr(config, "prefill_weight", 1.0) or 1.0))
+def rule_for(config) -> attribution.Rule:
+    return attribution.Rule(prefill_weight=float(getattr(config, "prefill_weight", 1.0) or 1.0))
 
 
 def resolve_engine_name(name: str) -> str:

@@ -34,7 +34,7 @@ import pandas as pd
 
 from ipw.core.errors import IpwError
 from ipw.science.results import Header, Result, read_table
-from ipw.core import latency as L
+from ipw.core import latency
 
 MODES = {"concurrency": "c", "batch_size": "b"}
 COLUMNS = ["mode", "level", "run", "n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "measured",
@@ -101,14 +101,14 @@ def _latency(frame: pd.DataFrame) -> dict:
     out = {}
     for name in ("ttft", "tpot"):
         v = frame[f"{name}_s"].astype(float).dropna() if f"{name}_s" in frame else pd.Series(dtype=float)
-        pct = L.percentiles(v, (50, 90))
+        pct = latency.percentiles(v, (50, 90))
         out |= {f"{name}_mean_s": float(v.mean()) if len(v) else np.nan, f"{name}_p50_s": pct["p50"], f"{name}_p90_s": pct["p90"]}
-    vllm = [L.tpot_vllm_s(r.e2e_s, r.ttft_s, int(r.output_tokens)) for r in frame.itertuples()
+    vllm = [latency.tpot_vllm_s(r.e2e_s, r.ttft_s, int(r.output_tokens)) for r in frame.itertuples()
             if r.ttft_s == r.ttft_s and r.ttft_s is not None and r.output_tokens == r.output_tokens]  # fmt: skip
     vllm = [v for v in vllm if v is not None]
     out["tpot_vllm_mean_s"] = float(np.mean(vllm)) if vllm else np.nan
-    times = [t[1] for t in (L.token_times_from_extra(_decode(e)) for e in frame.get("engine_extra", [])) if t]
-    itl = L.percentiles(L.pooled_itl_s(times))
+    times = [t[1] for t in (latency.token_times_from_extra(_decode(e)) for e in frame.get("engine_extra", [])) if t]
+    itl = latency.percentiles(latency.pooled_itl_s(times))
     out |= {f"itl_{k}_s": v for k, v in itl.items()}
     out["e2e_mean_s"] = float(frame["e2e_s"].astype(float).mean()) if len(frame) else np.nan
     return out

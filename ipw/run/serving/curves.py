@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ipw.profilers import attribution as A
+from ipw.profilers import attribution
 
 
 READ_ERR_S = 0.005
@@ -44,7 +44,7 @@ class Curves:
         self._pull()
         return [d for d in self.infos if d in self._t or d in self.monitored]
 
-    def get(self, lo: float = -math.inf, hi: float = math.inf) -> dict[str, A.Curve]:
+    def get(self, lo: float = -math.inf, hi: float = math.inf) -> dict[str, attribution.Curve]:
         """Curves covering ``[lo, hi]`` (one reading beyond each end, where there is one)."""
         self._pull()
         out = {}
@@ -58,7 +58,7 @@ class Curves:
             pad = info.update_period_s + READ_ERR_S
             i = max(bisect.bisect_left(ts, lo - pad) - 1, 0) if lo > -math.inf else 0
             j = min(bisect.bisect_right(ts, hi + pad) + 1, len(ts)) if hi < math.inf else len(ts)
-            out[d] = A.Curve.from_samples(ts[i:j], es[i:j], info.update_period_s, READ_ERR_S, info.resolution_j)
+            out[d] = attribution.Curve.from_samples(ts[i:j], es[i:j], info.update_period_s, READ_ERR_S, info.resolution_j)
         return out
 
     def covers(self, lo: float, hi: float) -> bool:
@@ -82,7 +82,7 @@ class Curves:
         return True
 
 
-def _monitor_curve(monitor) -> A.Curve:
+def _monitor_curve(monitor) -> attribution.Curve:
     """The monitor's counter values, exact at their driver timestamps (kept on the monotonic clock,
     give or take the clock offset's error); the estimate between them follows the monitor's
     rebuilt power curve (``NvmlMonitor.energy_between``)."""
@@ -101,4 +101,4 @@ def _monitor_curve(monitor) -> A.Curve:
     def edge_error(t: np.ndarray) -> np.ndarray:
         return np.array([s.uncertainty_j for s in spans(t)]).reshape(np.shape(t))
 
-    return A.Curve(ct - err, ct + err, ce, 1e-3, estimate, edge_error)
+    return attribution.Curve(ct - err, ct + err, ce, 1e-3, estimate, edge_error)

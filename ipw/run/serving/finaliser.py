@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from ipw.core import basis as B
+from ipw.core import basis as basis_rule
 from ipw.core.records import finite
 from ipw.devices.base import scope_of
-from ipw.profilers import attribution as A
-from ipw.profilers import steady as S
+from ipw.profilers import attribution
+from ipw.profilers import steady as steady_state_of
 from ipw.profilers.measurement import DomainEnergy, Measurement
 from ipw.queries import shards
 from ipw.run.config import rule_for
@@ -47,7 +47,7 @@ class Finaliser:
             hi = max(a.t_end_s for a in job.attempts)
             neighbours = [e for e in flight.snapshot() if e.t_start_s < hi and e.t_end_s > lo]
             curves = self.curves.get(lo, hi)
-            found = A.attribute(neighbours, curves, self.rule, keys=[q.id])
+            found = attribution.attribute(neighbours, curves, self.rule, keys=[q.id])
             qe = found[0] if found else None
         else:  # never started (the run stopped first): not recorded
             return None
@@ -81,7 +81,7 @@ class Finaliser:
 
     def _energy_fields(self, job: Job, g, qe, domains, idle) -> dict:
         top = [d for d in domains.values() if d.parent is None]
-        basis, scope = B.of_domains(domains.values(), lambda d: d.scope)
+        basis, scope = basis_rule.of_domains(domains.values(), lambda d: d.scope)
         pre = sum(qe.prefill_j.get(d.domain, 0.0) for d in basis) if qe else None
         dec = sum(qe.decode_j.get(d.domain, 0.0) for d in basis) if qe else None
         pre_u = sum(qe.prefill_uncertainty_j.get(d.domain, math.inf) for d in basis) if qe else None
@@ -117,11 +117,11 @@ class Finaliser:
         curves = self.curves.get()
         infos = self.curves.infos
         top = {d: c for d, c in curves.items() if infos[d].parent is None}
-        basis, scope = B.of_domains(list(top), lambda d: self.scope_of(infos[d], infos))
-        active_s, active = S.active_energy(events, top)
+        basis, scope = basis_rule.of_domains(list(top), lambda d: self.scope_of(infos[d], infos))
+        active_s, active = steady_state_of.active_energy(events, top)
         stored = {e.key for e in events} <= set(self.final)
         ok = [e for e in events if e.t_first_s is not None]
-        steady = S.steady_state(ok, top, level)
+        steady = steady_state_of.steady_state(ok, top, level)
         if steady is not None:  # the figures on the basis IPW uses: accelerator energy, else system
             e = sum(steady["domains"][d]["energy_j"] for d in basis)
             steady["basis"] = {"scope": scope, "domains": basis, "energy_j": e,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ipw.core import clock
 from ipw.engines.attempts import Attempt, Tracker
-from ipw.profilers import attribution as A
+from ipw.profilers import attribution
 
 
 BYTES_PER_TOKEN = 4.0
@@ -37,8 +37,8 @@ class Flight(Tracker):
         if shared is None:
             self.lock = threading.Lock()
             self.inflight: dict[int, float] = {}
-            self.events: list[A.QueryEvents] = []  # every attempt of the session (its summary)
-            self.recent: list[A.QueryEvents] = []  # those that may still overlap a query not yet final
+            self.events: list[attribution.QueryEvents] = []  # every attempt of the session (its summary)
+            self.recent: list[attribution.QueryEvents] = []  # those that may still overlap a query not yet final
             self.open: dict[int, float] = {}  # id(job) -> its first attempt's start, until it is final
             self.stop = threading.Event()
             self.fatal: BaseException | None = None
@@ -71,7 +71,7 @@ class Flight(Tracker):
         with self.lock:
             return min(self.inflight.values(), default=math.inf)
 
-    def snapshot(self, everything: bool = False) -> list[A.QueryEvents]:
+    def snapshot(self, everything: bool = False) -> list[attribution.QueryEvents]:
         with self.lock:
             return list(self.events if everything else self.recent)
 
@@ -90,9 +90,9 @@ def estimated_input_tokens(prompt: str) -> float:
     return max(1.0, round(len(prompt.encode("utf-8")) / BYTES_PER_TOKEN))
 
 
-def events_of(job: Job, attempt) -> A.QueryEvents:
+def events_of(job: Job, attempt) -> attribution.QueryEvents:
     times = tuple(attempt.token_times_s)
     n_in = attempt.input_tokens if attempt.input_tokens is not None else estimated_input_tokens(job.prompt)
-    return A.QueryEvents(job.query.id, attempt.t_start_s, max(attempt.t_end_s, times[-1] if times else attempt.t_start_s),
+    return attribution.QueryEvents(job.query.id, attempt.t_start_s, max(attempt.t_end_s, times[-1] if times else attempt.t_start_s),
                          times[0] if times else None, times[-1] if times else None, float(n_in),
                          int(attempt.output_tokens), times)  # fmt: skip

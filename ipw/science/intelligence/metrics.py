@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ipw.core.errors import IpwError
-from ipw.core import basis as B
+from ipw.core import basis as basis_rule
 from ipw.core.records import MODULE_COUNTER_FLAG, Col
 
 BOOTSTRAP_CELLS = 4_000_000  # resampled indices held at once (32 MB of int64)
@@ -53,7 +53,7 @@ Past 100,000 queries the number of resamples shrinks so that n_boot x n stays ne
 def n_boot_for(n: int) -> int:
     """Bootstrap resamples for a group of ``n`` queries: :data:`N_BOOT` up to 100,000 queries."""
     return int(min(N_BOOT, max(50, BOOT_CELLS // max(n, 1))))
-DEFAULT_ENERGY = B.DEFAULT_BASIS
+DEFAULT_ENERGY = basis_rule.DEFAULT_BASIS
 
 
 class NoCommonQueries(IpwError, ValueError):
@@ -111,7 +111,7 @@ def scored_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 def query_energy_j(frame: pd.DataFrame, energy: str = DEFAULT_ENERGY) -> pd.Series:
     """Per-query energy [J] on ``energy``'s basis (the rule: :func:`ipw.core.basis.frame_energy_j`)."""
-    return B.frame_energy_j(frame, energy)
+    return basis_rule.frame_energy_j(frame, energy)
 
 
 def query_span_s(frame: pd.DataFrame) -> pd.Series:
@@ -164,13 +164,13 @@ def _latency(frame: pd.DataFrame) -> dict:
 
 def _measured(frame: pd.DataFrame, energy: str) -> bool:
     """True when every energy on this basis was measured (:func:`ipw.core.basis.frame_measured`)."""
-    return B.frame_measured(frame, energy)
+    return basis_rule.frame_measured(frame, energy)
 
 
 def energy_scope(frame: pd.DataFrame, energy: str) -> str:
     """The name of the scope the energies of ``frame`` are on (:func:`ipw.core.basis.frame_scope`)."""
-    module = flagged(frame, MODULE_COUNTER_FLAG) if B.canonical(energy) == "accelerator" else None
-    return B.frame_scope(frame, energy, module)
+    module = flagged(frame, MODULE_COUNTER_FLAG) if basis_rule.canonical(energy) == "accelerator" else None
+    return basis_rule.frame_scope(frame, energy, module)
 
 
 def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_ENERGY, n_boot: int | None = None, seed: int = 0) -> pd.DataFrame:
@@ -179,7 +179,7 @@ def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_
     power [W], latencies [s], and whether every energy on the basis was measured (False where any
     came from the estimate). Every mean is over the scored rows, the rows accuracy counts.
     ``n_boot`` None: :func:`n_boot_for` the whole frame's size, one count for the run and each group."""
-    B.energy_column(energy)  # an unknown basis is an error before any work
+    basis_rule.energy_column(energy)  # an unknown basis is an error before any work
     frame = frame[[c for c in (*METRIC_COLUMNS, by) if c is not None and c in frame]]  # no copy of the rest
     groups = [("all", frame)] if by is None else list(frame.groupby(by, sort=True))
     if n_boot is None:
