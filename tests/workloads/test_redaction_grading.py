@@ -80,3 +80,21 @@ def test_a_real_key_is_graded_as_sent_and_stored_nowhere(server, tmp_path):
         assert key.encode() not in path.read_bytes(), f"the key leaked into {path}"
     assert key not in done.stdout + done.stderr
     assert key not in load(run).queries.astype(str).to_string()  # Parquet segments are compressed: read back too
+
+
+def test_a_judge_is_sent_the_redacted_answer_and_other_graders_the_raw_one():
+    from ipw.engines.base import Generation
+    from ipw.engines.secrets import redact, secret_keys
+    from ipw.queries.querysets import Query
+    from ipw.run.record import grade_answer
+    from tests.workloads.test_grading import FakeJudge
+
+    key = "sk-ipw-judge-" + secrets.token_hex(8)
+    hide = (lambda value: redact(value, secret_keys([key])))
+    answer = Generation(f"Paris (you sent {key})", 3, 4, 0.0, 1.0)
+    judge = FakeJudge("CORRECT")
+    query = Query(id="j", prompt="Capital of France?", answer="Paris", grader="judge", domain="d")
+    assert grade_answer(query, answer, None, judge, hide).correct is True
+    assert key not in judge.prompts[0] and "[redacted]" in judge.prompts[0]
+    regex = Query(id="r", prompt="p", answer="x", grader="regex", domain="d", pattern="sk-ipw-judge-[0-9a-f]{16}")
+    assert grade_answer(regex, answer, None, judge, hide).correct is True  # graded as sent
