@@ -225,13 +225,17 @@ def trend_command(table, benchmark, family, chance, laws, select, cutoff, out, p
       ipw density trend --family Llama-2 --benchmark MMLU
       ipw density trend my_densities.csv --cutoff 2022-11-30
     """
+    from ipw.science.density.extrapolation import extrapolation_line
+    from ipw.science.density.spread import trend_spread
     from ipw.science.density.tables import trend_table
     from ipw.science.density.trend import require_growth, seed_sensitivity
 
-    frame = _trend_frame(table, benchmark, family, chance, laws)
+    frame, ruler, options = _trend_frame(table, benchmark, family, chance, laws)
     fits = _trend_fits(frame, select, cutoff.date() if cutoff else None)
-    shown = [c for c in ("model", "release_date", "params", "score", "n_scores", "n_hat", "density")
+    shown = [c for c in ("model", "release_date", "params", "score", "n_scores", "n_hat", "density", "extrapolated")
              if c in frame]
+    for line in ruler.lines():
+        click.echo(line)
     click.echo(frame[shown].sort_values("release_date").to_string(index=False))
     click.echo(trend_table(fits).to_string(index=False))
     for label, fit in fits.items():
@@ -239,15 +243,25 @@ def trend_command(table, benchmark, family, chance, laws, select, cutoff, out, p
         click.echo(f"{label}: A = {fit.slope_per_day:.5f} +/- {fit.slope_stderr:.5f} per day, "
                    f"doubling every {fit.doubling_months:.2f} +/- {fit.doubling_months_stderr:.2f} "
                    f"months, R^2 = {fit.r2:.3f}, points: {', '.join(fit.models)}")
+    main = fits["all dates"]
+    spread = trend_spread(frame, main, select, options)
+    line = extrapolation_line(frame, ruler, main.models)
+    if line:
+        click.echo(line)
     if select == "frontier" and cutoff is None:
         seeds = seed_sensitivity(frame)
         if len(seeds) > 1:
             click.echo("seed sensitivity (the frontier started at each of its first records):")
             click.echo(seeds.to_string(index=False))
+    click.echo("rulers and selections (each --family that holds a ruler, its benchmarks or --benchmark MMLU, "
+               "--select frontier or all; docs/density.md):")
+    click.echo(options.to_string(index=False))
+    click.echo(f"spread: {spread.line()}")
     if out:
         from ipw.science.density.results import DensityTrendResult
 
-        click.echo(f"wrote {DensityTrendResult(frame, fits, select).save(_json_target(out))}")
+        saved = DensityTrendResult(frame, fits, select, ruler, spread)
+        click.echo(f"wrote {saved.save(_json_target(out))}")
     if plot:
         from ipw.reports.savefig import save_figure
         from ipw.reports.science_figures import density_trend_figure
@@ -255,7 +269,11 @@ def trend_command(table, benchmark, family, chance, laws, select, cutoff, out, p
         click.echo(f"wrote {save_figure(density_trend_figure(frame, fits), plot)}")
 
 
-def _trend_frame(table, benchmark, family, chance, laws_path) -> pd.DataFrame:
+def _trend_frame(table, benchmark, family, chance, laws_path):
+    """(densities with their ``extrapolated`` flags, the ruler and its range, the documented
+    options this table allows: see :mod:`ipw.science.density.spread`)."""
+    from ipw.science.density import extrapolation as X
+    from ipw.science.density import spread as S
     from ipw.science.density.data import (
         load_density_table, load_open_models, load_published_scores, read_table,
     )
@@ -264,28 +282,33 @@ def _trend_frame(table, benchmark, family, chance, laws_path) -> pd.DataFrame:
 
     columns = read_table(table, ()).columns if table is not None else ()
     if "density" in columns:
-        return load_density_table(table)
+        frame = load_density_table(table)
+        return frame, X.no_ruler(), S.selection_options(frame, "densities given")
     if table is None or "evaluator" in columns:
         scores = load_published_scores(table)
         if laws_path is None:
-            if benchmark:
-                scores = scores[(scores["benchmark"].str.lower() == benchmark.lower())
-                                | (scores["family"] == family)]
-            frame, _ = densities_by_benchmarks(scores, family)
-            if benchmark:
-                frame = frame[frame["benchmarks"].str.lower() == benchmark.lower()]
-            return frame
+            frame, ruler = densities_by_benchmarks(scores, family, benchmark=benchmark)
+            ruler = X.of_benchmark_ruler(ruler, benchmark)
+            return X.flag_extrapolated(frame, ruler), ruler, S.published_options(scores)
         # fitted laws are one benchmark's ruler: MMLU rows unless --benchmark says otherwise
         frame = scores[scores["benchmark"].str.lower() == (benchmark or "MMLU").lower()]
     else:
         frame = load_open_models(table, benchmark or "MMLU")
     if laws_path is not None:
-        laws = _read_laws(Path(laws_path))
-        return combine_per_model(densities_by_laws(frame, laws))
-    return densities_by_family(frame, family, chance)[0]
+        saved = _read_laws_result(Path(laws_path))
+        ruler = X.of_laws(saved.points, saved.tokens_d0)
+        frame = X.flag_extrapolated(combine_per_model(densities_by_laws(frame, saved.laws)), ruler)
+        return frame, ruler, S.selection_options(frame, "fitted laws")
+    densities, family_ruler = densities_by_family(frame, family, chance)
+    ruler = X.of_family_ruler(family_ruler)
+    return X.flag_extrapolated(densities, ruler), ruler, S.family_options(frame, chance)
 
 
 def _read_laws(path: Path):
+    return _read_laws_result(path).laws
+
+
+def _read_laws_result(path: Path):
     from ipw.science.density.results import DensityLawsResult
     from ipw.core.errors import InputFileError
 
@@ -293,7 +316,7 @@ def _read_laws(path: Path):
     if saved.score is None:
         raise InputFileError(path, None, "these laws have no score law (fitted without --scores); "
                                          "an effective size needs both")
-    return saved.laws
+    return saved
 
 
 def _trend_fits(frame: pd.DataFrame, select: str, cutoff: date | None) -> dict:

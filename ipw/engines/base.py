@@ -90,6 +90,16 @@ class Engine(ABC):
     def describe(self) -> dict:
         """Model, engine, versions and options, for the run's manifest (never secrets)."""
 
+    def redact(self, value):
+        """``value`` (a string, or dicts, lists and tuples of them) with this engine's secrets replaced
+        by ``[redacted]`` (:mod:`ipw.engines.secrets`): the run applies it to every record after grading,
+        since :meth:`generate` returns the answer as given. An engine without secrets returns it as is."""
+        return value
+
+    def redaction_note(self) -> str | None:
+        """Why a configured key is not redacted (too short or a placeholder), never the key; None otherwise."""
+        return None
+
     def close(self) -> None:
         """Release the model. Safe to call twice."""
 

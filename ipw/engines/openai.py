@@ -21,9 +21,9 @@ and ``input_tokens`` is None (unknown). A server that rejects the field outright
 
 The API key is read from the environment variable ``api_key_env`` at each request and passed as
 that request's ``Authorization`` header; the client itself holds only a placeholder, and the key is
-never kept by this engine, written to ``describe()``, a :class:`Generation`, an error message or a
-log line (the client redacts that header in its own debug logs). With the variable unset or empty,
-no ``Authorization`` header is sent (local servers rarely want one).
+never kept by this engine, written to ``describe()``, an error message or a log line (the client
+redacts that header in its own debug logs). With the variable unset or empty, no ``Authorization``
+header is sent (local servers rarely want one).
 
 Failures and retries (:mod:`ipw.engines.retry`, defaults there): a transient failure (a timeout,
 HTTP 408/409/425/429/5xx, a refused or reset connection, a stream that breaks off, is malformed or
@@ -36,9 +36,13 @@ query's error) with ``attempts`` set; a successful answer records its tries in
 ``extra["attempts"]``. The client's own exception is not chained (the error is raised outside the
 ``except`` block): it holds the request, whose headers carry the key.
 
-Secrets: every string that leaves the engine (answer text, ``extra``, error messages) passes
-through :func:`redact`, which replaces the key's value with ``[redacted]``, so a server that
-echoes the request headers cannot put the key into a record. A ``base_url`` carrying credentials
+Secrets (:mod:`ipw.engines.secrets`): error messages pass through :meth:`OpenAIEngine.redact`,
+which replaces the key's value with ``[redacted]``. A :class:`Generation` holds the answer as the
+server sent it, so that it is graded as sent; the run redacts it (text, ``extra``, grade) with the
+same method before a record is built (``ipw.run.record.redact_record``), so a server that echoes
+the request headers cannot put the key into a record. A key shorter than 8 characters or a common
+placeholder is no secret and is not redacted (replacing "x" in every answer would change what is
+graded); :meth:`OpenAIEngine.redaction_note` says so. A ``base_url`` carrying credentials
 (``user:secret@`` or a query string) is refused (:func:`check_base_url`): it would be stored in
 the manifest.
 """
@@ -57,11 +61,11 @@ from ipw.core.errors import IpwError
 from ipw.core import clock
 from ipw.engines.base import Engine, Generation, GenerationSettings
 from ipw.engines.retry import AuthError, RetryPolicy, is_fatal, is_transient
+from ipw.engines.secrets import not_secret_reason, redact, secret_keys
 
 ERROR_BODY_CHARS = 300
 # The client wants a key at construction; every request replaces it (see _auth_header).
 KEY_PLACEHOLDER = "set-per-request-by-ipw"
-REDACTED = "[redacted]"
 
 
 class EngineError(IpwError):
@@ -73,23 +77,6 @@ class EngineError(IpwError):
         self.transient = transient
         self.attempts = 1
         super().__init__(message)
-
-
-def redact(value, secrets):
-    """``value`` with every occurrence of each non-empty string in ``secrets`` replaced by
-    ``[redacted]``; strings inside dicts, lists and tuples too (keys included). Other values pass."""
-    secrets = [s for s in secrets if s]
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for s in secrets:
-            value = value.replace(s, REDACTED)
-        return value
-    if isinstance(value, dict):
-        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(redact(v, secrets) for v in value)
-    return value
 
 
 def check_base_url(url: str) -> str:
@@ -130,7 +117,8 @@ def _is_timeout(error: BaseException) -> bool:
 class StreamedAnswer:
     """One try's streamed answer as it arrives, for the sync and the async client alike: token times
     (stamped when a chunk with text or reasoning arrives), text, usage and finish reason; then the
-    checks of a finished answer and its :class:`Generation` (text and finish reason redacted)."""
+    checks of a finished answer and its :class:`Generation` (the text as the server sent it: the run
+redacts it after grading)."""
 
     def __init__(self, engine: OpenAIEngine, deadline: float, times: list[float] | None = None) -> None:
         self.engine, self.deadline = engine, deadline
@@ -175,13 +163,9 @@ class StreamedAnswer:
             n_in, n_out, source = self.usage.prompt_tokens, self.usage.completion_tokens, "server usage"
         else:
             n_in, n_out, source = None, len(times), "streamed chunks"
-        text = "".join(self.parts)
-        safe = e._redact(text)
         extra = {"token_count_source": source, "streamed_chunks": len(times)}
-        if safe != text:
-            extra["redacted"] = True  # the answer held the API key; it was replaced before grading
-        return Generation(safe, n_in, n_out, self.t_start, t_end, times[0] if times else None,
-                          times[-1] if times else None, e._redact(self.finish_reason), e._redact(extra))  # fmt: skip
+        return Generation("".join(self.parts), n_in, n_out, self.t_start, t_end, times[0] if times else None,
+                          times[-1] if times else None, self.finish_reason, extra)  # fmt: skip
 
 
 class OpenAIEngine(Engine):
@@ -215,9 +199,19 @@ class OpenAIEngine(Engine):
         key = self._read_key()
         return {"Authorization": f"Bearer {key}" if key else openai.Omit()}
 
-    def _redact(self, value):
-        """The one redaction every string leaving the engine passes through (see :func:`redact`)."""
-        return redact(value, [self._read_key()])
+    def redact(self, value):
+        """``value`` with the key replaced by ``[redacted]`` (see :mod:`ipw.engines.secrets`): the one
+        redaction of error messages here and of every record the run stores. A key that is no secret
+        (too short, a placeholder) is left in place."""
+        return redact(value, secret_keys([self._read_key()], {KEY_PLACEHOLDER}))
+
+    def redaction_note(self) -> str | None:
+        """Why the key now in ``$api_key_env`` is not redacted, or None (a secret, or no key). Never the key."""
+        reason = not_secret_reason(self._read_key(), {KEY_PLACEHOLDER})
+        if reason is None:
+            return None
+        return (f"the API key in ${self.api_key_env} is not redacted from answers, errors or records: {reason}, "
+                "and replacing it wherever it occurs would change answers that contain it (and their grades)")
 
     def create(self, client, prompt: str, settings: GenerationSettings, timeout_s: float):
         """Send one streaming request through ``client`` (this engine's, or an ``AsyncOpenAI`` one,
@@ -241,7 +235,7 @@ class OpenAIEngine(Engine):
         return client.completions.create(prompt=prompt, **options)
 
     def _fail(self, message: str, status_code: int | None = None, transient: bool | None = None) -> EngineError:
-        return EngineError(self._redact(message), status_code, transient)
+        return EngineError(self.redact(message), status_code, transient)
 
     def _error(self, e: BaseException, chunks: int, timeout_s: float, by_deadline: bool) -> EngineError:
         where = f"server at {self.base_url}"

@@ -212,21 +212,36 @@ def density_laws_section(path: Path, only: str | None = None) -> Section:
 
 
 def density_trend_section(path: Path, only: str | None = None) -> Section:
-    """Density per model and the saved trend fits ln(rho_max) = A*t + B with their doubling times."""
+    """Density per model (with its ``extrapolated`` flag), the ruler and its fitted range, the saved
+    trend fits ln(rho_max) = A*t + B with their doubling times, and their spread across rulers and
+    selections, as ``ipw density trend`` computed them."""
+    from ipw.science.density.extrapolation import extrapolation_line
     from ipw.science.density.results import DensityTrendResult
 
     saved = DensityTrendResult.load(path)
     lines = [f"{label}: density doubles every {fit.doubling_months:.2f} +/- {fit.doubling_months_stderr:.2f} months "
              f"(A = {fit.slope_per_day:.5f} per day, R^2 = {fit.r2:.3f}, {fit.n_points} {saved.select} models)"
              for label, fit in saved.fits.items()]
-    warnings = () if saved.fits else ("no trend fit was saved with these densities",)
+    warnings = [] if saved.fits else ["no trend fit was saved with these densities"]
     frame = saved.densities
-    shown = frame[[c for c in ("model", "family", "release_date", "params", "score", "n_hat", "density") if c in frame]]
+    if saved.ruler is not None:
+        lines += saved.ruler.lines()
+        main = saved.fits.get("all dates")
+        line = extrapolation_line(frame, saved.ruler, main.models if main else ())
+        if line:
+            warnings.append(line)
+    if saved.spread is not None:
+        lines.append(f"spread: {saved.spread.line()}")
+    shown = frame[[c for c in ("model", "family", "release_date", "params", "score", "n_hat", "density", "extrapolated")
+                   if c in frame]]
+    tables = [Table("Density per model", shown.sort_values("release_date", kind="stable"))]
+    if saved.spread is not None and len(saved.spread.options):
+        tables.append(Table("Doubling time [months] under each ruler and selection", saved.spread.options))
     return Section(
-        "Densing law: density trend", key="density-trend", summary=tuple(lines), warnings=warnings,
+        "Densing law: density trend", key="density-trend", summary=tuple(lines), warnings=tuple(warnings),
         intro=("Density rho = N_hat / N, N_hat the parameters a reference model needs for the same score; "
                "ln(rho_max) = A*t + B over release dates (Xiao et al., arXiv 2412.04315)." + _from(path)),
-        tables=(Table("Density per model", shown.sort_values("release_date", kind="stable")),),
+        tables=tuple(tables),
         figures=plots(("ln(density) against release date", science_figures.density_trend_figure(frame, saved.fits))),
     )
 

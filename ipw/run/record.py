@@ -1,4 +1,10 @@
-"""One query's record: its answer, grade, timing and energy by scope, as both executors build it."""
+"""One query's record: its answer, grade, timing and energy by scope, as both executors build it.
+
+Secrets: the answer is graded as the engine gave it (:func:`grade_answer`), and the record is
+redacted afterwards (:func:`redact_record`, with the engines' own :meth:`~ipw.engines.base.Engine.redact`),
+so redaction never changes a grade: with the placeholder key ``x`` the answer "Mexico City" is graded
+and stored as it came (a placeholder is no secret, :mod:`ipw.engines.secrets`), and with a real key
+echoed by a server the key is graded as text and stored as ``[redacted]``."""
 
 from __future__ import annotations
 
@@ -49,9 +55,31 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
     return record
 
 
-def grade_answer(query, generation: Generation | None, error, judge):
-    """The query's grade; a query the engine gave no answer for is not scored (``correct`` None:
-    the rule of ipw.science.intelligence.metrics), whichever executor ran it."""
+REDACTED_FIELDS = ("output", "extracted", "grade_reason", "finish_reason", "error", "engine_extra")
+"""The fields of a record that carry text from the engine, the grader or a judge."""
+
+
+def grade_answer(query, generation: Generation | None, error, judge, redact=None):
+    """The query's grade, of the answer as the engine gave it; a query the engine gave no answer for
+    is not scored (``correct`` None: the rule of ipw.science.intelligence.metrics), whichever
+    executor ran it. A judge is another server: it is sent the answer redacted by ``redact``."""
     if generation is None:
         return Grade(None, None, "engine-error", f"no answer: {error}")
-    return grade(query, generation.text, judge=judge)
+    text = generation.text
+    if redact is not None and judge is not None and query.grader == "judge":
+        text = redact(text)
+    return grade(query, text, judge=judge)
+
+
+def redact_record(record: QueryRecord, redact) -> QueryRecord:
+    """``record`` with ``redact`` (a function of a value) applied to every field in
+    :data:`REDACTED_FIELDS`; ``engine_extra["redacted"]`` is True when anything changed. Called on
+    the finished record, after grading, so that redaction changes what is stored, never the grade."""
+    if redact is None:
+        return record
+    before = {f: getattr(record, f) for f in REDACTED_FIELDS}
+    after = {f: redact(v) for f, v in before.items()}
+    if after == before:
+        return record
+    after["engine_extra"] = dict(after["engine_extra"] or {}, redacted=True)
+    return replace(record, **after)

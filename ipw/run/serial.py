@@ -15,7 +15,7 @@ from ipw.profilers.measurement import Measurement
 from ipw.profilers.windows import Profiler
 from ipw.queries.prompts import render_prompt
 from ipw.run.config import RunConfig, query_settings
-from ipw.run.record import grade_answer, make_record
+from ipw.run.record import grade_answer, make_record, redact_record
 from ipw.run.session import RunObserver, RunSession
 from ipw.store import RunStore
 from ipw.run.session import write_summary
@@ -104,7 +104,8 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
         started = True
         for q in (q for q in run.todo if q.id not in run.done):
             generation, error, m = _measure(run.profiler, engine, render_prompt(q), query_settings(config.settings, q), q.id)
-            record = make_record(q, generation, grade_answer(q, generation, error, run.judge), m(), run.index, error, run.shard)
+            grade = grade_answer(q, generation, error, run.judge, run.redact)  # of the answer as given
+            record = redact_record(make_record(q, generation, grade, m(), run.index, error, run.shard), run.redact)
             store.append(record)
             observer.record(record)
         status = "complete"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import asdict
@@ -17,6 +18,8 @@ from ipw.queries import shards
 from ipw.run.config import RunConfig, select
 from ipw.science.intelligence.metrics import run_summary
 from ipw.store import IDLE, SUMMARY, RunStore, load
+
+log = logging.getLogger(__name__)
 
 
 class RunObserver:
@@ -37,8 +40,10 @@ class RunSession:
     """One session of a run, as both executors (one at a time, and ``ipw.run.serving``)
     open and close it: the queries still to do, the latest stored records, a session entry in the
     manifest, the meters (discovered with the run's GPU and CPU-scope options, windows synchronising
-    CUDA when the engine runs on it), the judge, the idle baseline, and at the end the timeline and
-    the session's status."""
+    CUDA when the engine runs on it), the judge, the redaction of records (:meth:`redact`: the
+    engine's and the judge's keys, where they are secrets; a key that is not is named in a warning
+    and in the session entry's ``redaction`` notes, never its value), the idle baseline, and at the
+    end the timeline and the session's status."""
 
     def __init__(self, store: RunStore, config: RunConfig, engine: Engine, queries, retry_errors: bool,
                  sampler_hz: float | None, **manifest) -> None:  # fmt: skip
@@ -55,6 +60,13 @@ class RunSession:
         gpus = tuple(config.gpus) if config.gpus else None
         found = discovery.discover(discovery.DiscoverConfig(gpus=gpus, cpu_scope=config.cpu_scope))
         self.profiler = Profiler(found.meters, sampler_hz=sampler_hz, sync_cuda=bool(getattr(engine, "sync_cuda", False)))
+        self.judge = get_engine("openai", **config.judge) if config.judge else None
+        self._engines = [e for e in (engine, self.judge) if e is not None]
+        notes = list(dict.fromkeys(n for n in (e.redaction_note() for e in self._engines) if n))
+        for note in notes:
+            log.warning("note: %s", note)
+        if notes:
+            self.sessions[self.index]["redaction"] = notes
         store.update_manifest(
             sessions=self.sessions,
             queryset={"name": queries.name, "path": str(queries.path), "sha256": queries.sha256, "n": len(self.todo)},
@@ -64,7 +76,12 @@ class RunSession:
             **shards.manifest_fields(config.shard, queries.queries),
             **manifest,
         )
-        self.judge = get_engine("openai", **config.judge) if config.judge else None
+
+    def redact(self, value):
+        """``value`` with the engine's and the judge's secret keys replaced by ``[redacted]``."""
+        for engine in self._engines:
+            value = engine.redact(value)
+        return value
 
     def measure_idle(self) -> None:
         if self.config.idle_s > 0:

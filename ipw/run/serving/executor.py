@@ -88,7 +88,7 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
     warmup = [Job(q, render_prompt(q), config.settings) for q in todo_all[: config.warmup]] if jobs else []
     flight = Flight()
     out: queue.Queue = queue.Queue()
-    fin = Finaliser(store, config, profiler, observer, session, judge)
+    fin = Finaliser(store, config, profiler, observer, session, judge, run.redact)
     status, started = "interrupted", False
     thread = None
     try:

@@ -13,7 +13,7 @@ from ipw.profilers import steady as steady_state_of
 from ipw.profilers.measurement import DomainEnergy, Measurement
 from ipw.queries import shards
 from ipw.run.config import rule_for
-from ipw.run.record import grade_answer, make_record
+from ipw.run.record import grade_answer, make_record, redact_record
 from ipw.run.serving.curves import Curves
 from ipw.run.serving.flight import Flight, Job
 
@@ -21,9 +21,10 @@ from ipw.run.serving.flight import Flight, Job
 class Finaliser:
     """One session's finaliser: turns finished jobs into stored records."""
 
-    def __init__(self, store, config, profiler, observer, session: int, judge) -> None:
+    def __init__(self, store, config, profiler, observer, session: int, judge, redact=None) -> None:
         self.store, self.config, self.profiler = store, config, profiler
         self.observer, self.session, self.judge = observer, session, judge
+        self.redact = redact  # applied to each finished record, after grading (ipw.run.record.redact_record)
         self.rule = rule_for(config)
         self.curves = Curves(profiler)
         self.scope_of = scope_of
@@ -66,8 +67,9 @@ class Finaliser:
         if any(not d.measured for d in domains.values()):
             flags.append("estimate")
         m = Measurement(q.id, lo, hi, domains, sum(len(c) for c in curves.values()), tuple(flags))
-        record = make_record(q, g, grade_answer(q, g, job.error, self.judge), m, self.session, job.error, shards.tag(self.config.shard))
-        return replace(record, **self._energy_fields(job, g, qe, domains, idle))
+        record = make_record(q, g, grade_answer(q, g, job.error, self.judge, self.redact), m, self.session, job.error,
+                             shards.tag(self.config.shard))  # fmt: skip
+        return redact_record(replace(record, **self._energy_fields(job, g, qe, domains, idle)), self.redact)
 
     def store_all(self, jobs: list[Job], flight: Flight) -> None:
         """Finalise ``jobs`` and append their records in one durable write (one fsync)."""

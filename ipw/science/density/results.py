@@ -1,8 +1,11 @@
 """Saved Densing Law results, one kind each (see :mod:`ipw.science.results` for the folder format).
 
 * ``density.laws``: the fitted loss law (and score law, when fitted), D0, and the points fitted;
-* ``density.trend``: density per model and the trend fits ln(rho_max) = A*t + B with their
-  doubling times, as fitted (a report reads them; it never refits);
+* ``density.trend``: density per model (with its ``extrapolated`` flag where a ruler placed it),
+  the ruler and its fitted range, the trend fits ln(rho_max) = A*t + B with their doubling times,
+  and their spread across rulers and selections, as computed by ``ipw density trend`` (a report
+  reads them; it never refits). ``ruler`` and ``spread`` were added within version 1: a file
+  without them loads with both None;
 * ``density.losses``: conditional loss -ln P(answer | prompt) per item and its means.
 
     >>> DensityTrendResult(frame, {"all dates": fit_trend(frame)}, "frontier").save("trend/")
@@ -18,7 +21,9 @@ from datetime import date
 import pandas as pd
 
 from ipw.science.fitting import FitResult
+from ipw.science.density.extrapolation import RulerRange
 from ipw.science.density.laws import DensityLaws
+from ipw.science.density.spread import Spread
 from ipw.science.density.trend import TrendFit
 from ipw.science.results import Header, Result, read_table
 
@@ -86,8 +91,9 @@ class DensityLawsResult(Result):
 
 @dataclass(frozen=True, eq=False)
 class DensityTrendResult(Result):
-    """Density per model (``densities``: model, release_date, density, ...) and the trend fits
-    by label (e.g. ``all dates``, ``before 2022-11-30``); ``select``: frontier or all."""
+    """Density per model (``densities``: model, release_date, density, n_hat, extrapolated, ...), the
+    trend fits by label (e.g. ``all dates``, ``before 2022-11-30``), ``select`` (frontier or all),
+    the ``ruler`` and its fitted range, and the ``spread`` of the ``all dates`` fit."""
 
     KIND = "density.trend"
     VERSION = 1
@@ -95,10 +101,17 @@ class DensityTrendResult(Result):
     densities: pd.DataFrame
     fits: dict[str, TrendFit] = field(default_factory=dict)
     select: str = "frontier"
+    ruler: RulerRange | None = None
+    spread: Spread | None = None
 
     def to_parts(self) -> tuple[dict, dict[str, pd.DataFrame]]:
         fits = {label: trend_fit_to_dict(fit) for label, fit in self.fits.items()}
-        return {"select": self.select, "fits": fits}, {"densities": self.densities}
+        data = {"select": self.select, "fits": fits}
+        if self.ruler is not None:
+            data["ruler"] = self.ruler.to_dict()
+        if self.spread is not None:
+            data["spread"] = self.spread.to_dict()
+        return data, {"densities": self.densities}
 
     @classmethod
     def from_parts(cls, header: Header) -> "DensityTrendResult":
@@ -106,8 +119,13 @@ class DensityTrendResult(Result):
         for col in ("release_date", "density"):
             if col not in frame:
                 raise ValueError(f"densities table lacks column {col!r}")
+        if "extrapolated" in frame:  # CSV gives bools back as bools, or as text where a cell is empty
+            frame["extrapolated"] = frame["extrapolated"].map(lambda v: str(v).strip().lower() == "true")
         fits = {str(k): trend_fit_from_dict(v) for k, v in (header.data.get("fits") or {}).items()}
-        return cls(frame, fits, str(header.data.get("select", "frontier")))
+        d = header.data
+        ruler = RulerRange.from_dict(d["ruler"]) if isinstance(d.get("ruler"), dict) else None
+        spread = Spread.from_dict(d["spread"]) if isinstance(d.get("spread"), dict) else None
+        return cls(frame, fits, str(d.get("select", "frontier")), ruler, spread)
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,7 +13,8 @@ c and d to the benchmark's chance and ceiling leaves two free parameters (gamma,
 four-model family can fit with two degrees of freedom to spare.
 
 This is *relative* density against the chosen family, not the paper's absolute density, and it
-extrapolates beyond the family's largest member. Document what you use.
+extrapolates beyond the family's sizes: :mod:`ipw.science.density.extrapolation` flags the models
+whose effective size lies outside them (``extrapolated``), and ``ipw density trend`` prints how many.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class FamilyRuler:
     family: str
     benchmark: str
     fit: FitResult  # score law with "l" meaning m (ln of params at the midpoint)
+    sizes: tuple[float, ...] = ()  # the parameter counts it was fitted on (its valid range)
 
     def effective_params(self, score):
         """N_hat for a score given as a fraction; raises ScoreOutOfRange outside (d, c + d)."""
@@ -69,23 +71,34 @@ def grouped_scores(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows of the ruler's benchmarks, adding Code/Math group rows from their components.
 
     A group row is added for a (model, evaluator) that reports both components and no group row
-    of its own; its ``source`` says it was derived.
+    of its own; its ``source`` says it was derived. Added rows follow the kept rows, group by group,
+    in the order in which their (model, evaluator) first appears in ``frame``. Vectorised (one groupby per
+    group) because ``ipw density trend`` regroups the table once per ruler option.
     """
     keep = frame[frame["benchmark"].isin(BENCHMARK_CHANCE)]
+    keys = ["model", "evaluator"]
+    order = frame.groupby(keys, sort=False).ngroup()  # first appearance of each (model, evaluator)
     added = []
     for group, parts in GROUPS.items():
-        for (model, evaluator), rows in frame.groupby(["model", "evaluator"], sort=False):
-            have = rows[rows["benchmark"].isin(parts)]
-            if set(have["benchmark"]) != set(parts) or (rows["benchmark"] == group).any():
-                continue
-            row = have.iloc[0].copy()
-            row["benchmark"] = group
-            row["score"] = float(have["score"].mean())
-            row["score_pct"] = float(have["score_pct"].mean())
-            row["source"] = f"mean of {' and '.join(parts)} from: {row['source']}"
-            added.append(row)
-    out = pd.concat([keep, pd.DataFrame(added)], ignore_index=True) if added else keep
-    return out.reset_index(drop=True)
+        have = frame[frame["benchmark"].isin(parts)]
+        if have.empty:
+            continue
+        by = have.groupby(keys, sort=False)
+        complete = by["benchmark"].transform("nunique") == len(parts)
+        own = frame.loc[frame["benchmark"] == group, keys].drop_duplicates()
+        mine = pd.MultiIndex.from_frame(have[keys]).isin(pd.MultiIndex.from_frame(own)) if len(own) else False
+        chosen = have[complete & ~pd.Series(mine, index=have.index)]
+        if chosen.empty:
+            continue
+        means = chosen.groupby(keys, sort=False)[["score", "score_pct"]].transform("mean")
+        rows = chosen.assign(score=means["score"].astype(float), score_pct=means["score_pct"].astype(float),
+                             benchmark=group, _order=order[chosen.index])  # fmt: skip
+        rows = rows[~rows.duplicated(keys)]  # the first component row of each (model, evaluator)
+        rows["source"] = f"mean of {' and '.join(parts)} from: " + rows["source"].astype(str)
+        added.append(rows.sort_values("_order", kind="stable").drop(columns="_order"))
+    if not added:
+        return keep.reset_index(drop=True)
+    return pd.concat([keep, *added], ignore_index=True)
 
 
 @dataclass(frozen=True)
@@ -153,7 +166,7 @@ def fit_benchmark_ruler(frame: pd.DataFrame, family: str = DEFAULT_RULER_FAMILY)
         if b["params"].nunique() < 3:
             continue
         fit = fit_family_ruler(b["params"], b["score"], chance)
-        rulers[bench] = FamilyRuler(family, bench, fit)
+        rulers[bench] = FamilyRuler(family, bench, fit, tuple(sorted(float(p) for p in b["params"].unique())))
     if not rulers:
         raise BadValue(f"family {family!r} has no benchmark with 3 sizes or more to fit a ruler on")
     return BenchmarkRuler(family, rulers)
@@ -161,15 +174,23 @@ def fit_benchmark_ruler(frame: pd.DataFrame, family: str = DEFAULT_RULER_FAMILY)
 
 def densities_by_benchmarks(
     frame: pd.DataFrame, family: str = DEFAULT_RULER_FAMILY, keep_ruler: bool = False,
+    benchmark: str | None = None, ruler: BenchmarkRuler | None = None,
 ) -> tuple[pd.DataFrame, BenchmarkRuler]:
     """Per-model densities on a multi-benchmark family ruler.
 
     The ruler's own family is left out of the result unless ``keep_ruler``: its densities are
     about 1 by construction, and letting them into the trend would make the trend measure the
-    ruler against itself (circularity).
+    ruler against itself (circularity). With ``benchmark`` (e.g. "MMLU") only that benchmark's
+    scores place the models (the ruler family keeps all its rows) and only the models placed by
+    it alone are kept (``ipw density trend --benchmark``). A ``ruler`` already fitted on ``family``
+    is used as it is (the filter keeps the family's rows, so it is the same ruler).
     """
-    ruler = fit_benchmark_ruler(frame, family)
+    if benchmark:
+        frame = frame[(frame["benchmark"].str.lower() == benchmark.lower()) | (frame["family"] == family)]
+    ruler = ruler or fit_benchmark_ruler(frame, family)
     models = ruler.model_densities(frame)
     if not keep_ruler:
         models = models[models["family"] != family]
+    if benchmark:
+        models = models[models["benchmarks"].str.lower() == benchmark.lower()]
     return models.reset_index(drop=True), ruler

@@ -28,7 +28,8 @@ def densities_by_family(
         known = sorted(frame["family"].unique())
         raise BadValue(f"no models of family {family!r} in the table; families: {known}")
     benchmark = str(members["benchmark"].iloc[0]) if "benchmark" in members else "score"
-    ruler = FamilyRuler(family, benchmark, fit_family_ruler(members["params"], members["score"], chance))
+    sizes = tuple(sorted(float(p) for p in members["params"].unique()))
+    ruler = FamilyRuler(family, benchmark, fit_family_ruler(members["params"], members["score"], chance), sizes)
     out = frame.copy()
     out["n_hat"] = ruler.effective_params(out["score"].to_numpy(dtype=float))
     out["density"] = out["n_hat"] / out["params"]

@@ -361,10 +361,38 @@ def test_a_silent_server_is_cut_by_the_deadline_not_only_the_read_timeout(stub):
         engine.generate("Say hello.", GenerationSettings())
 
 
-def test_an_echoed_key_is_redacted_from_the_answer(stub, key):
-    g = _engine(stub, "echo").generate("Say hello.", GenerationSettings())
-    assert "Bearer [redacted]" in g.text and g.extra["redacted"] is True
-    _assert_no_key(key, g, g.extra)
+def test_an_echoed_key_is_returned_as_sent_and_redacted_by_the_engine(stub, key):
+    engine = _engine(stub, "echo")
+    g = engine.generate("Say hello.", GenerationSettings())
+    assert f"Bearer {key}" in g.text  # graded as sent; the run stores engine.redact(...) of it
+    assert "Bearer [redacted]" in engine.redact(g.text) and engine.redaction_note() is None
+    _assert_no_key(key, engine.redact(g.text), engine.redact(g.extra), engine, engine.describe())
+
+
+@pytest.mark.parametrize("value", ["x", "5", "EMPTY", "none", "sk-...", "dummy", "placeholder", "test", "sk-1234",
+                                   "set-per-request-by-ipw"])  # fmt: skip
+def test_a_short_or_placeholder_key_is_not_redacted_and_the_note_says_why(monkeypatch, value):
+    monkeypatch.setenv(KEY_ENV, value)
+    engine = OpenAIEngine("http://127.0.0.1:9/v1", "m", api_key_env=KEY_ENV)
+    assert engine.redact("Mexico City 5 EMPTY none sk-... dummy placeholder test") == (
+        "Mexico City 5 EMPTY none sk-... dummy placeholder test")
+    note = engine.redaction_note()
+    assert f"${KEY_ENV} is not redacted" in note and ("placeholder" in note or "shorter than 8" in note)
+
+
+def test_the_note_never_repeats_a_short_key_and_an_8_character_key_is_a_secret(monkeypatch):
+    short = "q" + secrets.token_hex(3)  # 7 characters
+    monkeypatch.setenv(KEY_ENV, short)
+    engine = OpenAIEngine("http://127.0.0.1:9/v1", "m", api_key_env=KEY_ENV)
+    assert short not in engine.redaction_note() and engine.redact(f"a{short}b") == f"a{short}b"
+    monkeypatch.setenv(KEY_ENV, short + "z")
+    assert engine.redaction_note() is None and engine.redact(f"a{short}zb") == "a[redacted]b"
+
+
+def test_no_key_no_note(monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    engine = OpenAIEngine("http://127.0.0.1:9/v1", "m", api_key_env=KEY_ENV)
+    assert engine.redaction_note() is None and engine.redact("x") == "x"
 
 
 def test_redact_reaches_nested_strings():
