@@ -10,8 +10,9 @@ import click
 
 from ipw.cli.face import command
 from ipw.cli.routing_options import METRICS, MISROUTES, PREFERS, RoutingArgs, routing_options
-from ipw.core.errors import IpwError
 from ipw.core.basis import DEFAULT_BASIS, ENERGY_BASES
+from ipw.core.errors import IpwError
+from ipw.core.missing import fmt
 
 __all__ = ["METRICS", "MISROUTES", "PREFERS", "compare"]
 
@@ -42,7 +43,11 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
     """
     import pandas as pd
 
-    from ipw.science.intelligence.metrics import coverage, summarize
+    from ipw.cli.text import table as text_table
+    from ipw.core.basis import frame_label
+    from ipw.core.missing import reasons
+    from ipw.core.records import finite
+    from ipw.science.intelligence.metrics import NoCoverageEnergy, summarize
     from ipw.store import load
 
     loaded = {}
@@ -54,31 +59,61 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
         if run.queries.empty:
             raise IpwError(f"run {path} has no query records yet; nothing to compare")
         loaded[name] = run.queries
-    table = pd.concat([summarize(f, energy=energy).assign(run=n) for n, f in loaded.items()], ignore_index=True)
-    cols = ["run", "n", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "scope_energy_j_mean", "power_w_mean", "e2e_s_mean", "measured"]
-    cov = coverage(loaded, energy) if len(loaded) > 1 else None
+    table = pd.concat([summarize(f, energy=energy).assign(run=n, energy=frame_label(f, energy)) for n, f in loaded.items()],
+                      ignore_index=True)
+    why = [reasons(r) for r in table.to_dict(orient="records")]
+    cols = ["run", "n", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "scope_energy_j_mean", "energy",
+            "power_w_mean", "e2e_s_mean"]
+    cov, no_cov = None, ""
+    if len(loaded) > 1:
+        try:
+            cov = _coverage(loaded, energy, table)
+        except NoCoverageEnergy as e:
+            no_cov = str(e)
     reference = routing.reference
     savings = _routing(loaded, energy, routing)
     trend = _trend(loaded, energy, routing)
     if as_json:
-        out = {"runs": table[cols].to_dict(orient="records"), "coverage": cov}
+        rows = table[cols + ["measured"]].to_dict(orient="records")
+        out = {"runs": [r | ({"missing": w} if w else {}) for r, w in zip(rows, why)], "coverage": cov}
+        if no_cov:
+            out["coverage_missing"] = no_cov
         if savings is not None:
             out["routing"] = {"reference": reference, "queries": savings[0].queries, "dropped": savings[0].dropped,
                               "routers": savings[1].to_dict(orient="records")}
         if trend is not None:
             out["trend"] = {"periods": trend.table.to_dict(orient="records"), "ipw_ratio": trend.ipw_ratio,
                             "accuracy_first": trend.accuracy_first, "accuracy_last": trend.accuracy_last}
-        click.echo(json.dumps(out, indent=2, default=str))
+        click.echo(json.dumps(finite(out), indent=2, default=str, allow_nan=False))
         return
-    click.echo(table[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    click.echo(text_table(table[cols], why, key="run"))
+    if no_cov:
+        click.echo(f"\ncoverage and best-of-local: n/a ({no_cov})")
     if cov:
         b = cov["best_of_local"]
         click.echo(f"\ncoverage over {cov['queries']} common queries: {cov['coverage']:.1%}")
-        click.echo(f"best-of-local: accuracy {b['accuracy']:.1%}, {b['energy_j_mean']:.3f} J/query, IPJ {b['ipj_per_j']:.5f} /J")
+        click.echo(f"best-of-local: accuracy {b['accuracy']:.1%}, "
+                   f"{fmt(b['energy_j_mean'], '.3f', b.get('missing', ''), ' J')}/query {b['energy_scope']} ({b['energy']}), "
+                   f"IPJ {fmt(b['ipj_per_j'], '.5f', b.get('missing', ''), ' /J')}")
     if savings is not None:
         _print_routing(reference, *savings)
     if trend is not None:
         _print_trend(trend)
+
+
+def _coverage(loaded, energy: str, table) -> dict:
+    """:func:`ipw.science.intelligence.metrics.coverage`, with the scope and the label of its
+    best-of-local energy (measured only where every run's is) and why a figure is missing."""
+    from ipw.core.missing import NOT_ABOVE_ZERO, missing
+    from ipw.science.intelligence.metrics import coverage
+
+    cov = coverage(loaded, energy)
+    b = cov["best_of_local"]
+    b["energy_scope"] = "+".join(dict.fromkeys(table["energy_scope"]))
+    b["energy"] = "measured" if (table["energy"] == "measured").all() else "estimate"
+    if missing(b["ipj_per_j"]):
+        b["missing"] = NOT_ABOVE_ZERO
+    return cov
 
 
 def _routing(loaded, energy: str, args: RoutingArgs):
@@ -114,8 +149,10 @@ def _print_routing(reference, table, frame) -> None:
 
 
 def _print_trend(trend) -> None:
+    from ipw.cli.text import table
+
     click.echo("\nbest available model by release date:")
     t = trend.table[["period", "models", "best_accuracy", "best_accuracy_run", "best_ipw_per_w", "best_ipw_run", "union_coverage"]]
-    click.echo(t.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    click.echo(f"from {trend.first} to {trend.last}: IPW x{trend.ipw_ratio:.3g}, "
-               f"best accuracy {trend.accuracy_first:.1%} -> {trend.accuracy_last:.1%}")
+    click.echo(table(t))
+    click.echo(f"from {trend.first} to {trend.last}: IPW x{fmt(trend.ipw_ratio, '.3g', 'no IPW at one end')}, "
+               f"best accuracy {fmt(trend.accuracy_first, '.1%')} -> {fmt(trend.accuracy_last, '.1%')}")

@@ -59,9 +59,14 @@ def _url(ctx, param, value):
         raise click.BadParameter(str(e)) from None
 
 
-def _ci(row: dict, key: str, fmt: str) -> str:
-    lo, hi = row[key]
-    return f"[{format(lo, fmt)} - {format(hi, fmt)}]"
+def _ci(row: dict, key: str, spec: str, why: dict) -> str:
+    """``low - high``, or ``n/a (reason)`` (:mod:`ipw.core.missing`)."""
+    from ipw.core.missing import fmt, missing
+
+    lo, hi = row.get(key) or (None, None)
+    if missing(lo) or missing(hi):
+        return fmt(None, spec, why.get(key, ""))
+    return f"{format(lo, spec)} - {format(hi, spec)}"
 
 
 def _device_options(o: dict) -> dict:
@@ -91,12 +96,18 @@ def print_summary(run_path: Path) -> None:
     if not run.summary:
         click.echo("no queries recorded")
         return
+    from ipw.core.basis import frame_label
+    from ipw.core.missing import fmt, reasons
+
     o = run.summary["overall"]
+    why = reasons(o)
     scope = o["energy_scope"]
-    measured = "measured" if o["measured"] else "ESTIMATE (no energy counter on this machine)"
+    label = "measured" if o["measured"] else "estimate"
+    shown = "measured" if o["measured"] else "ESTIMATE (no energy counter on this machine)"
+    system = frame_label(run.queries, "system")  # the system figure's own label (a host estimate makes it one)
     errors = f", {o['errors']} errors not scored" if o["errors"] else ""
     click.echo(f"\nrun: {run_path}")
-    click.echo(f"queries: {o['n']} (scored {o['scored']}{errors})  {scope} energy: {measured}")
+    click.echo(f"queries: {o['n']} (scored {o['scored']}{errors})  {scope} energy: {shown}")
     gaps = o.get("meter_gaps", 0)
     if gaps:
         click.echo(f"meter gaps: {gaps} queries have no energy (a meter failed to read; flag meter-gap:<domain>)")
@@ -110,27 +121,38 @@ def print_summary(run_path: Path) -> None:
     if o["scored"] == 0:
         click.echo("nothing was scored: every query failed")
         return
-    click.echo(f"accuracy: {o['accuracy']:.1%}  [95% CI {o['accuracy_ci'][0]:.1%} - {o['accuracy_ci'][1]:.1%}]")
-    click.echo(f"energy per query: {o['scope_energy_j_mean']:.3f} J {scope}, {o['energy_j_mean']:.3f} J system, "
-               f"{o['energy_above_idle_j_mean']:.3f} J system above idle")
-    click.echo(f"mean power per query: {o['power_w_mean']:.2f} W")
-    click.echo(f"IPW: {o['ipw_per_w']:.5f} /W  {_ci(o, 'ipw_ci', '.5f')}   IPJ: {o['ipj_per_j']:.5f} /J  {_ci(o, 'ipj_ci', '.5f')}"
-               f"   ({o['n_boot']} bootstrap resamples)")
-    ttft, tpot, e2e = (o.get(k) for k in ("ttft_s_mean", "tpot_s_mean", "e2e_s_mean"))
-    ms = lambda x, f: "n/a" if x is None or x != x else format(x * 1e3, f)  # noqa: E731
-    click.echo(f"latency: TTFT {ms(ttft, '.0f')} ms, TPOT {ms(tpot, '.1f')} ms/token, end-to-end {e2e:.2f} s")
+    click.echo(f"accuracy: {fmt(o['accuracy'], '.1%', why.get('accuracy', ''))}  [95% CI {_ci(o, 'accuracy_ci', '.1%', why)}]")
+
+    def j(key: str, what: str, kind: str) -> str:  # "1.234 J system (estimate)" or "system n/a (reason)"
+        return f"{what} {fmt(None, '', why[key])}" if key in why else f"{o[key]:.3f} J {what} ({kind})"
+
+    click.echo(f"energy per query: {j('scope_energy_j_mean', scope, label)}, {j('energy_j_mean', 'system', system)}, "
+               f"{j('energy_above_idle_j_mean', 'system above idle', system)}")
+    click.echo(f"mean power per query: {fmt(o['power_w_mean'], '.2f', why.get('power_w_mean', ''), ' W')} {scope} ({label})")
+    click.echo(f"IPW: {fmt(o['ipw_per_w'], '.5f', why.get('ipw_per_w', ''), ' /W')}  [{_ci(o, 'ipw_ci', '.5f', why)}]   "
+               f"IPJ: {fmt(o['ipj_per_j'], '.5f', why.get('ipj_per_j', ''), ' /J')}  [{_ci(o, 'ipj_ci', '.5f', why)}]"
+               f"   ({o['n_boot']} bootstrap resamples; {scope} energy, {label})")
+    ms = lambda key, spec, unit: fmt(None if o.get(key) is None else o[key] * 1e3, spec, why.get(key, ""), unit)  # noqa: E731
+    click.echo(f"latency: TTFT {ms('ttft_s_mean', '.0f', ' ms')}, TPOT {ms('tpot_s_mean', '.1f', ' ms/token')}, "
+               f"end-to-end {fmt(o.get('e2e_s_mean'), '.2f', why.get('e2e_s_mean', ''), ' s')}")
     _print_serving(run.manifest.get("serving"))
     by_domain = run.summary["by_domain"]
     if by_domain:
         import pandas as pd
 
+        from ipw.cli.text import table
+
         by = pd.DataFrame(by_domain)[["domain", "n", "accuracy", "scope_energy_j_mean", "ipw_per_w"]]
         by = by.rename(columns={"scope_energy_j_mean": f"{scope}_j_mean"})
-        click.echo("\n" + by.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        why_rows = [{(f"{scope}_j_mean" if k == "scope_energy_j_mean" else k): v for k, v in reasons(r).items()}
+                    for r in by_domain]
+        click.echo("\n" + table(by, why_rows, key="domain"))
 
 
 def _print_serving(serving: dict | None) -> None:
     """The serving regime's rule and steady state (ipw.run.serving), when the run has one."""
+    from ipw.core.missing import fmt
+
     if not serving:
         return
     rule = serving["rule"]
@@ -144,7 +166,7 @@ def _print_serving(serving: dict | None) -> None:
     b = st.get("basis") or {}
     if b.get("j_per_token") is not None:
         click.echo(f"steady state ({st['duration_s']:.1f} s): {b['j_per_token']:.4g} J/token {b['scope']}, "
-                   f"{st['tokens_per_s']:.1f} tokens/s, {b['power_w']:.1f} W (+- {b['uncertainty_j']:.3g} J)")  # fmt: skip
+                   f"{st['tokens_per_s']:.1f} tokens/s, {b['power_w']:.1f} W (+- {fmt(b['uncertainty_j'], '.3g', 'no bound', ' J')})")  # fmt: skip
 
 
 def _serving(config, o):

@@ -58,5 +58,6 @@ def report(runs, out, extras, title, energy, no_compare, routing: RoutingArgs) -
                          trend=trend)
     path = built.write(out)
     for name in built.estimate_runs:
-        click.echo(f"note: energy of {name} is an estimate (no energy counter)", err=True)
+        click.echo(f"note: energy of {name} is an estimate on the {built.energy} basis (it is, or includes, a domain "
+                   f"with no energy counter; see the report's Provenance)", err=True)
     click.echo(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {len(built.sections)} sections)")

@@ -12,7 +12,7 @@ from ipw.cli.face import command
 from ipw.cli.profile import profile as profile_command
 
 SKIPPED = ("concurrency", "batch_size", "resume_run", "retry_errors")
-SHOWN = ["level", "n", "accuracy", "ipj_per_j", "energy_per_query_j", "steady_j_per_token", "steady_tokens_per_s",
+SHOWN = ["level", "n", "accuracy", "ipj_per_j", "energy_per_query_j", "energy_scope", "energy", "steady_j_per_token", "steady_tokens_per_s",
          "steady_power_w", "ttft_p50_s", "tpot_p50_s", "tpot_vllm_mean_s", "itl_p99_s", "frontier_ttft", "frontier_tpot"]
 
 
@@ -40,6 +40,8 @@ def sweep_callback(**o) -> None:
       ipw sweep --engine transformers --batch-size 1,8,32 --limit 64 --out sweep-result/
       ipw report --extra sweep-result/ -o report.html
     """
+    from ipw.cli.text import table
+    from ipw.core.missing import reasons
     from ipw.store import new_run_id
     from ipw.run.sweep import SweepResult, level_run_id, levels_frame
 
@@ -59,7 +61,7 @@ def sweep_callback(**o) -> None:
         paths.append(f"{o['runs_dir']}/{run_id}")
     frame = levels_frame(paths)
     click.echo("\nserving frontier (steady-state J/token against median TTFT and TPOT):")
-    click.echo(frame[[c for c in SHOWN if c in frame]].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    click.echo(table(frame[[c for c in SHOWN if c in frame]], [reasons(r) for r in frame.to_dict(orient="records")], key="level"))
     if out:
         SweepResult(frame, {"mode": mode, "levels": levels, "base_run_id": base, "runs": paths}).save(out)
         click.echo(f"\nsaved: {out} (ipw report --extra {out})")

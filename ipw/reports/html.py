@@ -18,6 +18,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
+from ipw.core.missing import NA, missing, reasons
 from ipw.reports.run_figures import STYLE
 from ipw.reports.blocks import Section
 
@@ -34,7 +35,11 @@ LABELS = {
     "energy_j": "energy [J]", "idle_power_w": "idle [W]", "duration_s": "duration [s]",
     "update_period_s": "update period [s]", "resolution_j": "resolution [J]", "on_front": "on Pareto front",
     "ipw_vs_best": "IPW vs best", "ipj_vs_best": "IPJ vs best", "queries_routed": "queries routed",
+    "energy_scope": "energy scope", "energy": "energy is", "system_energy_j_mean": "system energy/query [J]",
+    "system_energy": "system energy is", "scope_energy_j": "energy [J]",
 }
+# Columns of an energy on the table's basis: the header names the scope when every row shares one.
+SCOPED = {"energy_j_mean", "scope_energy_j"}
 PERCENT = {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "ipw_vs_best", "ipj_vs_best", "coverage", "local_share",
            "energy_saved", "energy_saved_sd", "compute_saved", "compute_saved_sd", "cost_saved", "cost_saved_sd"}
 # value column -> prefix of its interval columns; shown as one cell "value [low, high]"
@@ -50,18 +55,20 @@ def figure_png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def cell(value, column: str = "") -> str:
-    """Plain text for one table cell (escaping is the template's job)."""
+def cell(value, column: str = "", numeric: bool = False) -> str:
+    """Plain text for one table cell (escaping is the template's job). A missing number (NaN,
+    infinite, or None in a ``numeric`` column) reads ``n/a``, its reason in the table's note
+    (:mod:`ipw.core.missing`); other missing values are empty."""
     if value is None:
-        return ""
+        return NA if numeric else ""
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
         v = float(value)
-        if math.isnan(v):
-            return ""
+        if not math.isfinite(v):
+            return NA
         if column in PERCENT:
             return f"{v:.1%}"
         return f"{v:.4g}"
@@ -88,25 +95,48 @@ class _Rendered:
 
 
 def _merge_intervals(frame: pd.DataFrame) -> pd.DataFrame:
-    """``x``, ``x_ci_low``, ``x_ci_high`` -> one text column ``x`` reading "x [low, high]"."""
+    """``x``, ``x_ci_low``, ``x_ci_high`` -> one text column ``x`` reading "x [low, high]" (``x [n/a]``
+    where the interval is missing)."""
     out = frame
     for col, prefix in INTERVALS.items():
         lo, hi = f"{prefix}_low", f"{prefix}_high"
         if col in out and lo in out and hi in out:
-            text = [f"{cell(v, col)} [{cell(a, col)}, {cell(b, col)}]" if cell(a, col) else cell(v, col)
-                    for v, a, b in zip(out[col], out[lo], out[hi])]
+            text = [f"{cell(v, col, True)} [{cell(a, col, True)}, {cell(b, col, True)}]" if not (missing(a) or missing(b))
+                    else f"{cell(v, col, True)} [{NA}]" for v, a, b in zip(out[col], out[lo], out[hi])]
             out = out.drop(columns=[lo, hi]).assign(**{col: text})
     return out
 
 
+def _header(frame: pd.DataFrame, c) -> str:
+    text = LABELS.get(str(c), str(c)) + (" [95% CI]" if c in INTERVALS and f"{INTERVALS[c]}_low" in frame else "")
+    if c in SCOPED and "energy_scope" in frame and frame["energy_scope"].nunique() == 1:
+        text = f"{frame['energy_scope'].iloc[0]} {text}"
+    return text
+
+
+def _why(frame: pd.DataFrame) -> str:
+    """One sentence per (column, reason) of the table's missing numbers (:func:`ipw.core.missing.reasons`)."""
+    notes: dict[tuple[str, str], list[str]] = {}
+    for i, row in enumerate(frame.to_dict(orient="records")):
+        for col, reason in reasons(row).items():
+            if col in frame and pd.api.types.is_numeric_dtype(frame[col]):
+                col = next((k for k, p in INTERVALS.items() if col.startswith(p)), col)  # an interval: its value's column
+                name = " ".join(str(row[k]) for k in ("run", "domain") if k in row) or str(i)
+                notes.setdefault((LABELS.get(col, col), reason), []).append(name)
+    return " ".join(f"n/a in {col} ({', '.join(dict.fromkeys(rows))}): {reason}." for (col, reason), rows in notes.items())
+
+
 def _table(caption: str, frame: pd.DataFrame, note: str) -> _Rendered:
-    shown = _merge_intervals(frame.head(MAX_ROWS))
+    head = frame.head(MAX_ROWS)
+    shown = _merge_intervals(head)
     cols = list(shown.columns)
+    numeric = [c in INTERVALS or pd.api.types.is_numeric_dtype(shown[c]) for c in cols]
     est = (shown["energy"] == "estimate").to_numpy() if "energy" in shown else np.zeros(len(shown), bool)
-    rows = [([cell(v, c) for v, c in zip(values, cols)], bool(e)) for values, e in zip(shown.itertuples(index=False), est)]
-    header = [LABELS.get(str(c), str(c)) + (" [95% CI]" if c in INTERVALS and f"{INTERVALS[c]}_low" in frame else "")
-              for c in cols]
+    rows = [([cell(v, c, k) for v, c, k in zip(values, cols, numeric)], bool(e))
+            for values, e in zip(shown.itertuples(index=False), est)]
+    header = [_header(frame, c) for c in cols]
     classes = ["text" if str(c) in TEXT_COLUMNS else "" for c in cols]
+    note = " ".join(x for x in (note, _why(head)) if x)
     return _Rendered(caption, note, header, classes, rows, len(frame) - min(len(frame), MAX_ROWS))
 
 
@@ -139,7 +169,7 @@ figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 <body>
 <h1>{{ title }}</h1>
 <p class="meta">ipw {{ version }} &middot; generated {{ created }} &middot; {{ runs|length }} run(s): {{ runs|join(", ") }}</p>
-{% if estimate_runs %}<p class="banner">Energy in this report is an ESTIMATE for: {{ estimate_runs|join(", ") }}. Those runs had no energy counter; their energies, IPW and IPJ are labelled "estimate" everywhere.</p>{% endif %}
+{% if estimate_runs %}<p class="banner">Energy in this report is an ESTIMATE for: {{ estimate_runs|join(", ") }}. Their {{ basis }} energy is, or includes, the labelled estimate of a domain with no energy counter (see Provenance); their energies, IPW and IPJ on it are labelled "estimate" everywhere.</p>{% endif %}
 <nav>{% for s in sections %}<a href="#{{ s.anchor }}">{{ s.title }}</a>{% endfor %}</nav>
 {% for s in sections %}
 <section id="{{ s.anchor }}">
@@ -170,7 +200,7 @@ _TEMPLATE = _ENV.from_string(TEMPLATE)
 
 
 def render(sections: list[Section], *, title: str, runs: list[str], estimate_runs: list[str],
-           created: str, version: str) -> str:
+           created: str, version: str, basis: str = "accelerator") -> str:
     """The page as a string."""
     shown, used = [], set()
     for s in sections:
@@ -184,4 +214,4 @@ def render(sections: list[Section], *, title: str, runs: list[str], estimate_run
             "tables": [_table(t.caption, t.frame, t.note) for t in s.tables],
         })
     return _TEMPLATE.render(title=title, sections=shown, runs=runs, estimate_runs=estimate_runs,
-                            created=created, version=version)
+                            created=created, version=version, basis=basis.replace("_", " "))

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from ipw.science.intelligence.metrics import DEFAULT_ENERGY, N_BOOT
+from ipw.core import basis as basis_rule
+from ipw.core.missing import NO_ENERGY, NO_IDLE, NOT_ABOVE_ZERO, fmt, reasons
+from ipw.science.intelligence.metrics import DEFAULT_ENERGY, N_BOOT, energy_scope
 from ipw.reports import science_figures
 from ipw.reports import run_figures
 from ipw.reports import tables as report_tables
@@ -23,32 +25,40 @@ from ipw.reports.blocks import Section, Table, plots
 from ipw.science.intelligence.routing import CostModel
 from ipw.store import Run
 
-ESTIMATE_WARNING = ("{names}: energy is an ESTIMATE (no energy counter was available; see Provenance), "
-                    "not a measurement. Every energy, IPW and IPJ of these runs is labelled 'estimate'.")
+ESTIMATE_WARNING = ("{names}: {basis} energy is an ESTIMATE, or includes one (a domain with no energy counter; see "
+                    "Provenance), not a measurement alone. Every such energy, IPW and IPJ is labelled 'estimate'.")
 
 
-def _pct(x: float) -> str:
-    return "n/a" if not np.isfinite(x) else f"{x:.1%}"
+def _pct(x: float, reason: str = "") -> str:
+    return fmt(x, ".1%", reason)
 
 
-def _g(x: float, unit: str = "") -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{x:.4g}{unit}"
+def _g(x: float, unit: str = "", reason: str = "") -> str:
+    return fmt(x, ".4g", reason, unit)
 
 
-def overview(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section:
+def _ci(row: dict, why: dict) -> str:
+    if "accuracy_ci_low" in why or "accuracy_ci_high" in why:
+        return f"[{_pct(None, why.get('accuracy_ci_low') or why.get('accuracy_ci_high'))}]"
+    return f"[{_pct(row['accuracy_ci_low'])} - {_pct(row['accuracy_ci_high'])}]"
+
+
+def overview(runs: Mapping[str, Run], summary: pd.DataFrame, basis: str = DEFAULT_ENERGY) -> Section:
     lines, warnings = [], []
-    for r in summary.itertuples(index=False):
-        tag = " (estimate)" if r.energy == report_tables.ESTIMATE else ""
+    for r in summary.to_dict(orient="records"):
+        why = reasons(r)
+        per_query = (f"{r['energy_scope']} energy/query {_g(None, '', why['energy_j_mean'])}" if "energy_j_mean" in why
+                     else f"{_g(r['energy_j_mean'], ' J')}/query {r['energy_scope']} ({r['energy']})")
         lines.append(
-            f"{r.run}: {r.model} on {r.hardware}: accuracy {_pct(r.accuracy)} "
-            f"[{_pct(r.accuracy_ci_low)} - {_pct(r.accuracy_ci_high)}], IPW {_g(r.ipw_per_w, ' /W')}, "
-            f"IPJ {_g(r.ipj_per_j, ' /J')}, {_g(r.energy_j_mean, ' J')}/query{tag} over {r.n} queries")
+            f"{r['run']}: {r['model']} on {r['hardware']}: accuracy {_pct(r['accuracy'], why.get('accuracy', ''))} "
+            f"{_ci(r, why)}, IPW {_g(r['ipw_per_w'], ' /W', why.get('ipw_per_w', ''))}, "
+            f"IPJ {_g(r['ipj_per_j'], ' /J', why.get('ipj_per_j', ''))}, {per_query} over {r['n']} queries")
     empty = [n for n, r in runs.items() if r.queries.empty]
     if empty:
         warnings.append(f"no query records in: {', '.join(empty)}")
     est = summary.loc[summary["energy"] == report_tables.ESTIMATE, "run"].tolist()
     if est:
-        warnings.append(ESTIMATE_WARNING.format(names=", ".join(est)))
+        warnings.append(ESTIMATE_WARNING.format(names=", ".join(est), basis=basis_rule.canonical(basis).replace("_", " ")))
     if est and len(est) < len(summary):
         warnings.append("measured and estimated energies are side by side here: do not compare them as equals.")
     failed = summary.loc[summary["errors"] > 0, ["run", "errors"]]
@@ -70,8 +80,10 @@ def overview(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section:
         "Summary per model x hardware",
         intro=("Accuracy = correct / scored; IPW = accuracy / mean per-query power [1/W]; IPJ = accuracy / "
                "mean per-query energy [1/J] (IPW paper, arXiv 2511.07885, section 3); 95% percentile-bootstrap "
-               "intervals over queries. Energy per query is the query's own meter window, total and above the "
-               "idle baseline. TTFT: time to first token; TPOT: time per output token after the first."),
+               "intervals over queries. Energy per query is the query's own meter window, on the report's basis "
+               "(energy scope: the accelerator's by default, ipw/core/basis.py) with its own measured/estimate label, "
+               "and the system's, total and above the idle baseline. TTFT: time to first token; TPOT: time per "
+               "output token after the first. n/a: a figure that does not exist, its reason under the table."),
         summary=tuple(lines), warnings=tuple(warnings),
         tables=(Table("One row per run", summary),
                 Table("Accuracy against energy per query (on_front: on the Pareto frontier)", frontier)),
@@ -89,7 +101,9 @@ def domains(domain: pd.DataFrame) -> Section:
     )
 
 
-def energy(runs: Mapping[str, Run]) -> Section:
+def energy(runs: Mapping[str, Run], basis: str = DEFAULT_ENERGY) -> Section:
+    """The power timeline and each run's distribution of energy per query on ``basis`` (its scope
+    and label named) and above idle."""
     no_tl = [n for n, r in runs.items() if r.timeline is None or r.timeline.empty]
     warnings = [f"no power timeline in {', '.join(no_tl)} (profile with --hz 10 to record one)"] if no_tl else []
     lines = []
@@ -97,15 +111,18 @@ def energy(runs: Mapping[str, Run]) -> Section:
         q = r.queries
         if q.empty or "energy_j" not in q:
             continue
-        e = pd.to_numeric(q["energy_j"], errors="coerce")
-        tag = " (estimate)" if report_tables.energy_kind(q) == report_tables.ESTIMATE else ""
-        lines.append(f"{n}: energy per query{tag} median {_g(e.median(), ' J')}, 90th percentile "
-                     f"{_g(e.quantile(0.9), ' J')}, max {_g(e.max(), ' J')}, total {_g(e.sum(), ' J')}")
+        e = basis_rule.frame_energy_j(q, basis)
+        what = f"{energy_scope(q, basis)} energy per query ({report_tables.energy_kind(q, basis)})"
+        if e.notna().any():
+            lines.append(f"{n}: {what} median {_g(e.median(), ' J')}, 90th percentile "
+                         f"{_g(e.quantile(0.9), ' J')}, max {_g(e.max(), ' J')}, total {_g(e.sum(), ' J')}")
+        else:
+            lines.append(f"{n}: {what} {fmt(None, '', NO_IDLE if basis_rule.canonical(basis) == 'above_idle' else NO_ENERGY)}")
     return Section(
         "Energy and power", summary=tuple(lines), warnings=tuple(warnings),
         figures=plots(("Power over time (averaged into bins for long runs)", run_figures.power_timeline(runs)),
-                      ("Energy per query: histogram and ECDF", run_figures.energy_distribution(runs)),
-                      ("Energy per query above the idle baseline", run_figures.energy_distribution(runs, "energy_above_idle_j"))),
+                      ("Energy per query: histogram and ECDF", run_figures.energy_distribution(runs, basis)),
+                      ("Energy per query above the idle baseline", run_figures.energy_distribution(runs, "above_idle"))),
         key="energy",
     )
 
@@ -114,8 +131,8 @@ def compare(runs: Mapping[str, Run], summary: pd.DataFrame, energy: str = DEFAUL
     """Side by side, relative to the best run; coverage and best-of-local when ids are shared."""
     if len(summary) < 2:
         return None
-    side = summary[["run", "model", "hardware", "accuracy", "ipw_per_w", "ipj_per_j", "energy_j_mean",
-                    "e2e_s_mean", "energy"]].copy()
+    side = summary[["run", "model", "hardware", "accuracy", "ipw_per_w", "ipj_per_j", "energy_j_mean", "energy_scope",
+                    "energy", "e2e_s_mean"]].copy()
     side["ipw_vs_best"] = side["ipw_per_w"] / side["ipw_per_w"].max()
     side["ipj_vs_best"] = side["ipj_per_j"] / side["ipj_per_j"].max()
     tables, lines, warnings = [Table("Side by side (vs_best: share of the best run's value)", side)], [], []
@@ -125,10 +142,9 @@ def compare(runs: Mapping[str, Run], summary: pd.DataFrame, energy: str = DEFAUL
         warnings.append(f"no coverage: {e}")
     else:
         best = cov.iloc[-1]
-        tag = " (estimate)" if best["energy"] == report_tables.ESTIMATE else ""
         lines.append(f"coverage over {n} common queries: {_pct(best['accuracy'])} answered correctly by at least one run")
         lines.append(f"best-of-local routing: accuracy {_pct(best['accuracy'])}, {_g(best['energy_j_mean'], ' J')}"
-                     f"/query{tag}, IPJ {_g(best['ipj_per_j'], ' /J')}")
+                     f"/query {best['energy_scope']} ({best['energy']}), IPJ {_g(best['ipj_per_j'], ' /J', NOT_ABOVE_ZERO)}")
         tables += [Table(f"Coverage and best-of-local over the {n} common queries", cov,
                          note="Routing sends each query to a run that answered it correctly, the least-energy "
                               "one where several did (an oracle: an upper bound, as in the IPW paper, section 4)."),
@@ -136,10 +152,11 @@ def compare(runs: Mapping[str, Run], summary: pd.DataFrame, energy: str = DEFAUL
     return Section("Comparison", summary=tuple(lines), warnings=tuple(warnings), tables=tuple(tables), key="compare")
 
 
-def samples(runs: Mapping[str, Run]) -> Section:
+def samples(runs: Mapping[str, Run], basis: str = DEFAULT_ENERGY) -> Section:
     return Section(
         "Sample answers", intro="A few answers per run exactly as the model wrote them (shown as text).",
-        tables=(Table("First correct and first wrong answers per run", report_tables.samples_table(runs)),), key="samples",
+        tables=(Table("First correct and first wrong answers per run", report_tables.samples_table(runs, energy=basis)),),
+        key="samples",
     )
 
 
@@ -225,7 +242,7 @@ def routing(runs: Mapping[str, Run], request: RoutingRequest, energy: str = DEFA
     if table.dropped:
         warnings.append(f"{table.dropped} queries some run did not score are left out of the routing")
     if "energy_j" in metrics:
-        est = [n for n in (*table.local, ref) if report_tables.energy_kind(runs[n].queries) == report_tables.ESTIMATE]
+        est = [n for n in (*table.local, ref) if report_tables.energy_kind(runs[n].queries, energy) == report_tables.ESTIMATE]
         if est:
             warnings.append(f"energy savings use estimated energies of {', '.join(est)} (see Provenance)")
     if request.misroute == "symmetric_no_fallback":
@@ -258,7 +275,7 @@ def trend(runs: Mapping[str, Run], request: TrendRequest, energy: str = DEFAULT_
     if np.isfinite(tr.union_coverage_first):
         lines.append(f"union coverage (some available run correct): {_pct(tr.union_coverage_first)} -> "
                      f"{_pct(tr.union_coverage_last)}")
-    est = [n for n in points["run"] if report_tables.energy_kind(runs[n].queries) == report_tables.ESTIMATE]
+    est = [n for n in points["run"] if report_tables.energy_kind(runs[n].queries, energy) == report_tables.ESTIMATE]
     warnings = [f"IPW of {', '.join(est)} uses estimated energy (see Provenance)"] if est else []
     period = "year (runs released by 31 December)" if request.by == "year" else "release date"
     return Section(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ipw.core.basis import canonical
 from ipw.science.intelligence.metrics import DEFAULT_ENERGY
 from ipw.reports import measured
 from ipw.reports import tables as report_tables
@@ -68,7 +69,7 @@ class Report:
 
     def html(self) -> str:
         return render(list(self.sections), title=self.title, runs=list(self.runs), estimate_runs=self.estimate_runs,
-                      created=self.created, version=_ipw_version())
+                      created=self.created, version=_ipw_version(), basis=canonical(self.energy))
 
     def write(self, path: Path | str) -> Path:
         path = Path(path)
@@ -95,7 +96,7 @@ def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] 
     summary = report_tables.summary_table(loaded, energy)
     sections: list[Section] = []
     if loaded:
-        sections += [measured.overview(loaded, summary), measured.domains(report_tables.domain_table(loaded, energy))]
+        sections += [measured.overview(loaded, summary, energy), measured.domains(report_tables.domain_table(loaded, energy))]
         cmp = measured.compare(loaded, summary, energy) if compare else None
         sections += [cmp] if cmp else []
     if routing is not None:
@@ -103,7 +104,7 @@ def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] 
     if trend is not None:
         sections.append(measured.trend(loaded, trend, energy))
     if loaded:
-        sections += [measured.energy(loaded), measured.samples(loaded)]
+        sections += [measured.energy(loaded, energy), measured.samples(loaded, energy)]
     sections += [load_extra(p) for p in extras]
     if loaded:
         sections.append(measured.provenance(loaded))

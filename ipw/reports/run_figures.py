@@ -16,7 +16,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ipw.reports.tables import ESTIMATE, energy_kind, pareto_front
+from ipw.core import basis as B
+from ipw.core.basis import DEFAULT_BASIS
+from ipw.reports.tables import ESTIMATE, MEASURED, energy_kind, pareto_front
+from ipw.science.intelligence.metrics import energy_scope
 from ipw.store import Run
 
 # User strings (run names, models) may contain '$': never parse them as mathtext.
@@ -88,6 +91,13 @@ def _session_time(tl: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def _domain_kinds(run: Run) -> dict[str, str]:
+    """``measured`` or ``estimate`` per meter domain, from the run's manifest: a GPU measured beside a
+    host estimate is labelled apart from it."""
+    return {d.get("domain"): MEASURED if d.get("measured") else ESTIMATE
+            for m in run.manifest.get("meters", []) or [] for d in m.get("domains", []) or []}
+
+
 def power_timeline(runs: Mapping[str, Run], max_points: int = 1500) -> Figure | None:
     """Power [W] over time per run and domain, with the idle baseline dashed; None when no run has
     a timeline (``ipw profile --hz``)."""
@@ -101,8 +111,8 @@ def power_timeline(runs: Mapping[str, Run], max_points: int = 1500) -> Figure | 
             if name not in with_tl:
                 continue
             tl = run.timeline
-            kind = energy_kind(run.queries)
-            estimate |= kind == ESTIMATE
+            kinds = _domain_kinds(run)
+            estimate |= ESTIMATE in kinds.values()
             t_all = _session_time(tl)
             power = tl["power_w"].to_numpy(float)
             domains = tl["domain"].astype(str)
@@ -114,7 +124,7 @@ def power_timeline(runs: Mapping[str, Run], max_points: int = 1500) -> Figure | 
                     m = (domains == domain).to_numpy()
                     t, p = downsample(t_all[m], power[m], max_points)
                 ax.plot(t, p, lw=1, ls=LINESTYLES[j % len(LINESTYLES)], color=f"C{i % 10}",
-                        label=f"{name} {domain}{_tag(kind)}")
+                        label=f"{name} {domain}{_tag(kinds.get(domain, ESTIMATE))}")
                 idle = [s.get("power_w", {}).get(domain) for s in run.idle or []]
                 idle = [w for w in idle if isinstance(w, (int, float))]
                 if idle:
@@ -134,17 +144,20 @@ def _ecdf(values: np.ndarray, points: int = 512) -> tuple[np.ndarray, np.ndarray
     return np.quantile(v, q), q
 
 
-def energy_distribution(runs: Mapping[str, Run], column: str = "energy_j") -> Figure | None:
-    """Histogram and ECDF of energy per query [J] per run; None when no run has energies."""
-    data = {}
+def energy_distribution(runs: Mapping[str, Run], energy: str = DEFAULT_BASIS) -> Figure | None:
+    """Histogram and ECDF of energy per query [J] per run on the basis ``energy`` (:mod:`ipw.core.basis`:
+    the accelerator's by default, or ``system``, ``above_idle``), its scope and label named; None when
+    no run has energies on it."""
+    data, scopes = {}, {}
     for name, run in runs.items():
         q = run.queries
-        if q.empty or column not in q:
+        if q.empty or "energy_j" not in q:
             continue
-        v = pd.to_numeric(q[column], errors="coerce").to_numpy(float)
+        v = B.frame_energy_j(q, energy).to_numpy(float)
         v = v[np.isfinite(v)]
         if len(v):
-            data[name] = (v, energy_kind(q))
+            data[name] = (v, energy_kind(q, energy))
+            scopes[energy_scope(q, energy)] = None
     if not data:
         return None
     estimate = any(k == ESTIMATE for _, k in data.values())
@@ -159,12 +172,20 @@ def energy_distribution(runs: Mapping[str, Run], column: str = "energy_j") -> Fi
             ax_h.stairs(counts / len(v), bins, label=f"{name}{_tag(kind)}", color=f"C{i % 10}")
             x, y = _ecdf(v)
             ax_e.step(x, y, where="post", label=f"{name}{_tag(kind)}", color=f"C{i % 10}")
-        what = "energy per query" if column == "energy_j" else "energy per query above idle"
+        scope = "+".join(scopes)
+        what = "system energy per query above idle" if scope == "above_idle" else f"{scope} energy per query"
         ax_h.set(xlabel=f"{what} [J]", ylabel="share of queries", title=_title(f"Distribution of {what}", estimate))
         ax_e.set(xlabel=f"{what} [J]", ylabel="share of queries <= x", title=_title("ECDF", estimate), ylim=(0, 1.02))
         ax_h.legend(fontsize=7)
         fig.tight_layout()
     return fig
+
+
+def _scopes(table: pd.DataFrame) -> str:
+    """The scope(s) of a table's ``energy_j_mean`` ("accelerator "), from its ``energy_scope`` column."""
+    if "energy_scope" not in table or table.empty:
+        return ""
+    return "+".join(dict.fromkeys(table["energy_scope"].astype(str))) + " "
 
 
 def accuracy_vs_energy(summary: pd.DataFrame) -> Figure | None:
@@ -188,7 +209,7 @@ def accuracy_vs_energy(summary: pd.DataFrame) -> Figure | None:
             ax.step(x[front][order], y[front][order], where="post", color="C3", lw=1.2)
         for xi, yi, name, kind in zip(x, y, s["run"], s.get("energy", [""] * len(s))):
             ax.annotate(f"{name}{_tag(kind)}", (xi, yi), fontsize=7, xytext=(4, 4), textcoords="offset points")
-        ax.set(xlabel="mean energy per query [J]", ylabel="accuracy", ylim=(-0.02, 1.05),
+        ax.set(xlabel=f"mean {_scopes(s)}energy per query [J]", ylabel="accuracy", ylim=(-0.02, 1.05),
                title=_title("Accuracy against energy per query, Pareto frontier", estimate))
         ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
@@ -214,7 +235,7 @@ def domain_bars(domains: pd.DataFrame) -> Figure | None:
         for ax in (ax_a, ax_e):
             ax.set_xticks(pos + width * (len(runs) - 1) / 2, [str(d) for d in acc.index], rotation=30, ha="right")
         ax_a.set(ylabel="accuracy", ylim=(0, 1.05), title="Accuracy per domain")
-        ax_e.set(ylabel="mean energy per query [J]", title=_title("Energy per query per domain", estimate))
+        ax_e.set(ylabel=f"mean {_scopes(domains)}energy per query [J]", title=_title("Energy per query per domain", estimate))
         ax_a.legend(fontsize=7)
         fig.tight_layout()
     return fig

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from ipw.reports.run_figures import STYLE, new_figure
 from ipw.reports.blocks import Section, Table, plots
 
-SHOWN = ["mode", "level", "n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "measured",
+SHOWN = ["mode", "level", "n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "energy",
          "energy_per_query_j", "prefill_energy_per_query_j", "decode_energy_per_query_j", "j_per_token_run",
          "steady_j_per_token", "steady_tokens_per_s", "steady_power_w", "steady_energy_uncertainty_j",
          "ttft_p50_s", "ttft_p90_s", "tpot_p50_s", "tpot_p90_s", "tpot_vllm_mean_s", "itl_p50_s", "itl_p99_s",
@@ -50,7 +50,8 @@ def frontier_figure(frame: pd.DataFrame) -> Figure | None:
                         label="frontier", zorder=2)  # fmt: skip
                 ax.legend(loc="upper right")
             ax.set_xlabel(label)
-            ax.set_ylabel("energy per output token [J/token]")
+            scope = "+".join(dict.fromkeys(frame["energy_scope"].astype(str))) + " " if "energy_scope" in frame else ""
+            ax.set_ylabel(f"{scope}energy per output token [J/token]")
         mode = str(frame["mode"].iloc[0]).replace("_", " ")
         fig.suptitle(f"Energy against latency, one point per {mode} level")
         fig.tight_layout()
@@ -63,6 +64,8 @@ def serving_section(path: Path, only: str | None = None) -> Section:
 
     saved = SweepResult.load(path)
     frame = saved.levels
+    if "energy" not in frame and "measured" in frame:  # a sweep saved before the label column
+        frame = frame.assign(energy=frame["measured"].map(lambda m: "measured" if m is True or m == 1 else "estimate"))
     shown = frame[[c for c in SHOWN if c in frame]]
     energy = _energy(frame)
     lines = []

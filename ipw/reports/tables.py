@@ -2,9 +2,13 @@
 
 Every function takes ``runs``: a mapping ``{name: ipw.store.Run}`` as :func:`load_runs` returns it.
 Metrics come from :mod:`ipw.science.intelligence.metrics` (IPW paper, arXiv 2511.07885, section 3); this module only
-arranges them. Column names carry units (``energy_j_mean``, ``ttft_s_mean``); every table that shows
-an energy has an ``energy`` column saying ``measured`` or ``estimate`` (``estimate`` as soon as one
-record of the run, or of the group, has ``measured`` False or missing).
+arranges them. Column names carry units (``energy_j_mean``, ``ttft_s_mean``). Every energy is on the
+report's basis (:mod:`ipw.core.basis`: the accelerator's by default) unless its name says
+``system``; every table that shows one has an ``energy_scope`` column naming the scope it is on
+(``accelerator``, ``module``, ``system``, ``above_idle``) and an ``energy`` column saying
+``measured`` or ``estimate`` for that scope (``estimate`` as soon as one record of the run, or of
+the group, has its scope's measured flag False or missing); the system figures beside them have
+their own label, ``system_energy``.
 
 No per-row Python loops over query records: a 100,000-query run is summarised with vectorised pandas.
 """
@@ -18,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ipw.core import basis as basis_rule
-from ipw.science.intelligence.metrics import DEFAULT_ENERGY, coverage, scored_rows, summarize
+from ipw.science.intelligence.metrics import DEFAULT_ENERGY, coverage, energy_scope, scored_rows, summarize
 from ipw.store import Run, load
 
 MEASURED, ESTIMATE = "measured", "estimate"
@@ -74,8 +78,8 @@ def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
 SUMMARY_COLUMNS = [
     "run", "model", "engine", "hardware", "n", "scored", "errors", "meter_gaps", "sub_update_period", "accuracy",
     "accuracy_ci_low", "accuracy_ci_high", "ipw_per_w", "ipw_ci_low", "ipw_ci_high", "ipj_per_j", "ipj_ci_low", "ipj_ci_high", "energy_j_mean",
-    "system_energy_j_mean", "energy_above_idle_j_mean", "power_w_mean", "ttft_s_mean", "tpot_s_mean", "e2e_s_mean", "energy", "energy_scope",
-    "n_boot",
+    "energy_scope", "energy", "system_energy_j_mean", "energy_above_idle_j_mean", "system_energy", "power_w_mean", "ttft_s_mean",
+    "tpot_s_mean", "e2e_s_mean", "n_boot",
 ]
 
 
@@ -94,7 +98,7 @@ def summary_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.D
         s = s.drop(columns=["group", "measured"]).assign(
             run=name, model=model_name(run), engine=str((run.manifest.get("engine", {}) or {}).get("engine", "?")),
             hardware=hardware_name(run), errors=int(q["error"].notna().sum()) if "error" in q else 0,
-            energy=energy_kind(q, energy),
+            energy=energy_kind(q, energy), system_energy=energy_kind(q, "system"),
         )
         rows.append(s)
     if not rows:
@@ -112,14 +116,16 @@ def domain_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.Da
             continue
         q = q.assign(domain=q["domain"].fillna("(none)").astype(str))
         s = _tidy(summarize(q, by="domain", energy=energy)).drop(columns=["measured"])
-        kinds = {d: energy_kind(g, energy) for d, g in q.groupby("domain", sort=True)}
-        s["energy"] = [kinds.get(d, ESTIMATE) for d in s["domain"]]
+        groups = dict(list(q.groupby("domain", sort=True)))
+        s["energy"] = [energy_kind(groups[d], energy) if d in groups else ESTIMATE for d in s["domain"]]
+        s["system_energy"] = [energy_kind(groups[d], "system") if d in groups else ESTIMATE for d in s["domain"]]
         rows.append(s.assign(run=name))
     if not rows:
         return pd.DataFrame(columns=["run", "domain"])
     table = pd.concat(rows, ignore_index=True)
-    first = ["run", "domain", "n", "scored", "accuracy", "ipw_per_w", "ipj_per_j", "energy_j_mean",
-             "energy_above_idle_j_mean", "power_w_mean", "ttft_s_mean", "tpot_s_mean", "e2e_s_mean", "energy"]
+    first = ["run", "domain", "n", "scored", "accuracy", "ipw_per_w", "ipj_per_j", "energy_j_mean", "energy_scope", "energy",
+             "system_energy_j_mean", "energy_above_idle_j_mean", "system_energy", "power_w_mean", "ttft_s_mean",
+             "tpot_s_mean", "e2e_s_mean"]
     return table[[c for c in first if c in table] + [c for c in table if c not in first]]
 
 
@@ -142,7 +148,7 @@ def pareto_front(accuracy: np.ndarray, energy_j: np.ndarray) -> np.ndarray:
 
 def frontier_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Accuracy against energy per query, with ``on_front`` marking the Pareto frontier."""
-    cols = ["run", "model", "hardware", "accuracy", "energy_j_mean", "ipj_per_j", "energy"]
+    cols = ["run", "model", "hardware", "accuracy", "energy_j_mean", "energy_scope", "energy", "ipj_per_j"]
     out = summary[[c for c in cols if c in summary]].copy()
     out["on_front"] = pareto_front(out["accuracy"].to_numpy(), out["energy_j_mean"].to_numpy())
     return out.sort_values("energy_j_mean", kind="stable").reset_index(drop=True)
@@ -159,19 +165,24 @@ def coverage_tables(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> tu
     common = set.intersection(*(set(f["id"]) for f in scored.values()))  # the queries coverage() compares
     rows = []
     for n, f in scored.items():
-        e = float(basis_rule.frame_energy_j(f[f["id"].isin(common)], energy).mean())
-        rows.append({"run": n, "accuracy": cov["accuracy"][n], "energy_j_mean": e,
-                     "ipj_per_j": cov["accuracy"][n] / e if e > 0 else np.nan, "energy": kinds[n]})
+        mine = f[f["id"].isin(common)]
+        e = float(basis_rule.frame_energy_j(mine, energy).mean())
+        rows.append({"run": n, "accuracy": cov["accuracy"][n], "energy_j_mean": e, "energy_scope": energy_scope(mine, energy),
+                     "energy": kinds[n], "ipj_per_j": cov["accuracy"][n] / e if e > 0 else np.nan})
     b = cov["best_of_local"]
+    scopes = "+".join(dict.fromkeys(r["energy_scope"] for r in rows))  # the routed energy mixes the runs' scopes
     rows.append({"run": "best-of-local (oracle routing)", "accuracy": b["accuracy"], "energy_j_mean": b["energy_j_mean"],
-                 "ipj_per_j": b["ipj_per_j"], "energy": ESTIMATE if ESTIMATE in kinds.values() else MEASURED})
+                 "energy_scope": scopes, "energy": ESTIMATE if ESTIMATE in kinds.values() else MEASURED,
+                 "ipj_per_j": b["ipj_per_j"]})
     routed = pd.DataFrame(sorted(b["routed_to"].items(), key=lambda kv: -kv[1]), columns=["run", "queries_routed"])
     return pd.DataFrame(rows), routed, int(cov["queries"])
 
 
-def samples_table(runs: Mapping[str, Run], per_run: int = 6, max_chars: int = 400) -> pd.DataFrame:
+def samples_table(runs: Mapping[str, Run], per_run: int = 6, max_chars: int = 400,
+                  energy: str = DEFAULT_ENERGY) -> pd.DataFrame:
     """A few answers per run, as the model wrote them (cut at ``max_chars``): the first
-    ``per_run // 2`` correct and the first wrong ones, in file order."""
+    ``per_run // 2`` correct and the first wrong ones, in file order, each with its energy [J] on
+    the basis ``energy`` (``scope_energy_j``, its scope and label beside it)."""
     rows = []
     for name, run in runs.items():
         q = run.queries
@@ -180,12 +191,16 @@ def samples_table(runs: Mapping[str, Run], per_run: int = 6, max_chars: int = 40
         right = q["correct"].fillna(False).astype(bool).to_numpy() if "correct" in q else np.zeros(len(q), bool)
         rows_at = np.sort(np.concatenate([np.flatnonzero(right)[: per_run // 2],
                                           np.flatnonzero(~right)[: per_run - per_run // 2]]))  # no copy of the run
-        cols = [c for c in ("id", "domain", "reference", "output", "correct", "energy_j") if c in q]
-        part = q.iloc[rows_at][cols].copy()
+        cols = [c for c in ("id", "domain", "reference", "output", "correct") if c in q]
+        picked = q.iloc[rows_at]
+        part = picked[cols].copy()
         if "output" in part:
             text = part["output"].fillna("").astype(str)
             part["output"] = text.str.slice(0, max_chars).where(text.str.len() <= max_chars, text.str.slice(0, max_chars) + " [...]")
-        rows.append(part.assign(run=name, energy=energy_kind(q)))
+        if "energy_j" in q:
+            part = part.assign(scope_energy_j=basis_rule.frame_energy_j(picked, energy).to_numpy(),
+                               energy_scope=energy_scope(picked, energy), energy=energy_kind(q, energy))
+        rows.append(part.assign(run=name))
     if not rows:
         return pd.DataFrame(columns=["run", "id", "output"])
     table = pd.concat(rows, ignore_index=True)

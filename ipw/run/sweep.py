@@ -9,9 +9,11 @@ Each level is an ordinary ``ipw profile`` run (``ipw.run.serving``) in its own f
 ``<run-id>-c<N>`` (concurrency) or ``<run-id>-b<N>`` (batch size), so every level can be resumed,
 reported and re-analysed alone. One row per level (units in the names):
 
-- accuracy, IPW [1/W] and IPJ [1/J] (:func:`ipw.science.intelligence.metrics.summarize`, accelerator energy);
-- energy per query [J] (mean of the attributed per-query energies, prefill and decode too) and
-  per output token over the run [J/token] (their sum over all output tokens);
+- accuracy, IPW [1/W] and IPJ [1/J] (:func:`ipw.science.intelligence.metrics.summarize`), on the
+  default energy basis (:mod:`ipw.core.basis`: accelerator energy, else system), named in
+  ``energy_scope`` and labelled ``measured`` or ``estimate`` in ``energy`` (``measured`` the same as a bool);
+- energy per query [J] on that basis (mean of the attributed per-query energies, prefill and decode
+  too) and per output token over the run [J/token] (their sum over all output tokens);
 - steady state (ML.ENERGY's window, :func:`ipw.profilers.steady.steady_window`): J/token, tokens/s,
   mean power [W], with the bound of the window's energy [J];
 - latency (:mod:`ipw.core.latency`): TTFT and TPOT mean, p50 and p90, vLLM's TPOT mean,
@@ -37,7 +39,7 @@ from ipw.science.results import Header, Result, read_table
 from ipw.core import latency
 
 MODES = {"concurrency": "c", "batch_size": "b"}
-COLUMNS = ["mode", "level", "run", "n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "measured",
+COLUMNS = ["mode", "level", "run", "n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "measured", "energy",
            "energy_per_query_j", "prefill_energy_per_query_j", "decode_energy_per_query_j", "j_per_token_run",
            "steady_j_per_token", "steady_tokens_per_s", "steady_power_w", "steady_energy_uncertainty_j", "steady_s",
            "ttft_mean_s", "ttft_p50_s", "ttft_p90_s", "tpot_mean_s", "tpot_p50_s", "tpot_p90_s", "tpot_vllm_mean_s",
@@ -67,6 +69,7 @@ def _decode(v):
 
 def level_row(run) -> dict:
     """One level's figures from a loaded serving run (:func:`ipw.store.load`)."""
+    from ipw.core.basis import frame_label
     from ipw.science.intelligence.metrics import query_energy_j, scored_rows, summarize
 
     serving = run.manifest.get("serving")
@@ -78,6 +81,7 @@ def level_row(run) -> dict:
         return row | {"n": 0}
     s = summarize(q, n_boot=200).iloc[0]
     row |= {k: s[k] for k in ("n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "measured")}
+    row["energy"] = frame_label(q)  # the label of the basis energy, as profile, compare and the report give it
     ok = scored_rows(q)
     energy = query_energy_j(ok)
     row["energy_per_query_j"] = float(energy.mean()) if len(ok) else np.nan

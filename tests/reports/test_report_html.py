@@ -54,9 +54,14 @@ def test_estimates_are_labelled_in_the_banner_and_rows(two_runs):
     assert "measured-run" not in page.split('class="banner"')[1].split("</p>")[0]
     rows = re.findall(r"<tr( class=\"est\")?>(.*?)</tr>", page, flags=re.S)
     est_rows = [r for cls, r in rows if cls]
-    assert est_rows and all("estimated-run" in r or "best-of-local" in r for r in est_rows)
+    # the measured run's only row marked estimate is its host's meter (the CPU estimate beside the GPU)
+    host = "<td>measured-run</td><td>estimate</td><td>cpu</td><td>estimate.cpu_util_tdp</td>"
+    assert est_rows and all("estimated-run" in r or "best-of-local" in r or r.startswith(host) for r in est_rows)
+    assert sum(r.startswith(host) for r in est_rows) == 1
     measured_only = build_report(two_runs[:1]).html()
-    assert 'class="banner"' not in measured_only and 'class="est"' not in measured_only
+    assert 'class="banner"' not in measured_only and "is an ESTIMATE" not in measured_only
+    assert [r for cls, r in re.findall(r"<tr( class=\"est\")?>(.*?)</tr>", measured_only, flags=re.S) if cls] == [
+        r for r in est_rows if r.startswith(host)]
 
 
 def test_comparison_section_only_with_two_runs(two_runs):

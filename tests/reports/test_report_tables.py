@@ -21,11 +21,16 @@ def test_summary_has_one_row_per_run_with_the_efficiency_metrics(two_runs):
         expected = summarize(q).iloc[0]
         assert row["accuracy"] == pytest.approx(q["correct"].mean())
         assert row["ipw_per_w"] == pytest.approx(expected["ipw_per_w"])
-        assert row["ipj_per_j"] == pytest.approx(q["correct"].mean() / q["energy_j"].mean())
-        assert row["energy_j_mean"] == pytest.approx(q["energy_j"].mean())
+        # IPJ and energy/query on the default basis, the accelerator; the system figure beside them
+        assert row["ipj_per_j"] == pytest.approx(q["correct"].mean() / q["accelerator_energy_j"].mean())
+        assert row["energy_j_mean"] == pytest.approx(q["accelerator_energy_j"].mean())
+        assert row["system_energy_j_mean"] == pytest.approx(q["energy_j"].mean())
+        assert row["energy_scope"] == "accelerator"
         assert row["energy_above_idle_j_mean"] == pytest.approx(q["energy_above_idle_j"].mean())
         assert row["tpot_s_mean"] == pytest.approx(q["tpot_s"].mean())
         assert row["accuracy_ci_low"] <= row["accuracy"] <= row["accuracy_ci_high"]
+    # the measured run's GPU is measured (its host an estimate): its accelerator basis is "measured"
+    assert table.set_index("run")["energy"].to_dict() == {"measured-run": "measured", "estimated-run": "estimate"}
     assert table.set_index("run").loc["measured-run", "model"] == "model-a"
     assert table.set_index("run").loc["measured-run", "hardware"] == "machine-a"
 
@@ -63,9 +68,10 @@ def test_domain_table_matches_a_groupby(two_runs):
     for name, run in runs.items():
         q = run.queries
         mine = table[table["run"] == name].set_index("domain")
-        expected = q.groupby("domain")["energy_j"].mean()
+        expected = q.groupby("domain")["accelerator_energy_j"].mean()  # the default basis
         assert list(mine.index) == sorted(expected.index)
         np.testing.assert_allclose(mine["energy_j_mean"], expected.loc[mine.index])
+        np.testing.assert_allclose(mine["system_energy_j_mean"], q.groupby("domain")["energy_j"].mean().loc[mine.index])
         np.testing.assert_allclose(mine["accuracy"], q.groupby("domain")["correct"].mean().loc[mine.index])
 
 
@@ -127,11 +133,17 @@ def test_same_folder_name_twice_gets_distinct_names(two_runs):
 
 def test_provenance_tables_come_from_the_manifest(two_runs):
     runs = T.load_runs(two_runs)
-    meters = T.meters_table(runs).set_index("run")
-    assert meters.loc["measured-run", "source"] == "rapl.energy_uj"
-    assert meters.loc["estimated-run", "energy"] == "estimate"
-    assert set(T.idle_table(runs)["idle_power_w"]) == {8.0}
-    flags = T.flags_table(runs)
-    assert flags.set_index("run").loc["estimated-run", "records"] == 60
-    assert "measured-run" not in set(flags["run"])
+    meters = T.meters_table(runs)
+    mine = meters[meters["run"] == "measured-run"].set_index("domain")
+    assert mine[["source", "energy"]].to_dict("index") == {
+        "gpu:0": {"source": "nvml.total_energy_counter", "energy": "measured"},
+        "cpu": {"source": "estimate.cpu_util_tdp", "energy": "estimate"}}
+    assert (meters.loc[meters["run"] == "estimated-run", "energy"] == "estimate").all()
+    idle = T.idle_table(runs)
+    for name, run in runs.items():
+        assert idle[idle["run"] == name].set_index("domain")["idle_power_w"].to_dict() == run.idle[0]["power_w"]
+    flags = T.flags_table(runs).set_index("run")
+    # a host estimate makes every record's system figure an estimate (flag "estimate"), in both runs
+    assert flags.loc["estimated-run", "records"] == 60 == flags.loc["measured-run", "records"]
+    assert set(flags["flag"]) == {"estimate"}
     assert isinstance(T.versions_table(runs), pd.DataFrame)

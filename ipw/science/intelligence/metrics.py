@@ -32,6 +32,7 @@ least energy is ours), and where none does, to the model of least energy on it (
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,7 @@ import pandas as pd
 
 from ipw.core.errors import IpwError
 from ipw.core import basis as basis_rule
-from ipw.core.records import MODULE_COUNTER_FLAG, Col
+from ipw.core.records import MODULE_COUNTER_FLAG, Col, finite
 
 BOOTSTRAP_CELLS = 4_000_000  # resampled indices held at once (32 MB of int64)
 N_BOOT = 1000
@@ -58,6 +59,11 @@ DEFAULT_ENERGY = basis_rule.DEFAULT_BASIS
 
 class NoCommonQueries(IpwError, ValueError):
     """Runs compared for coverage share no scored query id."""
+
+
+class NoCoverageEnergy(IpwError, ValueError):
+    """A run compared for coverage lacks the energy of some common query on the basis (energy above
+    idle of a run profiled with ``--idle 0``): best-of-local cannot pick the least-energy run."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +161,9 @@ def _bootstrap(c: np.ndarray, e: np.ndarray, p: np.ndarray, n_boot: int | None, 
             stats["ipw"].append(acc / p[idx].mean(axis=1))
             stats["ipj"].append(acc / e[idx].mean(axis=1))
     stats = {k: np.concatenate(v) for k, v in stats.items()}
-    return {k: Interval(*np.nanpercentile(v, [2.5, 97.5])) for k, v in stats.items()}
+    with warnings.catch_warnings():  # an all-NaN statistic (no energy on the basis) is a NaN interval, said once
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {k: Interval(*np.nanpercentile(v, [2.5, 97.5])) for k, v in stats.items()}
 
 
 def _latency(frame: pd.DataFrame) -> dict:
@@ -218,13 +226,13 @@ def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_
 
 
 def run_summary(frame: pd.DataFrame, energy: str = DEFAULT_ENERGY) -> dict:
-    """The figures of one run, overall and per domain, as JSON-able dicts (``summary.json``);
-    empty for a run with no records."""
+    """The figures of one run, overall and per domain, as strict-JSON dicts (``summary.json``: a
+    missing figure, NaN in :func:`summarize`, is None); empty for a run with no records."""
     if frame.empty:
         return {}
     overall = summarize(frame, energy=energy)
     by_domain = summarize(frame, by=Col.DOMAIN, energy=energy) if Col.DOMAIN in frame else overall.iloc[:0]
-    return {"overall": overall.to_dict(orient="records")[0], "by_domain": by_domain.to_dict(orient="records")}
+    return finite({"overall": overall.to_dict(orient="records")[0], "by_domain": by_domain.to_dict(orient="records")})
 
 
 def coverage(runs: dict[str, pd.DataFrame], energy_basis: str = DEFAULT_ENERGY) -> dict:
@@ -240,6 +248,13 @@ def coverage(runs: dict[str, pd.DataFrame], energy_basis: str = DEFAULT_ENERGY) 
     ids = sorted(common)
     correct = pd.DataFrame({name: f.set_index(Col.ID).loc[ids, Col.CORRECT].astype(bool) for name, f in scored.items()})
     energy = pd.DataFrame({name: query_energy_j(f.set_index(Col.ID).loc[ids], energy_basis) for name, f in scored.items()})
+    lacking = [name for name in energy if energy[name].isna().any()]
+    if lacking:
+        basis = basis_rule.canonical(energy_basis)
+        what = "energy above idle" if basis == "above_idle" else f"{basis} energy"
+        why = " (no idle baseline: profiled with --idle 0)" if basis == "above_idle" else ""
+        raise NoCoverageEnergy(f"no {what} for some common queries of run(s) {', '.join(lacking)}{why}; "
+                               f"coverage and best-of-local need it for every query")
     any_correct = correct.any(axis=1)
     masked = energy.where(correct, np.inf)  # energy of correct models only
     chosen = masked.idxmin(axis=1).where(any_correct, energy.idxmin(axis=1))
