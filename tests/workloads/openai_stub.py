@@ -6,7 +6,8 @@ The first path segment picks the behaviour (``http://127.0.0.1:PORT/<mode>/v1``,
 - ``ok``: streams the text after "ECHO:" in the prompt (else "ok"), a finish reason and usage;
 - ``paced``: as ``ok``, waiting ``PACE_S`` before each chunk;
 - ``flaky``: HTTP 503 on the first request of each prompt, then as ``ok``;
-- ``auth``: HTTP 401; ``html``: an HTML page with status 200;
+- ``auth``: HTTP 401; ``key``: HTTP 401 unless the key is ``RIGHT_KEY``, then as ``ok``;
+  ``html``: an HTML page with status 200;
 - ``malformed``: an event stream whose data is not JSON; ``unfinished``: no finish reason;
 - ``hang``: accepts and says nothing for ``HANG_S`` seconds;
 - ``trickle``: streams ``TRICKLE_CHUNKS`` words, one every ``TRICKLE_S`` seconds (a server that
@@ -28,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HANG_S = 5.0
 PACE_S = 0.01
 TRICKLE_S = 1.0
+RIGHT_KEY = "sk-right-key-for-the-stub"
 TRICKLE_CHUNKS = 15
 
 
@@ -94,6 +96,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer_auth(self) -> None:
         self._plain(401, b'{"error": {"message": "invalid api key"}}')
+
+    def answer_key(self) -> None:
+        if self.headers.get("Authorization") != f"Bearer {RIGHT_KEY}":
+            return self.answer_auth()
+        self.answer_ok()
 
     def answer_html(self) -> None:
         self._plain(200, b"<!doctype html><html><body>Sign in</body></html>", "text/html")
