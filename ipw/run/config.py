@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 from ipw.core.errors import IpwError
@@ -37,6 +38,13 @@ class RunConfig:
     def __post_init__(self) -> None:
         check_levels(self.concurrency, self.batch_size)
         shards.parse(self.shard)
+        for name, value, low, strict in (("idle_s", self.idle_s, 0, False), ("sampler_hz", self.sampler_hz, 0, True),
+                                         ("prefill_weight", self.prefill_weight, 0, False)):  # fmt: skip
+            if value is None and name == "sampler_hz":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < low or (strict and value == low):  # fmt: skip
+                raise IpwError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
 
     def to_dict(self) -> dict:
         return asdict(self) | {"settings": self.settings.to_dict()}
