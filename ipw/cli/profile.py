@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ipw.cli.checks import base_url, number, retry_options, run_options, server_options
+from ipw.cli import resume as resume_options
 from ipw.cli.face import command
 from ipw.core.basis import of_record
 
@@ -71,6 +72,23 @@ def _device_options(o: dict) -> dict:
     if resolved == "llamacpp" and o["n_gpu_layers"] is not None:
         return {"n_gpu_layers": o["n_gpu_layers"]}
     return {}
+
+
+def _resume_targets(path: Path) -> list[Path]:
+    """The run folder to resume; for a folder holding the shards of one run made by ``--shard`` (not
+    a launch's cell: ``ipw launch --resume`` continues those on the cluster), each shard not yet
+    complete, one after the other on this machine."""
+    from ipw.run.runner import shard_folders
+    from ipw.store import MANIFEST, RunStore
+
+    if (path / MANIFEST).is_file() or (path / "launch.json").is_file() or (path.parent / "launch.json").is_file():
+        return [path]  # a run; or a launch, which runner.stored_config says how to continue
+    shards = shard_folders(path)
+    left = [p for p in shards if RunStore(p).manifest.get("status") != "complete"]
+    if shards:
+        click.echo(f"{path} holds {len(shards)} shard run(s); resuming {len(left)} not complete: "
+                   f"{', '.join(p.name for p in left) or 'none'}")  # fmt: skip
+    return left if shards else [path]
 
 
 def print_summary(run_path: Path) -> None:
@@ -221,33 +239,38 @@ def profile(**o) -> None:
         raise click.UsageError("--retry-errors goes with --resume RUN")
     retry = retry_options(o)
     if o["resume_run"]:
-        store = runner.resume(o["resume_run"], observer=ProgressBar(not o["quiet"]), retry_errors=o["retry_errors"])
-    else:
-        options = {"model": o["model"]}
-        if o["engine"] == "openai":
-            if not o["base_url"]:
-                raise click.UsageError("--engine openai needs --base-url")
-            options |= {"base_url": o["base_url"], "api_key_env": o["api_key_env"]} | retry
-        if o["completion"]:
-            options["chat"] = False
-        options |= _device_options(o)
-        lm_eval = None
-        if o["lm_eval_task"]:
-            if not o["lm_eval_include"]:
-                raise click.UsageError("--lm-eval-task needs --lm-eval-include (offline task files)")
-            lm_eval = {"task_name": o["lm_eval_task"], "include_path": o["lm_eval_include"]}
-        judge = None
-        if o["judge_base_url"]:
-            judge = {"base_url": o["judge_base_url"], "model": o["judge_model"] or "default",
-                     "api_key_env": o["judge_api_key_env"]} | retry  # fmt: skip
-        config = runner.RunConfig(
-            engine=o["engine"], engine_options=options, queries=o["queries"],
-            settings=GenerationSettings(max_tokens=o["max_tokens"], temperature=o["temperature"], seed=o["seed"]),
-            warmup=o["warmup"], limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None,
-            runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge, shard=o["shard"],
-            gpus=tuple(g.strip() for g in o["gpus"].split(",") if g.strip()) if o["gpus"] else None,
-            cpu_scope=o["cpu_scope"],
-        )  # fmt: skip
-        config = _serving(config, o)
-        store = runner.profile(config, observer=ProgressBar(not o["quiet"]))
+        for run in _resume_targets(Path(o["resume_run"])):
+            changes, said = resume_options.check(click.get_current_context(), o, run, runner.stored_config(run))
+            click.echo(said)
+            store = runner.resume(run, observer=ProgressBar(not o["quiet"]), retry_errors=o["retry_errors"],
+                                  changes=changes)  # fmt: skip
+            print_summary(store.path)
+        return
+    options = {"model": o["model"]}
+    if o["engine"] == "openai":
+        if not o["base_url"]:
+            raise click.UsageError("--engine openai needs --base-url")
+        options |= {"base_url": o["base_url"], "api_key_env": o["api_key_env"]} | retry
+    if o["completion"]:
+        options["chat"] = False
+    options |= _device_options(o)
+    lm_eval = None
+    if o["lm_eval_task"]:
+        if not o["lm_eval_include"]:
+            raise click.UsageError("--lm-eval-task needs --lm-eval-include (offline task files)")
+        lm_eval = {"task_name": o["lm_eval_task"], "include_path": o["lm_eval_include"]}
+    judge = None
+    if o["judge_base_url"]:
+        judge = {"base_url": o["judge_base_url"], "model": o["judge_model"] or "default",
+                 "api_key_env": o["judge_api_key_env"]} | retry  # fmt: skip
+    config = runner.RunConfig(
+        engine=o["engine"], engine_options=options, queries=o["queries"],
+        settings=GenerationSettings(max_tokens=o["max_tokens"], temperature=o["temperature"], seed=o["seed"]),
+        warmup=o["warmup"], limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None,
+        runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge, shard=o["shard"],
+        gpus=tuple(g.strip() for g in o["gpus"].split(",") if g.strip()) if o["gpus"] else None,
+        cpu_scope=o["cpu_scope"],
+    )  # fmt: skip
+    config = _serving(config, o)
+    store = runner.profile(config, observer=ProgressBar(not o["quiet"]))
     print_summary(store.path)

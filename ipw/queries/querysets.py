@@ -78,6 +78,8 @@ def _resolve(name_or_path: str | Path) -> tuple[str, Path]:
     path = Path(name_or_path)
     if path.is_file():
         return path.stem, path
+    if path.is_dir():
+        raise InputFileError(path, None, "is a directory, not a query set file (give the JSONL file inside it)")
     text = str(name_or_path)
     names = shipped()
     if text in names:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from ipw.core.errors import IpwError
 from ipw.engines import GenerationSettings
@@ -17,7 +18,8 @@ class RunConfig:
 
     engine: str = "auto"
     engine_options: dict = field(default_factory=dict)
-    queries: str = "default"
+    queries: str = "default"  # a shipped set's name, or the query file's absolute path (ipw.run.runner.absolute_queries)
+    queries_given: str | None = None  # the path as the command line gave it, where it was made absolute
     settings: GenerationSettings = GenerationSettings(max_tokens=64)
     warmup: int = 2
     limit: int | None = None
@@ -88,6 +90,14 @@ def resolve_engine_name(name: str) -> str:
     import importlib.util
 
     return "llamacpp" if importlib.util.find_spec("llama_cpp") else "transformers"
+
+
+def absolute_queries(config: RunConfig) -> RunConfig:
+    """``config`` with its query set file as an absolute path (the one given kept in ``queries_given``),
+    so that the run can be resumed from any folder; shipped set names and lm-eval tasks stay as they are."""
+    if config.lm_eval or not Path(config.queries).is_file() or Path(config.queries).is_absolute():
+        return config
+    return replace(config, queries=str(Path(config.queries).resolve()), queries_given=config.queries)
 
 
 def load_queries(config: RunConfig):

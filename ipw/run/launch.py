@@ -229,6 +229,9 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
         root = Path(spec.launch_dir) / launch_id
         if root.exists():
             raise IpwError(f"launch folder {root} exists already; continue it with ipw launch --resume {root}")
+    from ipw.run.config import absolute_queries
+
+    spec = replace(spec, cells=tuple(Cell(c.name, absolute_queries(c.config)) for c in spec.cells))  # any folder resumes
     sizes = {cell.name: _shard_sizes(cell.config, spec.shards) for cell in spec.cells}  # a bad query set: before Ray
     options = {"include_dashboard": False, "log_to_driver": False} | spec.ray_options
     cluster.connect(ray, spec.address, spec.connect_timeout_s, options)  # no folder is made unless this succeeds

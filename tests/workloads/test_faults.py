@@ -169,4 +169,5 @@ def test_a_refused_key_at_concurrency_stores_no_query_in_flight_and_resume_with_
     again = CliRunner().invoke(main, ["profile", "--resume", str(run), "--quiet"])
     assert again.exit_code == 0, again.output
     q = load(run).queries
-    assert sorted(q["id"]) == ["a", "b", "c"] and q["error"].isna().all() and list(q["correct"]) == [True, True, False]
+    q = q.set_index("id").sort_index()  # stored in the order they finished
+    assert list(q.index) == ["a", "b", "c"] and q["error"].isna().all() and list(q["correct"]) == [True, True, False]
