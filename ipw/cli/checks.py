@@ -6,6 +6,7 @@ reaches a manifest)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import click
 
@@ -81,3 +82,18 @@ def retry_options(o: dict) -> dict:
     """The engine options of :func:`server_options`' retry values."""
     return {"tries": o["retries"] + 1, "backoff_s": o["retry_backoff"], "timeout_s": o["timeout_s"],
             "deadline_s": o["deadline_s"]}  # fmt: skip
+
+
+def distinct_runs(paths) -> None:
+    """Refuse one run folder given twice (the same path, or a link to it): compare and report would
+    show it twice, as two runs."""
+    from ipw.core.errors import IpwError
+
+    seen: dict[Path, object] = {}
+    for p in paths:
+        real = Path(p).resolve()
+        if real in seen:
+            if str(seen[real]) == str(p):
+                raise IpwError(f"run {p} is given twice; give each run once")
+            raise IpwError(f"{seen[real]} and {p} are the same run ({real}); give each run once")
+        seen[real] = p
