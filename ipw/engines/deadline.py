@@ -16,7 +16,8 @@ clock ends the try at the deadline itself:
 
 Before the stream opens (connecting, waiting for the first byte) the read timeout already is at
 most the time left (``OpenAIEngine.read_timeout``), so a try ends within about a second of its
-deadline in every phase (the timer thread's own latency is well under a millisecond).
+deadline in every phase (the timer thread's own latency is well under a millisecond; arming and
+cancelling it costs about 0.13 ms of CPU per try, measured on the project's 2-core VM).
 
 Why our own timer rather than the HTTP library's: httpx (and httpcore) take one read timeout per
 request and apply it to each read; they have no timeout over a whole streamed response.
