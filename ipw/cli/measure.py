@@ -49,7 +49,9 @@ def _format_measurement(m) -> str:
 def measure(command: tuple[str, ...], seconds: float | None, idle_s: float, hz: float, as_json: bool) -> None:
     """Measure the energy, power and time of one command (or of SECONDS of whatever runs now).
 
-    Energy is read from every meter `ipw devices` lists, at the command's start and end.
+    Energy is read from every meter `ipw devices` lists, at the command's start and end. The
+    command's exit status is passed on; one killed by signal N exits 128+N (as a shell reports it),
+    with a note.
 
     \b
     Examples:
