@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ipw.cli.checks import distinct_runs
 from ipw.cli.face import command
 from ipw.cli.routing_options import METRICS, MISROUTES, PREFERS, RoutingArgs, routing_options
 from ipw.core.basis import DEFAULT_BASIS, ENERGY_BASES
@@ -50,6 +51,7 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
     from ipw.science.intelligence.metrics import NoCoverageEnergy, summarize
     from ipw.store import load
 
+    distinct_runs(runs)
     loaded = {}
     for path in runs:
         run = load(path)

@@ -272,8 +272,8 @@ def trend_command(table, benchmark, family, chance, laws, select, cutoff, out, p
 def _trend_frame(table, benchmark, family, chance, laws_path):
     """(densities with their ``extrapolated`` flags, the ruler and its range, the documented
     options this table allows: see :mod:`ipw.science.density.spread`)."""
-    from ipw.science.density import extrapolation as X
-    from ipw.science.density import spread as S
+    from ipw.science.density import extrapolation
+    from ipw.science.density import spread
     from ipw.science.density.data import (
         load_density_table, load_open_models, load_published_scores, read_table,
     )
@@ -283,25 +283,25 @@ def _trend_frame(table, benchmark, family, chance, laws_path):
     columns = read_table(table, ()).columns if table is not None else ()
     if "density" in columns:
         frame = load_density_table(table)
-        return frame, X.no_ruler(), S.selection_options(frame, "densities given")
+        return frame, extrapolation.no_ruler(), spread.selection_options(frame, "densities given")
     if table is None or "evaluator" in columns:
         scores = load_published_scores(table)
         if laws_path is None:
             frame, ruler = densities_by_benchmarks(scores, family, benchmark=benchmark)
-            ruler = X.of_benchmark_ruler(ruler, benchmark)
-            return X.flag_extrapolated(frame, ruler), ruler, S.published_options(scores)
+            ruler = extrapolation.of_benchmark_ruler(ruler, benchmark)
+            return extrapolation.flag_extrapolated(frame, ruler), ruler, spread.published_options(scores)
         # fitted laws are one benchmark's ruler: MMLU rows unless --benchmark says otherwise
         frame = scores[scores["benchmark"].str.lower() == (benchmark or "MMLU").lower()]
     else:
         frame = load_open_models(table, benchmark or "MMLU")
     if laws_path is not None:
         saved = _read_laws_result(Path(laws_path))
-        ruler = X.of_laws(saved.points, saved.tokens_d0)
-        frame = X.flag_extrapolated(combine_per_model(densities_by_laws(frame, saved.laws)), ruler)
-        return frame, ruler, S.selection_options(frame, "fitted laws")
+        ruler = extrapolation.of_laws(saved.points, saved.tokens_d0)
+        frame = extrapolation.flag_extrapolated(combine_per_model(densities_by_laws(frame, saved.laws)), ruler)
+        return frame, ruler, spread.selection_options(frame, "fitted laws")
     densities, family_ruler = densities_by_family(frame, family, chance)
-    ruler = X.of_family_ruler(family_ruler)
-    return X.flag_extrapolated(densities, ruler), ruler, S.family_options(frame, chance)
+    ruler = extrapolation.of_family_ruler(family_ruler)
+    return extrapolation.flag_extrapolated(densities, ruler), ruler, spread.family_options(frame, chance)
 
 
 def _read_laws(path: Path):

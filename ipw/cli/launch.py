@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ipw.cli.checks import number, retry_options, run_options, server_options
 from ipw.cli.face import command
 
 
@@ -14,18 +15,14 @@ from ipw.cli.face import command
 @click.option("--model", "models", multiple=True, help="A model (repeatable: one cell per model x engine). Default: the shipped one.")
 @click.option("--engine", "engines", multiple=True, type=click.Choice(["auto", "transformers", "llamacpp", "openai"]),
               help="An engine (repeatable). Default: auto.")
-@click.option("--base-url", help="openai engine: the OpenAI-compatible server every shard sends to.")
-@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="openai engine: variable holding the key (never stored).")
-@click.option("--queries", default="default", show_default=True, help="'default' (shipped set) or a JSONL file every node can read.")
-@click.option("--limit", type=click.IntRange(min=1), help="Only N queries per shard, round-robin across domains.")
-@click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Warm-up queries per shard.")
-@click.option("--idle", "idle_s", default=5.0, show_default=True, type=click.FloatRange(min=0), help="Idle baseline per shard [s].")
-@click.option("--hz", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Power timeline rate per shard (0: off).")
+@server_options
+@run_options
 @click.option("--address", help="Ray cluster: 'auto' (the one this machine belongs to), host:port or ray://host:10001. "
                                 "Default: a Ray instance on this machine.")
-@click.option("--gpus-per-shard", type=click.FloatRange(min=0), help="Default: 1 when the cluster has GPUs, else 0.")
-@click.option("--cpus-per-shard", default=1.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--connect-timeout", "connect_timeout_s", default=30.0, show_default=True, callback=number(0, strict=True),
+              help="Longest wait for the Ray cluster at --address to answer [s].")
+@click.option("--gpus-per-shard", type=float, callback=number(0), help="Default: 1 when the cluster has GPUs, else 0.")
+@click.option("--cpus-per-shard", default=1.0, show_default=True, callback=number(0))
 @click.option("--max-retries", default=3, show_default=True, type=click.IntRange(min=0),
               help="Times Ray runs a shard again after its worker or node died (it resumes from its records).")
 @click.option("--launch-dir", default="launches", show_default=True, type=click.Path(file_okay=False),
@@ -57,21 +54,21 @@ def launch(**o) -> None:
 
     if o["resume_dir"]:
         spec = launcher.resume_spec(o["resume_dir"], address=o["address"], max_retries=o["max_retries"],
-                             gpus_per_shard=o["gpus_per_shard"])
+                             gpus_per_shard=o["gpus_per_shard"], connect_timeout_s=o["connect_timeout_s"])
     else:
         if not o["shards"]:
             raise click.UsageError("give --shards N (or --resume LAUNCH)")
         engines = list(o["engines"]) or ["auto"]
         if "openai" in engines and not o["base_url"]:
             raise click.UsageError("--engine openai needs --base-url")
-        extra = {"base_url": o["base_url"], "api_key_env": o["api_key_env"]} if "openai" in engines else {}
+        extra = {"base_url": o["base_url"], "api_key_env": o["api_key_env"]} | retry_options(o) if "openai" in engines else {}
         base = RunConfig(queries=o["queries"], settings=GenerationSettings(max_tokens=o["max_tokens"]), warmup=o["warmup"],
                          limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None)
         cells = launcher.grid(base, list(o["models"]) or ["default"], engines, extra)
         cells = tuple(c if c.config.engine == "openai" else launcher.Cell(c.name, _local(c.config)) for c in cells)
         spec = launcher.LaunchSpec(cells=cells, shards=o["shards"], launch_dir=o["launch_dir"], launch_id=o["launch_id"],
                             address=o["address"], gpus_per_shard=o["gpus_per_shard"], cpus_per_shard=o["cpus_per_shard"],
-                            max_retries=o["max_retries"])
+                            max_retries=o["max_retries"], connect_timeout_s=o["connect_timeout_s"])
     result = launcher.launch(spec, progress=not o["quiet"], resume=o["resume_dir"])
     _print(result)
     if result.failed:
@@ -83,16 +80,20 @@ def launch(**o) -> None:
 def _local(config):
     from dataclasses import replace
 
-    options = {k: v for k, v in config.engine_options.items() if k not in ("base_url", "api_key_env")}
+    server = ("base_url", "api_key_env", "tries", "backoff_s", "timeout_s", "deadline_s")
+    options = {k: v for k, v in config.engine_options.items() if k not in server}
     return replace(config, engine_options=options)
 
 
 def _print(result) -> None:
     from ipw.science.intelligence.metrics import summarize
-    from ipw.store import load
+    from ipw.store import MANIFEST, load
 
     click.echo(f"\nlaunch: {result.path}")
     for cell in result.cells:
+        if not any((p / MANIFEST).is_file() for p in cell.glob("shard-*")):
+            click.echo(f"\n{cell.name}: no shard has records yet")
+            continue
         run = load(cell)
         q = run.queries
         m = run.manifest

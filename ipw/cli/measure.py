@@ -21,6 +21,8 @@ def _runnable(program: str) -> str:
     if found is None:
         if os.sep not in program:
             where = "not found on PATH"
+        elif os.path.isdir(program):
+            where = "is a directory"
         else:
             where = "not executable" if os.path.isfile(program) else "no such file"
         raise IpwError(f"cannot run {program!r}: {where}")
@@ -47,7 +49,9 @@ def _format_measurement(m) -> str:
 def measure(command: tuple[str, ...], seconds: float | None, idle_s: float, hz: float, as_json: bool) -> None:
     """Measure the energy, power and time of one command (or of SECONDS of whatever runs now).
 
-    Energy is read from every meter `ipw devices` lists, at the command's start and end.
+    Energy is read from every meter `ipw devices` lists, at the command's start and end. The
+    command's exit status is passed on; one killed by signal N exits 128+N (as a shell reports it),
+    with a note.
 
     \b
     Examples:
@@ -70,5 +74,18 @@ def measure(command: tuple[str, ...], seconds: float | None, idle_s: float, hz: 
             except OSError as e:  # found, but the system refused to start it
                 raise IpwError(f"cannot run {command[0]!r}: {e.strerror or e}") from None
     click.echo(json.dumps(w.result.to_dict(), indent=2) if as_json else _format_measurement(w.result))
+    if code and code < 0:  # killed by signal -code: exit as a shell does, 128 + n
+        click.echo(f"note: {command[0]} was killed by signal {_signal_name(-code)} ({-code}); exit status {128 - code}",
+                   err=True)  # fmt: skip
+        raise SystemExit(128 - code)
     if code:
         raise SystemExit(code)
+
+
+def _signal_name(n: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return f"signal {n}"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ipw.cli.checks import number
+from ipw.cli.checks import base_url, number, retry_options, run_options, server_options
+from ipw.cli import resume as resume_options
 from ipw.cli.face import command
 from ipw.core.basis import of_record
 
@@ -49,16 +50,6 @@ class ProgressBar:
         self.bar.close()
 
 
-def _url(ctx, param, value):
-    from ipw.core.errors import IpwError
-    from ipw.engines.openai import check_base_url
-
-    try:
-        return None if value is None else check_base_url(value)
-    except IpwError as e:
-        raise click.BadParameter(str(e)) from None
-
-
 def _ci(row: dict, key: str, spec: str, why: dict) -> str:
     """``low - high``, or ``n/a (reason)`` (:mod:`ipw.core.missing`)."""
     from ipw.core.missing import fmt, missing
@@ -86,6 +77,23 @@ def _device_options(o: dict) -> dict:
     if resolved == "llamacpp" and o["n_gpu_layers"] is not None:
         return {"n_gpu_layers": o["n_gpu_layers"]}
     return {}
+
+
+def _resume_targets(path: Path) -> list[Path]:
+    """The run folder to resume; for a folder holding the shards of one run made by ``--shard`` (not
+    a launch's cell: ``ipw launch --resume`` continues those on the cluster), each shard not yet
+    complete, one after the other on this machine."""
+    from ipw.run.runner import shard_folders
+    from ipw.store import MANIFEST, RunStore
+
+    if (path / MANIFEST).is_file() or (path / "launch.json").is_file() or (path.parent / "launch.json").is_file():
+        return [path]  # a run; or a launch, which runner.stored_config says how to continue
+    shards = shard_folders(path)
+    left = [p for p in shards if RunStore(p).manifest.get("status") != "complete"]
+    if shards:
+        click.echo(f"{path} holds {len(shards)} shard run(s); resuming {len(left)} not complete: "
+                   f"{', '.join(p.name for p in left) or 'none'}")  # fmt: skip
+    return left if shards else [path]
 
 
 def print_summary(run_path: Path) -> None:
@@ -193,34 +201,21 @@ def _serving(config, o):
               help="'default' (SmolLM2-135M-Instruct, shipped), 'gemma3-270m' (gemma extra), a .gguf file, a local HF folder, or the server's model name.")  # fmt: skip
 @click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp", "openai"]), default="auto", show_default=True,
               help="auto: llama.cpp if installed (faster on CPU), else transformers.")  # fmt: skip
-@click.option("--base-url", callback=_url, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp server, Ollama).")
-@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the API key (never stored).")
+@server_options
 @click.option("--completion", is_flag=True, help="Send prompts as plain completions (base models without a chat template).")
-@click.option("--queries", default="default", show_default=True, help="'default' (shipped set) or a JSONL file.")
+@run_options
 @click.option("--lm-eval-task", help="Run this lm-eval task instead (offline: its data must be local files).")
 @click.option("--lm-eval-include", type=click.Path(exists=True, file_okay=False), help="Folder with the lm-eval task YAML.")
-@click.option("--limit", type=click.IntRange(min=1), help="Only N queries, taken round-robin across domains.")
-@click.option("--judge-base-url", callback=_url, help="OpenAI-compatible server that grades queries whose grader is 'judge'.")
+@click.option("--judge-base-url", callback=base_url, help="OpenAI-compatible server that grades queries whose grader is 'judge'.")
 @click.option("--judge-model", help="The judge's model name on that server.")
 @click.option("--judge-api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable with the judge's API key.")
-@click.option("--max-tokens", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--temperature", default=0.0, show_default=True, callback=number(0))
 @click.option("--seed", default=0, show_default=True)
-@click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Warm-up queries, run first and not recorded.")
-@click.option("--idle", "idle_s", default=5.0, show_default=True, callback=number(0), help="Seconds of idle baseline measured first.")
-@click.option("--hz", default=0.0, show_default=True, callback=number(0), help="Power timeline rate (0: off; per-query energy never needs it).")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--run-id", help="Name of the run folder (default: time stamp, engine and model).")
-@click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False), help="Continue a stopped run folder.")
+@click.option("--resume", "resume_run", type=click.Path(exists=True, file_okay=False),
+              help="Continue a stopped run folder (or the shards of a launch cell); its options come from its manifest.")
 @click.option("--retry-errors", is_flag=True, help="With --resume: run again the queries whose record is an error.")
-@click.option("--retries", default=2, show_default=True, type=click.IntRange(min=0),
-              help="openai engine: retries of a query after a timeout, HTTP 408/429/5xx or a broken stream.")
-@click.option("--retry-backoff", default=1.0, show_default=True, callback=number(0),
-              help="openai engine: wait before the first retry [s], doubling (50-100% jitter, at most 30 s).")
-@click.option("--timeout", "timeout_s", default=60.0, show_default=True, callback=number(0, strict=True),
-              help="openai engine: longest wait for any one read (connect, first byte, each chunk) [s].")
-@click.option("--deadline", "deadline_s", default=300.0, show_default=True, callback=number(0, strict=True),
-              help="openai engine: longest one query may take, every try and wait included [s].")
 @click.option("--concurrency", type=click.IntRange(min=1),
               help="openai engine: keep N queries in flight (serving regime; per-query energy by attribution, docs/serving.md).")
 @click.option("--batch-size", type=click.IntRange(min=1),
@@ -264,36 +259,40 @@ def profile(**o) -> None:
 
     if o["retry_errors"] and not o["resume_run"]:
         raise click.UsageError("--retry-errors goes with --resume RUN")
-    retry = {"tries": o["retries"] + 1, "backoff_s": o["retry_backoff"], "timeout_s": o["timeout_s"],
-             "deadline_s": o["deadline_s"]}  # fmt: skip
+    retry = retry_options(o)
     if o["resume_run"]:
-        store = runner.resume(o["resume_run"], observer=ProgressBar(not o["quiet"]), retry_errors=o["retry_errors"])
-    else:
-        options = {"model": o["model"]}
-        if o["engine"] == "openai":
-            if not o["base_url"]:
-                raise click.UsageError("--engine openai needs --base-url")
-            options |= {"base_url": o["base_url"], "api_key_env": o["api_key_env"]} | retry
-        if o["completion"]:
-            options["chat"] = False
-        options |= _device_options(o)
-        lm_eval = None
-        if o["lm_eval_task"]:
-            if not o["lm_eval_include"]:
-                raise click.UsageError("--lm-eval-task needs --lm-eval-include (offline task files)")
-            lm_eval = {"task_name": o["lm_eval_task"], "include_path": o["lm_eval_include"]}
-        judge = None
-        if o["judge_base_url"]:
-            judge = {"base_url": o["judge_base_url"], "model": o["judge_model"] or "default",
-                     "api_key_env": o["judge_api_key_env"]} | retry  # fmt: skip
-        config = runner.RunConfig(
-            engine=o["engine"], engine_options=options, queries=o["queries"],
-            settings=GenerationSettings(max_tokens=o["max_tokens"], temperature=o["temperature"], seed=o["seed"]),
-            warmup=o["warmup"], limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None,
-            runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge, shard=o["shard"],
-            gpus=tuple(g.strip() for g in o["gpus"].split(",") if g.strip()) if o["gpus"] else None,
-            cpu_scope=o["cpu_scope"],
-        )  # fmt: skip
-        config = _serving(config, o)
-        store = runner.profile(config, observer=ProgressBar(not o["quiet"]))
+        for run in _resume_targets(Path(o["resume_run"])):
+            changes, said = resume_options.check(click.get_current_context(), o, run, runner.stored_config(run))
+            click.echo(said)
+            store = runner.resume(run, observer=ProgressBar(not o["quiet"]), retry_errors=o["retry_errors"],
+                                  changes=changes)  # fmt: skip
+            print_summary(store.path)
+        return
+    options = {"model": o["model"]}
+    if o["engine"] == "openai":
+        if not o["base_url"]:
+            raise click.UsageError("--engine openai needs --base-url")
+        options |= {"base_url": o["base_url"], "api_key_env": o["api_key_env"]} | retry
+    if o["completion"]:
+        options["chat"] = False
+    options |= _device_options(o)
+    lm_eval = None
+    if o["lm_eval_task"]:
+        if not o["lm_eval_include"]:
+            raise click.UsageError("--lm-eval-task needs --lm-eval-include (offline task files)")
+        lm_eval = {"task_name": o["lm_eval_task"], "include_path": o["lm_eval_include"]}
+    judge = None
+    if o["judge_base_url"]:
+        judge = {"base_url": o["judge_base_url"], "model": o["judge_model"] or "default",
+                 "api_key_env": o["judge_api_key_env"]} | retry  # fmt: skip
+    config = runner.RunConfig(
+        engine=o["engine"], engine_options=options, queries=o["queries"],
+        settings=GenerationSettings(max_tokens=o["max_tokens"], temperature=o["temperature"], seed=o["seed"]),
+        warmup=o["warmup"], limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None,
+        runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge, shard=o["shard"],
+        gpus=tuple(g.strip() for g in o["gpus"].split(",") if g.strip()) if o["gpus"] else None,
+        cpu_scope=o["cpu_scope"],
+    )  # fmt: skip
+    config = _serving(config, o)
+    store = runner.profile(config, observer=ProgressBar(not o["quiet"]))
     print_summary(store.path)

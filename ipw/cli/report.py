@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ipw.cli.checks import distinct_runs
 from ipw.cli.face import command
 from ipw.cli.routing_options import RoutingArgs, routing_options
 from ipw.core.basis import DEFAULT_BASIS, ENERGY_BASES
@@ -49,6 +50,7 @@ def report(runs, out, extras, title, energy, no_compare, routing: RoutingArgs) -
     """
     if not runs and not extras:
         raise click.UsageError("give at least one RUN folder or one --extra result")
+    distinct_runs(runs)
     from ipw.reports.report import RoutingRequest, TrendRequest, build_report
 
     costs, dates = routing.costs(energy), routing.dates()

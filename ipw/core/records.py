@@ -99,10 +99,29 @@ class Col:
 
 MODULE_COUNTER_FLAG = "module-counter:"
 """Prefix of the flag a window gets for each domain that is a module counter (module docstring)."""
+METER_GAP_FLAG = "meter-gap:"
+"""Prefix of the flag of a record whose energy could not be read (no figure: ``energy_j`` None)."""
 
 
 class RecordError(IpwError, ValueError):
     """A stored record that does not fit the contract (the store adds the file and line)."""
+
+
+def check_contract(d: dict) -> None:
+    """The rules a stored record keeps beyond its fields' types (:class:`RecordError` naming the one
+    broken): a ``schema`` this ipw reads (a newer one would be read wrongly, and would silently
+    replace the earlier record of its id), and energy on every record that is scored: a record
+    with ``correct`` set and no ``error`` must have ``energy_j`` (a meter gap, flag
+    ``meter-gap:<domain>``, carries an error and is not scored), so that no scored query drops out
+    of the energy means unseen."""
+    schema = d.get("schema", 1)
+    if isinstance(schema, int) and not isinstance(schema, bool) and not 1 <= schema <= SCHEMA_VERSION:
+        raise RecordError(f"schema {schema} is not one this ipw reads (1 to {SCHEMA_VERSION}); a record of a newer "
+                          "ipw, or written by hand")  # fmt: skip
+    if d.get("correct") is not None and d.get("error") is None and d.get("energy_j") is None:
+        raise RecordError(f"a scored record (correct {d.get('correct')!r}, no error) has no energy_j: it would drop "
+                          f"out of the energy means unseen. A query without energy is a meter gap (flag "
+                          f"{METER_GAP_FLAG}<domain>) with an error, not scored")  # fmt: skip
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -204,6 +223,7 @@ class QueryRecord:
                 _check(f.name, d[f.name], str(f.type))
             elif f.default is MISSING and f.default_factory is MISSING:
                 raise RecordError(f"the record has no {f.name!r}")
+        check_contract(d)
         names = {f.name for f in fields(cls)}
         known = {k: v for k, v in d.items() if k in names}
         extra = {k: v for k, v in d.items() if k not in names}

@@ -29,7 +29,9 @@ Failures and retries (:mod:`ipw.engines.retry`, defaults there): a transient fai
 HTTP 408/409/425/429/5xx, a refused or reset connection, a stream that breaks off, is malformed or
 ends without a finish reason) is tried again after a jittered exponential wait, up to ``tries``
 times in all, while the per-query ``deadline_s`` allows; ``timeout_s`` bounds each read
-(connection, first byte, every chunk) and is cut to what is left of the deadline. HTTP 401/403
+(connection, first byte, every chunk) and is cut to what is left of the deadline; once the stream
+is open the deadline is kept by the clock (:mod:`ipw.engines.deadline`: a try still streaming at
+the deadline is cut off then, however slowly its chunks arrive). HTTP 401/403
 raises :class:`~ipw.engines.retry.AuthError`, which stops the run. A query that still fails
 raises :class:`EngineError` (an :class:`ipw.core.errors.IpwError`, so the runner records it as that
 query's error) with ``attempts`` set; a successful answer records its tries in
@@ -60,6 +62,7 @@ import openai
 from ipw.core.errors import IpwError
 from ipw.core import clock
 from ipw.engines.base import Engine, Generation, GenerationSettings
+from ipw.engines.deadline import Watchdog
 from ipw.engines.retry import AuthError, RetryPolicy, is_fatal, is_transient
 from ipw.engines.secrets import not_secret_reason, redact, secret_keys
 
@@ -145,9 +148,7 @@ redacts it after grading)."""
                 self.parts.append(text)
             self.finish_reason = choice.finish_reason or self.finish_reason
         if time.monotonic() > self.deadline and self.finish_reason is None:
-            e = self.engine
-            return e._fail(f"the answer from server at {e.base_url} was not finished within "
-                           f"{e.policy.deadline_s:g} s (deadline_s) after {len(self.times)} chunks", transient=False)  # fmt: skip
+            return self.engine.past_deadline(len(self.times))
         return None
 
     def generation(self, t_end: float) -> Generation:
@@ -237,6 +238,11 @@ class OpenAIEngine(Engine):
     def _fail(self, message: str, status_code: int | None = None, transient: bool | None = None) -> EngineError:
         return EngineError(self.redact(message), status_code, transient)
 
+    def past_deadline(self, chunks: int) -> EngineError:
+        """The error of a try the per-query deadline ended (not retried: the query's time is spent)."""
+        return self._fail(f"the answer from server at {self.base_url} was not finished within "
+                          f"{self.policy.deadline_s:g} s (deadline_s) after {chunks} chunks", transient=False)  # fmt: skip
+
     def _error(self, e: BaseException, chunks: int, timeout_s: float, by_deadline: bool) -> EngineError:
         where = f"server at {self.base_url}"
         limit = f"the query's {self.policy.deadline_s:g} s deadline (deadline_s)" if by_deadline else f"{timeout_s:g} s (timeout_s)"
@@ -295,16 +301,19 @@ class OpenAIEngine(Engine):
     def _attempt(self, prompt: str, settings: GenerationSettings, deadline: float) -> Generation:
         timeout_s, by_deadline = self.read_timeout(deadline)
         answer = StreamedAnswer(self, deadline)
-        error = None
+        error = watchdog = None
         try:
             with self.create(self._client, prompt, settings, timeout_s) as stream:
                 answer.opened(stream)
-                for chunk in stream:
-                    error = answer.feed(chunk)
-                    if error is not None:
-                        break
+                with Watchdog(stream, deadline) as watchdog:  # the deadline by the clock (ipw.engines.deadline)
+                    for chunk in stream:
+                        error = answer.feed(chunk)
+                        if error is not None:
+                            break
         except (openai.OpenAIError, ValueError, AttributeError, TypeError, *TRANSPORT_ERRORS) as e:
             error = self._error(e, len(answer.times), timeout_s, by_deadline)
+        if watchdog is not None and watchdog.fired and answer.finish_reason is None:
+            error = self.past_deadline(len(answer.times))
         if error is not None:  # raised here, outside the except block: no chained client error
             raise error
         return answer.generation(clock.now())

@@ -12,7 +12,8 @@ other streams' chunks ahead of it (a few tens of microseconds each for parsing).
 Every attempt, failed or not, is reported to the caller (a :class:`~ipw.engines.attempts.Tracker`) with its span and
 token times: the server worked on a failed attempt too, and the attribution rule charges that work
 to the query. Retries follow the policy: a transient failure (a refused concurrent stream, a 429 or
-5xx, a stream dropped mid-answer) waits ``delays()`` and tries again within the deadline; 401/403
+5xx, a stream dropped mid-answer) waits ``delays()`` and tries again within the deadline, which
+the clock keeps (a try still streaming at the deadline is cancelled then); 401/403
 raise :class:`~ipw.engines.retry.AuthError` (the run stops); anything else fails the query.
 """
 
@@ -27,6 +28,7 @@ import openai
 from ipw.core import clock
 from ipw.engines.attempts import Attempt, Tracker
 from ipw.engines.base import Generation, GenerationSettings
+from ipw.engines.deadline import PastDeadline, within
 from ipw.engines.openai import KEY_PLACEHOLDER, TRANSPORT_ERRORS, EngineError, OpenAIEngine, StreamedAnswer
 
 
@@ -67,9 +69,18 @@ class AsyncOpenAIClient:
                               generation.t_last_token_s, generation.finish_reason, extra)  # fmt: skip
 
     async def _attempt(self, prompt: str, settings: GenerationSettings, deadline: float, attempt: Attempt) -> Generation:
+        """One try, cancelled at the per-query deadline by the clock (:func:`ipw.engines.deadline.within`)."""
+        answer = StreamedAnswer(self.engine, deadline, attempt.token_times_s)
+        try:
+            return await within(deadline, self._stream(prompt, settings, deadline, attempt, answer))
+        except PastDeadline:
+            attempt.output_tokens = len(answer.times)
+            raise self.engine.past_deadline(len(answer.times)) from None
+
+    async def _stream(self, prompt: str, settings: GenerationSettings, deadline: float, attempt: Attempt,
+                      answer: StreamedAnswer) -> Generation:  # fmt: skip
         e = self.engine
         timeout_s, by_deadline = e.read_timeout(deadline)
-        answer = StreamedAnswer(e, deadline, attempt.token_times_s)
         error = None
         try:
             stream = await e.create(self._client, prompt, settings, timeout_s)

@@ -16,7 +16,9 @@ Defaults (``ipw profile --retries 2 --retry-backoff 1 --timeout 60 --deadline 30
   then 1-2 s. Jitter spreads clients that failed together (full jitter would allow a zero wait).
 - ``read_timeout_s=60.0``: the longest wait for any one read (connection, first byte, each chunk).
 - ``deadline_s=300.0``: the longest one query may take, every try and every wait included. A
-  server that trickles a chunk every 20 s never trips the read timeout, but trips this.
+  server that trickles a chunk every 20 s never trips the read timeout, but trips this: the clock
+  ends a try still streaming at the deadline (:mod:`ipw.engines.deadline`), not the next chunk,
+  and a query its deadline ended is not tried again (its time is spent).
 
 Transient (tried again): timeouts, HTTP 408, 409, 425, 429 and every 5xx, a refused, reset or
 aborted connection, and a stream that breaks off or ends unfinished. Fatal for the run: HTTP 401

@@ -78,6 +78,8 @@ def _resolve(name_or_path: str | Path) -> tuple[str, Path]:
     path = Path(name_or_path)
     if path.is_file():
         return path.stem, path
+    if path.is_dir():
+        raise InputFileError(path, None, "is a directory, not a query set file (give the JSONL file inside it)")
     text = str(name_or_path)
     names = shipped()
     if text in names:
@@ -147,8 +149,14 @@ def parse_query(line: str, path: object = "<string>", n: int | None = None) -> Q
         raise fail("id must be a non-empty string")
     qid = str(qid)
     prompt = obj["prompt"]
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str):
+        raise fail(f"query {qid!r}: prompt is not a string ({type(prompt).__name__} {prompt!r:.40}); write it in quotes")
+    if not prompt.strip():
         raise fail(f"query {qid!r}: empty prompt")
+    bad = _lone_surrogate(obj)
+    if bad is not None:
+        raise fail(f"query {qid!r}: {bad[0]} holds a lone surrogate (\\u{ord(bad[1]):04x}, half of a UTF-16 pair), "
+                   "which is not text a server can be sent; fix the JSON escape")  # fmt: skip
     domain = obj["domain"]
     if not isinstance(domain, str) or not domain.strip():
         raise fail(f"query {qid!r}: domain must be a non-empty string")
@@ -206,6 +214,25 @@ def parse_query(line: str, path: object = "<string>", n: int | None = None) -> Q
 
     return Query(id=qid, prompt=prompt, answer=answer, grader=grader, domain=domain, choices=choices,
                  difficulty=difficulty, tolerance=tolerance, pattern=pattern, meta=meta)  # fmt: skip
+
+
+def _lone_surrogate(value: object, where: str = "") -> tuple[str, str] | None:
+    """(field, character) of the first lone surrogate (U+D800-U+DFFF, from a ``\\ud800`` escape) in a
+    parsed line's strings, keys included; UTF-8 cannot encode one, so no request could carry it."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")  # in C: no loop over characters here
+        except UnicodeEncodeError as e:
+            return where or "a value", value[e.start]
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        name = f"{where}.{k}" if where else str(k)
+        found = _lone_surrogate(k, name) if isinstance(k, str) else None
+        found = found or _lone_surrogate(v, name)
+        if found:
+            return found
+    return None
 
 
 def _answer_text(value: object) -> str | None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ipw.core import basis as B
+from ipw.core import basis as basis_rule
 from ipw.core.basis import DEFAULT_BASIS
 from ipw.reports.tables import ESTIMATE, MEASURED, energy_kind, pareto_front
 from ipw.science.intelligence.metrics import energy_scope
@@ -153,7 +153,7 @@ def energy_distribution(runs: Mapping[str, Run], energy: str = DEFAULT_BASIS) ->
         q = run.queries
         if q.empty or "energy_j" not in q:
             continue
-        v = B.frame_energy_j(q, energy).to_numpy(float)
+        v = basis_rule.frame_energy_j(q, energy).to_numpy(float)
         v = v[np.isfinite(v)]
         if len(v):
             data[name] = (v, energy_kind(q, energy))

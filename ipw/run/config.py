@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from ipw.core.errors import IpwError
 from ipw.engines import GenerationSettings
@@ -16,7 +18,8 @@ class RunConfig:
 
     engine: str = "auto"
     engine_options: dict = field(default_factory=dict)
-    queries: str = "default"
+    queries: str = "default"  # a shipped set's name, or the query file's absolute path (ipw.run.runner.absolute_queries)
+    queries_given: str | None = None  # the path as the command line gave it, where it was made absolute
     settings: GenerationSettings = GenerationSettings(max_tokens=64)
     warmup: int = 2
     limit: int | None = None
@@ -37,6 +40,13 @@ class RunConfig:
     def __post_init__(self) -> None:
         check_levels(self.concurrency, self.batch_size)
         shards.parse(self.shard)
+        for name, value, low, strict in (("idle_s", self.idle_s, 0, False), ("sampler_hz", self.sampler_hz, 0, True),
+                                         ("prefill_weight", self.prefill_weight, 0, False)):  # fmt: skip
+            if value is None and name == "sampler_hz":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < low or (strict and value == low):  # fmt: skip
+                raise IpwError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
 
     def to_dict(self) -> dict:
         return asdict(self) | {"settings": self.settings.to_dict()}
@@ -80,6 +90,14 @@ def resolve_engine_name(name: str) -> str:
     import importlib.util
 
     return "llamacpp" if importlib.util.find_spec("llama_cpp") else "transformers"
+
+
+def absolute_queries(config: RunConfig) -> RunConfig:
+    """``config`` with its query set file as an absolute path (the one given kept in ``queries_given``),
+    so that the run can be resumed from any folder; shipped set names and lm-eval tasks stay as they are."""
+    if config.lm_eval or not Path(config.queries).is_file() or Path(config.queries).is_absolute():
+        return config
+    return replace(config, queries=str(Path(config.queries).resolve()), queries_given=config.queries)
 
 
 def load_queries(config: RunConfig):

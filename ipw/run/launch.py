@@ -33,6 +33,7 @@ launches/<launch-id>/
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from collections.abc import Callable
@@ -41,6 +42,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ipw.core.errors import IpwError, MissingExtra
+from ipw.engines.openai import check_base_url
+from ipw.run import cluster
 from ipw.store import MANIFEST, new_run_id, validate_run_id
 from ipw.store.files import write_atomic
 
@@ -82,6 +85,7 @@ class LaunchSpec:
     cpus_per_shard: float = 1.0
     max_retries: int = 3
     ray_options: dict = field(default_factory=dict)
+    connect_timeout_s: float = 30.0  # joining the cluster at ``address`` (ipw.run.cluster)
 
     def __post_init__(self) -> None:
         if self.shards < 1:
@@ -93,6 +97,17 @@ class LaunchSpec:
             raise IpwError(f"two cells of the launch have one name: {names}")
         for n in names:
             validate_run_id(n)
+        for name, value, low in (("gpus_per_shard", self.gpus_per_shard, 0.0), ("cpus_per_shard", self.cpus_per_shard, 0.0),
+                                 ("connect_timeout_s", self.connect_timeout_s, None)):  # fmt: skip
+            if value is not None and not (_finite(value) and (value > 0 if low is None else value >= low)):
+                raise IpwError(f"{name} must be a finite number {'> 0' if low is None else '>= 0'}, got {value!r}")
+        for cell in self.cells:  # a key-bearing URL would be written into launch.json and every manifest
+            if cell.config.engine_options.get("base_url") is not None:
+                check_base_url(cell.config.engine_options["base_url"])
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def cell_name(engine: str, model: str) -> str:
@@ -214,11 +229,15 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
         root = Path(spec.launch_dir) / launch_id
         if root.exists():
             raise IpwError(f"launch folder {root} exists already; continue it with ipw launch --resume {root}")
+    from ipw.run.config import absolute_queries
+
+    spec = replace(spec, cells=tuple(Cell(c.name, absolute_queries(c.config)) for c in spec.cells))  # any folder resumes
+    sizes = {cell.name: _shard_sizes(cell.config, spec.shards) for cell in spec.cells}  # a bad query set: before Ray
+    options = {"include_dashboard": False, "log_to_driver": False} | spec.ray_options
+    cluster.connect(ray, spec.address, spec.connect_timeout_s, options)  # no folder is made unless this succeeds
+    if resume is None:
         root.mkdir(parents=True)
     root = root.resolve()
-    if not ray.is_initialized():
-        options = {"include_dashboard": False, "log_to_driver": False} | spec.ray_options
-        ray.init(address=spec.address, **options)
     gpus = spec.gpus_per_shard
     if gpus is None:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
@@ -233,7 +252,7 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
         earlier = json.loads((root / LAUNCH).read_text())
         record |= {"created": earlier.get("created"), "resumed": datetime.now(timezone.utc).isoformat(),
                    "outcomes": earlier.get("outcomes", {})}  # fmt: skip
-    write_atomic(root / LAUNCH, json.dumps(record, indent=2, default=str) + "\n")
+    write_atomic(root / LAUNCH, json.dumps(record, indent=2, default=str, allow_nan=False) + "\n")
 
     task = ray.remote(run_shard).options(max_retries=spec.max_retries, retry_exceptions=False, **resources)
     actor = _progress_actor(ray)
@@ -241,12 +260,11 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
     for cell in spec.cells:
         cell_dir = root / cell.name
         cell_dir.mkdir(exist_ok=True)
-        sizes = _shard_sizes(cell.config, spec.shards)
         for i in range(spec.shards):
             cfg = replace(cell.config, runs_dir=str(cell_dir), run_id=shard_folder(i, spec.shards), shard=f"{i}/{spec.shards}")
             key = f"{cell.name}/{cfg.shard}"
-            totals[key] = sizes[i]
-            if _complete(cell_dir / cfg.run_id, sizes[i]):
+            totals[key] = sizes[cell.name][i]
+            if _complete(cell_dir / cfg.run_id, totals[key]):
                 kept[key] = record["outcomes"].get(key, {"status": "complete"})
                 continue
             refs[task.remote(str(root), cell.name, cfg.to_dict(), actor, engine_factory)] = key
@@ -264,7 +282,7 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
                     failed[key] = _reason(e)
                     outcomes[key] = {"status": "failed", "error": failed[key]}
                 record["outcomes"] = outcomes
-                write_atomic(root / LAUNCH, json.dumps(record, indent=2, default=str) + "\n")
+                write_atomic(root / LAUNCH, json.dumps(record, indent=2, default=str, allow_nan=False) + "\n")
             counts = ray.get(actor.snapshot.remote())
             done = sum(min(counts.get(k, totals[k] if k in kept else 0), totals[k]) for k in totals)
             bar.update(done - bar.n)
@@ -272,7 +290,7 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
         bar.close()
         record |= {"status": "failed" if failed or pending else "complete", "ended": datetime.now(timezone.utc).isoformat(),
                    "outcomes": outcomes}  # fmt: skip
-        write_atomic(root / LAUNCH, json.dumps(record, indent=2, default=str) + "\n")
+        write_atomic(root / LAUNCH, json.dumps(record, indent=2, default=str, allow_nan=False) + "\n")
     return LaunchResult(root, [root / c.name for c in spec.cells], outcomes, failed)
 
 

@@ -8,6 +8,7 @@ echoed by a server the key is graded as text and stored as ``[redacted]``."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -52,6 +53,9 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
     )  # fmt: skip
     if not m.domains:  # a meter gap: no energy figure at all, not 0 J
         record = replace(record, energy_j=None, power_w=None, energy_uncertainty_j=None)
+    if record.error is None and not (isinstance(record.energy_j, (int, float)) and math.isfinite(record.energy_j)):
+        # no figure to score it on (stored None: the record contract, ipw.core.records.check_contract)
+        record = replace(record, error=f"energy not measured: the meters gave {record.energy_j!r} J", correct=None)
     return record
 
 

@@ -382,7 +382,8 @@ def _plain(d: dict) -> bool:
     """The checks :func:`normalise` makes, on a dict that needs no conversion."""
     flags = d["flags"]
     return (isinstance(d["id"], str) and isinstance(d["domain"], (str, type(None))) and d["correct"] in (True, False, None)
-            and isinstance(flags, list) and all(isinstance(f, str) for f in flags))
+            and isinstance(flags, list) and all(isinstance(f, str) for f in flags)
+            and (d["energy_j"] is not None or d["correct"] is None or d["error"] is not None))  # else: check_contract
 
 
 def normalise(dicts: list[dict]) -> list[dict]:

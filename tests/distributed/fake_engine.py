@@ -46,3 +46,12 @@ def queries(n: int, domains: tuple[str, ...] = ("arithmetic", "facts", "units"))
         out.append({"id": f"q{i:03d}", "prompt": f"What is {i} + 1?", "answer": answer, "grader": "numeric",
                     "domain": domains[i % len(domains)]})
     return out
+
+
+class Broken:
+    """A factory whose engine cannot be built on the worker (a model file missing on that node)."""
+
+    def __call__(self):
+        from ipw.core.errors import IpwError
+
+        raise IpwError("model file /models/absent.gguf is not on this node")

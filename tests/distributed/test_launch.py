@@ -116,3 +116,16 @@ def test_without_ray_the_install_command_is_given(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # an interpreter where `import ray` fails
     with pytest.raises(MissingExtra, match=r"pip install 'ipw\[ray\]'"):
         L.import_ray()
+
+
+def test_a_failed_shard_is_reported_with_its_own_reason(tmp_path, ray_local, capsys):
+    from ipw.cli.launch import _print
+    from ipw.run import launch as L
+    from tests.distributed.fake_engine import Broken
+
+    result = L.launch(_spec(tmp_path, 4, "broken"), engine_factory=Broken(), progress=False)
+    assert set(result.failed) == {"canned-a/0/2", "canned-a/1/2"}
+    assert all("model file /models/absent.gguf is not on this node" in v for v in result.failed.values()), result.failed
+    _print(result)  # no shard made a run folder: said so, not "not an ipw run"
+    out = capsys.readouterr().out
+    assert "canned-a: no shard has records yet" in out and "not an ipw run" not in out

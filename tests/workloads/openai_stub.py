@@ -6,9 +6,14 @@ The first path segment picks the behaviour (``http://127.0.0.1:PORT/<mode>/v1``,
 - ``ok``: streams the text after "ECHO:" in the prompt (else "ok"), a finish reason and usage;
 - ``paced``: as ``ok``, waiting ``PACE_S`` before each chunk;
 - ``flaky``: HTTP 503 on the first request of each prompt, then as ``ok``;
-- ``auth``: HTTP 401; ``html``: an HTML page with status 200;
+- ``auth``: HTTP 401; ``key``: HTTP 401 unless the key is ``RIGHT_KEY``, then as ``ok``;
+  ``html``: an HTML page with status 200;
 - ``malformed``: an event stream whose data is not JSON; ``unfinished``: no finish reason;
 - ``hang``: accepts and says nothing for ``HANG_S`` seconds;
+- ``trickle``: streams ``TRICKLE_CHUNKS`` words, one every ``TRICKLE_S`` seconds (a server that
+  never trips a read timeout but takes ``TRICKLE_CHUNKS x TRICKLE_S`` to answer); ``trickle-<ms>``
+  (a path segment such as ``trickle-500``) sends one every ``<ms>`` milliseconds instead;
+  ``trickleonce``: trickles on the first request of each prompt, then answers as ``ok``;
 - ``echo``: streams the request's headers back as the answer (a server that leaks them);
   ``echoerr``: HTTP 503 whose message repeats them.
 """
@@ -23,6 +28,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HANG_S = 5.0
 PACE_S = 0.01
+TRICKLE_S = 1.0
+RIGHT_KEY = "sk-right-key-for-the-stub"
+TRICKLE_CHUNKS = 15
 
 
 def chunk(content=None, finish=None, usage=None) -> bytes:
@@ -47,7 +55,9 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.requests.append((segment, self.prompt))
             self.first = sum(p == self.prompt for m, p in self.server.requests if m == segment) == 1
-        getattr(self, f"answer_{segment.split('.')[0]}")()
+        mode, _, arg = segment.split(".")[0].partition("-")
+        self.arg = arg
+        getattr(self, f"answer_{mode}")()
 
     def _plain(self, code: int, body: bytes, kind: str = "application/json") -> None:
         self.send_response(code)
@@ -87,6 +97,11 @@ class Handler(BaseHTTPRequestHandler):
     def answer_auth(self) -> None:
         self._plain(401, b'{"error": {"message": "invalid api key"}}')
 
+    def answer_key(self) -> None:
+        if self.headers.get("Authorization") != f"Bearer {RIGHT_KEY}":
+            return self.answer_auth()
+        self.answer_ok()
+
     def answer_html(self) -> None:
         self._plain(200, b"<!doctype html><html><body>Sign in</body></html>", "text/html")
 
@@ -99,6 +114,12 @@ class Handler(BaseHTTPRequestHandler):
     def answer_hang(self) -> None:
         time.sleep(HANG_S)
         self.close_connection = True
+
+    def answer_trickle(self) -> None:  # a chunk every TRICKLE_S (or the segment's own pace)
+        self._answer(" ".join(["slow"] * TRICKLE_CHUNKS), int(self.arg) / 1e3 if self.arg else TRICKLE_S)
+
+    def answer_trickleonce(self) -> None:
+        self.answer_trickle() if self.first else self.answer_ok()
 
     def answer_echo(self) -> None:
         self._answer(f"headers: {dict(self.headers)}")

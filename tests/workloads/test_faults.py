@@ -152,3 +152,22 @@ def test_a_meter_that_fails_mid_run_leaves_a_flagged_gap_and_the_run_goes_on(ser
     print_summary(store.path)
     out = capsys.readouterr().out
     assert "meter gaps: 1 queries have no energy" in out and "scored 2, 1 errors not scored" in out
+
+
+def test_a_refused_key_at_concurrency_stores_no_query_in_flight_and_resume_with_the_key_runs_them(
+        server, queryset, tmp_path, monkeypatch):  # fmt: skip
+    """Every query in flight meets the 401; none is stored as an error, so a plain --resume with the
+    right key runs all of them, as after a 401 at concurrency 1."""
+    from tests.workloads.openai_stub import RIGHT_KEY
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+    result = profile(server, queryset, tmp_path, "key", "--concurrency", "4")
+    assert result.exit_code == 1 and "refused the credentials" in result.output, result.output
+    run = tmp_path / "runs" / "r"
+    assert sent(server, "key", tmp_path) >= 1 and (run / "queries.jsonl").read_text() == ""
+    monkeypatch.setenv("OPENAI_API_KEY", RIGHT_KEY)
+    again = CliRunner().invoke(main, ["profile", "--resume", str(run), "--quiet"])
+    assert again.exit_code == 0, again.output
+    q = load(run).queries
+    q = q.set_index("id").sort_index()  # stored in the order they finished
+    assert list(q.index) == ["a", "b", "c"] and q["error"].isna().all() and list(q["correct"]) == [True, True, False]

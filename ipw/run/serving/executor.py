@@ -22,7 +22,8 @@ A failed attempt (a server that refuses a concurrent stream, drops one mid-answe
 5xx) is tried again by the engine's retry policy; the server's work on it is charged to its query.
 A query that fails after its tries is recorded with its error (not scored), as at batch 1; no other
 query's record changes. An :class:`~ipw.engines.retry.AuthError` stops the run after the queries
-in flight end and are stored.
+in flight end; those the server also refused are not stored (as at batch 1), so ``--resume`` with
+the right key runs them.
 
 The manifest's ``serving`` entry records the rule (name, version, prefill weight), the level, and
 per session: active time, the energy over it per domain, the sum of the queries' energies

@@ -8,6 +8,7 @@ from dataclasses import replace
 from ipw.core import basis as basis_rule
 from ipw.core.records import finite
 from ipw.devices.base import scope_of
+from ipw.engines.retry import AuthError
 from ipw.profilers import attribution
 from ipw.profilers import steady as steady_state_of
 from ipw.profilers.measurement import DomainEnergy, Measurement
@@ -39,7 +40,11 @@ class Finaliser:
         return flight.earliest_inflight() >= hi and self.curves.covers(lo, hi)
 
     def finalize(self, job: Job, flight: Flight):
-        """The record of a finished job (None for one that never started)."""
+        """The record of a finished job (None for one that never started, and for one the server
+        refused the credentials for: the run stops, and ``--resume`` with the right key runs it
+        again, as at concurrency 1, instead of finding it stored as an error)."""
+        if isinstance(job.error, AuthError):
+            return None
         q, g = job.query, job.generation
         if g is not None:
             g = _apply_stops(g, job.settings)

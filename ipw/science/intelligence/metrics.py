@@ -242,6 +242,10 @@ def coverage(runs: dict[str, pd.DataFrame], energy_basis: str = DEFAULT_ENERGY) 
     them, and the routed accuracy, mean energy [J] (on ``energy_basis``) and IPJ [1/J].
     """
     scored = {name: scored_rows(f).drop_duplicates(Col.ID, keep="last") for name, f in runs.items()}
+    none = [name for name, f in scored.items() if f.empty]
+    if none:  # not "no common ids": the runs may share every id, and one of them scored none
+        raise NoCommonQueries(f"no query was scored in run {', '.join(none)} (every record an error or ungraded); "
+                              "coverage needs scored queries in every run")  # fmt: skip
     common = set.intersection(*(set(f[Col.ID]) for f in scored.values())) if scored else set()
     if not common:
         raise NoCommonQueries("the runs share no query ids that every run scored; coverage needs runs over the same query set")
