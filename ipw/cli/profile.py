@@ -98,21 +98,20 @@ def _resume_targets(path: Path) -> list[Path]:
 
 def print_summary(run_path: Path) -> None:
     """Print the run's stored summary (``summary.json``, written by the runner as the session ends)."""
-    from ipw.store import load
+    from ipw.store import read_summary
 
-    run = load(run_path)
-    if not run.summary:
+    manifest, summary = read_summary(run_path)  # what the runner computed: no record is read again
+    if not summary:
         click.echo("no queries recorded")
         return
-    from ipw.core.basis import frame_label
     from ipw.core.missing import fmt, reasons
 
-    o = run.summary["overall"]
+    o = summary["overall"]
     why = reasons(o)
     scope = o["energy_scope"]
     label = "measured" if o["measured"] else "estimate"
     shown = "measured" if o["measured"] else "ESTIMATE (no energy counter on this machine)"
-    system = frame_label(run.queries, "system")  # the system figure's own label (a host estimate makes it one)
+    system = "measured" if o.get("system_measured") else "estimate"  # a host estimate makes the system figure one
     errors = f", {o['errors']} errors not scored" if o["errors"] else ""
     click.echo(f"\nrun: {run_path}")
     click.echo(f"queries: {o['n']} (scored {o['scored']}{errors})  {scope} energy: {shown}")
@@ -143,8 +142,8 @@ def print_summary(run_path: Path) -> None:
     ms = lambda key, spec, unit: fmt(None if o.get(key) is None else o[key] * 1e3, spec, why.get(key, ""), unit)  # noqa: E731
     click.echo(f"latency: TTFT {ms('ttft_s_mean', '.0f', ' ms')}, TPOT {ms('tpot_s_mean', '.1f', ' ms/token')}, "
                f"end-to-end {fmt(o.get('e2e_s_mean'), '.2f', why.get('e2e_s_mean', ''), ' s')}")
-    _print_serving(run.manifest.get("serving"))
-    by_domain = run.summary["by_domain"]
+    _print_serving(manifest.get("serving"))
+    by_domain = summary["by_domain"]
     if by_domain:
         import pandas as pd
 

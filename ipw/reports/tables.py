@@ -83,6 +83,31 @@ SUMMARY_COLUMNS = [
 ]
 
 
+STORED_KEYS = frozenset({"n", "scored", "accuracy", "accuracy_ci", "ipw_per_w", "ipw_ci", "ipj_per_j", "ipj_ci",
+                         "energy_scope", "scope_energy_j_mean", "n_boot", "measured", "system_measured"})
+"""What a ``summary.json`` row must hold to stand in for :func:`summarize` (older summaries lack some)."""
+
+
+def _summarized(run: Run, frame: pd.DataFrame, energy: str, by: str | None = None) -> pd.DataFrame:
+    """``summarize(frame, by, energy)`` (``frame``: the run's queries), taken from the run's ``summary.json`` where that is
+    valid for it: written on the default basis (as the runner writes it), over exactly these records
+    (its ``n`` equals theirs), by a version that wrote every key of :data:`STORED_KEYS`. A report of
+    many or large runs then does not resample them again; anything else is recomputed."""
+    stored = run.summary if isinstance(run.summary, dict) else {}
+    overall = stored.get("overall") or {}
+    rows = [overall] if by is None else stored.get("by_domain")
+    valid = (energy == DEFAULT_ENERGY and STORED_KEYS <= overall.keys() and overall.get("n") == len(frame)
+             and isinstance(rows, list) and all(isinstance(r, dict) and STORED_KEYS <= r.keys() for r in rows))  # fmt: skip
+    if not valid or (by is not None and by != "domain"):
+        return summarize(frame, by=by, energy=energy)
+    frame = pd.DataFrame(rows)
+    for col in frame:  # JSON null is a missing number again (summary.json is strict JSON)
+        values = frame[col]
+        if values.isna().any() and values.map(lambda v: v is None or isinstance(v, (int, float))).all():
+            frame[col] = values.astype(float)
+    return frame
+
+
 def summary_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.DataFrame:
     """One row per run (a model on a machine): accuracy, IPW [1/W], IPJ [1/J] with 95% bootstrap
     intervals, energy per query total and above idle [J], mean power [W], TTFT, TPOT, end-to-end [s].
@@ -94,8 +119,8 @@ def summary_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.D
         q = run.queries
         if q.empty:
             continue
-        s = _tidy(summarize(q, energy=energy))
-        s = s.drop(columns=["group", "measured"]).assign(
+        s = _tidy(_summarized(run, q, energy))
+        s = s.drop(columns=[c for c in ("group", "measured", "system_measured") if c in s]).assign(
             run=name, model=model_name(run), engine=str((run.manifest.get("engine", {}) or {}).get("engine", "?")),
             hardware=hardware_name(run), errors=int(q["error"].notna().sum()) if "error" in q else 0,
             energy=energy_kind(q, energy), system_energy=energy_kind(q, "system"),
@@ -115,7 +140,8 @@ def domain_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.Da
         if q.empty or "domain" not in q:
             continue
         q = q.assign(domain=q["domain"].fillna("(none)").astype(str))
-        s = _tidy(summarize(q, by="domain", energy=energy)).drop(columns=["measured"])
+        s = _tidy(_summarized(run, q, energy, by="domain"))
+        s = s.drop(columns=[c for c in ("measured", "system_measured") if c in s])
         groups = dict(list(q.groupby("domain", sort=True)))
         s["energy"] = [energy_kind(groups[d], energy) if d in groups else ESTIMATE for d in s["domain"]]
         s["system_energy"] = [energy_kind(groups[d], "system") if d in groups else ESTIMATE for d in s["domain"]]

@@ -74,7 +74,7 @@ log = logging.getLogger("ipw.store")
 
 __all__ = [
     "IDLE", "LOCK", "MANIFEST", "QUERIES", "SEGMENTS", "SEGMENT_RECORDS", "SUMMARY", "TIMELINE", "Run", "RunLocked",
-    "RunStore", "StoreWriteError", "compact", "decode_json", "load", "new_run_id", "validate_run_id",
+    "RunStore", "StoreWriteError", "compact", "decode_json", "load", "new_run_id", "read_summary", "validate_run_id",
 ]  # fmt: skip
 
 
@@ -324,6 +324,13 @@ def load(run: Path | str) -> Run:
 
         return merge.load_sharded(path, load_one)
     return load_one(path)
+
+
+def read_summary(path: Path | str) -> tuple[dict, dict | None]:
+    """(manifest, ``summary.json``) of a run folder, reading no record: what ``ipw profile`` prints
+    at the end, as the runner computed it."""
+    store = RunStore(Path(path))
+    return store.manifest, store.read_json(SUMMARY)
 
 
 def load_one(path: Path) -> Run:

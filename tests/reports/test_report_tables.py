@@ -147,3 +147,40 @@ def test_provenance_tables_come_from_the_manifest(two_runs):
     assert flags.loc["estimated-run", "records"] == 60 == flags.loc["measured-run", "records"]
     assert set(flags["flag"]) == {"estimate"}
     assert isinstance(T.versions_table(runs), pd.DataFrame)
+
+
+def test_the_report_reuses_a_valid_summary_json_and_recomputes_any_other(two_runs):
+    """summary.json is what the runner computed over the run's records on the default basis; the
+    report takes it as it is (a million records are not resampled again), and recomputes where it
+    does not fit: another basis, a summary older than the records, or one missing keys."""
+    import json
+
+    from ipw.run.session import write_summary
+    from ipw.store import RunStore
+
+    path = next(p for p in two_runs if p.name == "measured-run")
+    write_summary(RunStore.open(path))
+    fresh = T.summary_table(T.load_runs([path]))
+    again = T.summary_table(T.load_runs([path]))
+    pd.testing.assert_frame_equal(fresh, again)
+    summary = json.loads((path / "summary.json").read_text())
+    from dataclasses import replace
+
+    (name, run), = T.load_runs([path]).items()
+    recomputed = T.summary_table({name: replace(run, summary=None)})  # the same numbers, resampled again
+    pd.testing.assert_frame_equal(recomputed, fresh)
+    pd.testing.assert_frame_equal(T.domain_table({name: replace(run, summary=None)}), T.domain_table({name: run}))
+    summary["overall"]["accuracy"] = 0.123  # marked: a table that shows it read the file
+    summary["by_domain"][0]["accuracy"] = 0.456
+    (path / "summary.json").write_text(json.dumps(summary))
+    runs = T.load_runs([path])
+    assert T.summary_table(runs)["accuracy"].iloc[0] == 0.123
+    assert 0.456 in set(T.domain_table(runs)["accuracy"])
+    assert T.summary_table(runs, energy="system")["accuracy"].iloc[0] != 0.123  # another basis: recomputed
+    del summary["overall"]["system_measured"]  # an older summary: recomputed
+    (path / "summary.json").write_text(json.dumps(summary))
+    assert T.summary_table(T.load_runs([path]))["accuracy"].iloc[0] != 0.123
+    summary["overall"]["system_measured"] = True
+    summary["overall"]["n"] += 1  # records added since: recomputed
+    (path / "summary.json").write_text(json.dumps(summary))
+    assert T.summary_table(T.load_runs([path]))["accuracy"].iloc[0] != 0.123

@@ -219,6 +219,7 @@ def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_
                 Col.POWER_W_MEAN: float(np.mean(p)) if len(p) else float("nan"),
                 **_latency(s),
                 Col.MEASURED: _measured(g, energy),
+                "system_measured": basis_rule.frame_measured(g, "system"),  # the system figure's own label
                 Col.N_BOOT: n_boot,
             }
         )
