@@ -166,8 +166,17 @@ def test_profile_prints_summary_json_on_the_accelerator_basis(machine, name):
     lo, hi = o["accuracy_ci"]
     assert "accelerator energy: measured" in text
     assert f"accuracy: {o['accuracy']:.1%}  [95% CI {lo:.1%} - {hi:.1%}]" in text
-    assert (f"energy per query: {o['scope_energy_j_mean']:.3f} J accelerator (measured), "
-            f"{o['energy_j_mean']:.3f} J system (estimate)") in text  # the host estimate labels the system figure
+    acc_above = q["accelerator_energy_above_idle_j"].astype(float)
+    if name == "a":  # above idle on the accelerator's own scope, beside its energy
+        assert o["scope_energy_above_idle_j_mean"] == pytest.approx(acc_above.mean())
+        assert o["scope_energy_above_idle_j_mean"] != pytest.approx(o["energy_above_idle_j_mean"])
+        assert (f"energy per query: {o['scope_energy_j_mean']:.3f} J accelerator (measured), "
+                f"{o['scope_energy_above_idle_j_mean']:.3f} J accelerator above idle (measured), "
+                f"{o['energy_j_mean']:.3f} J system (estimate)") in text  # the host estimate labels the system figure
+    else:
+        assert acc_above.isna().all() and o["scope_energy_above_idle_j_mean"] is None
+        assert (f"energy per query: {o['scope_energy_j_mean']:.3f} J accelerator (measured), accelerator above idle "
+                f"n/a (no idle baseline: profiled with --idle 0), {o['energy_j_mean']:.3f} J system (estimate)") in text
     assert f"IPW: {o['ipw_per_w']:.5f} /W" in text and f"IPJ: {o['ipj_per_j']:.5f} /J" in text
     assert f"sub-update-period: {o['sub_update_period']} queries" in text or o["sub_update_period"] == 0
     if name == "a":
@@ -212,7 +221,12 @@ def test_compare_above_idle_without_a_baseline_says_na_with_the_reason(machine):
     text = run_cli("compare", a, b, "--energy", "above_idle").output
     rows = _compare_rows(text)
     assert rows["b"]["ipj_per_j"] == rows["b"]["scope_energy_j_mean"] == "n/a"
-    assert rows["a"]["energy_scope"] == "above_idle" and rows["a"]["energy"] == "estimate"  # the system's own label
+    # above idle on the accelerator's scope: the GPU's own figure and label, not the system's
+    assert rows["a"]["energy_scope"] == "above_idle" and rows["a"]["energy"] == "measured"
+    from ipw.store import load
+
+    q = load(a).queries
+    assert float(rows["a"]["scope_energy_j_mean"]) == pytest.approx(q["accelerator_energy_above_idle_j"].mean(), rel=1e-3)
     assert "n/a in ipj_per_j (b): no idle baseline: profiled with --idle 0" in text
     assert "coverage and best-of-local: n/a (no energy above idle for some common queries of run(s) b" in text
     js = strict(run_cli("compare", a, b, "--energy", "above_idle", "--json").output)
@@ -251,8 +265,8 @@ def test_report_html_and_tables_agree_with_profile_and_compare(machine):
         line = (f"IPW {o['ipw_per_w']:.4g} /W, IPJ {o['ipj_per_j']:.4g} /J, {o['scope_energy_j_mean']:.4g} J/query "
                 f"accelerator (measured)")
         assert line in page
-    assert summary["b"]["above idle [J]"] == "n/a"
-    assert "n/a in above idle [J] (b): no idle baseline: profiled with --idle 0." in page
+    assert summary["b"]["accelerator above idle [J]"] == "n/a"
+    assert "n/a in accelerator above idle [J] (b): no idle baseline: profiled with --idle 0." in page
     best = {r["run"]: r for r in html.rows("Coverage and best-of-local")}["best-of-local (oracle routing)"]
     assert best["accelerator energy/query [J]"] == f"{cov['best_of_local']['energy_j_mean']:.4g}"
     assert best["IPJ [1/J]"] == f"{cov['best_of_local']['ipj_per_j']:.4g}" and best["energy is"] == "measured"

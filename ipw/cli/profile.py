@@ -133,7 +133,9 @@ def print_summary(run_path: Path) -> None:
     def j(key: str, what: str, kind: str) -> str:  # "1.234 J system (estimate)" or "system n/a (reason)"
         return f"{what} {fmt(None, '', why[key])}" if key in why else f"{o[key]:.3f} J {what} ({kind})"
 
-    click.echo(f"energy per query: {j('scope_energy_j_mean', scope, label)}, {j('energy_j_mean', 'system', system)}, "
+    above = "scope_energy_above_idle_j_mean" if "scope_energy_above_idle_j_mean" in o else None  # older summaries lack it
+    scoped = f", {j(above, f'{scope} above idle', label)}" if above and scope not in ("system", "above_idle") else ""
+    click.echo(f"energy per query: {j('scope_energy_j_mean', scope, label)}{scoped}, {j('energy_j_mean', 'system', system)}, "
                f"{j('energy_above_idle_j_mean', 'system above idle', system)}")
     click.echo(f"mean power per query: {fmt(o['power_w_mean'], '.2f', why.get('power_w_mean', ''), ' W')} {scope} ({label})")
     click.echo(f"IPW: {fmt(o['ipw_per_w'], '.5f', why.get('ipw_per_w', ''), ' /W')}  [{_ci(o, 'ipw_ci', '.5f', why)}]   "

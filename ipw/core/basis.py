@@ -11,7 +11,10 @@ runner's records, both executors, ``ipw profile``'s progress bar and summary, ``
   covers the GPU, the Grace CPU and its memory, flagged ``module-counter:<domain>``), whose energy
   is the system figure and whose basis is then named ``module``.
 - ``system``: the record's system energy (all top-level domains, or a measured whole-system figure).
-- ``above_idle``: system energy above the idle baseline measured before the run.
+- ``above_idle``: energy above the idle baseline measured before the run, on the same scope as the
+  default: the accelerator's energy above its own idle power (records written before accelerators
+  had their own above-idle figure, and records with no accelerator figure, use the system's above
+  idle; a record with an accelerator figure but no above-idle one has none: n/a).
 
 Each basis carries its own measured/estimate label: a measured accelerator figure is ``measured``
 even where a host estimate sits beside it in the system figure (the accelerator's own flag decides;
@@ -47,7 +50,7 @@ def canonical(basis: str) -> str:
 def energy_column(basis: str) -> str:
     """The query-frame column holding the energy [J] of ``basis``."""
     return {"accelerator": Col.ACCELERATOR_ENERGY_J, "system": Col.ENERGY_J,
-            "above_idle": Col.ENERGY_ABOVE_IDLE_J}[canonical(basis)]  # fmt: skip
+            "above_idle": Col.ACCELERATOR_ENERGY_ABOVE_IDLE_J}[canonical(basis)]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -94,18 +97,39 @@ def frame_energy_j(frame: pd.DataFrame, basis: str = DEFAULT_BASIS) -> pd.Series
         if col not in frame:
             return frame[Col.ENERGY_J].astype(float)
         return frame[col].astype(float).fillna(frame[Col.ENERGY_J].astype(float))
+    if col == Col.ACCELERATOR_ENERGY_ABOVE_IDLE_J:
+        system = frame[Col.ENERGY_ABOVE_IDLE_J].astype(float) if Col.ENERGY_ABOVE_IDLE_J in frame else None
+        if col not in frame or Col.ACCELERATOR_ENERGY_J not in frame:
+            return system if system is not None else pd_nan(frame)
+        own = frame[col].astype(float)
+        return own.where(frame[Col.ACCELERATOR_ENERGY_J].notna(), system)
     return frame[col].astype(float)
+
+
+def frame_above_idle_j(frame: pd.DataFrame, basis: str = DEFAULT_BASIS) -> pd.Series:
+    """Per-query energy above idle [J] on the scope of ``basis``: the system's for ``system``, the
+    accelerator's (with the fallback of ``above_idle``) otherwise; NaN where there is none."""
+    if canonical(basis) == "system":
+        return frame[Col.ENERGY_ABOVE_IDLE_J].astype(float) if Col.ENERGY_ABOVE_IDLE_J in frame else pd_nan(frame)
+    return frame_energy_j(frame, "above_idle")
 
 
 def frame_measured(frame: pd.DataFrame, basis: str = DEFAULT_BASIS) -> bool:
     """True when every energy of ``frame`` on ``basis`` was measured (False for an empty frame)."""
     if frame.empty:
         return False
-    if energy_column(basis) == Col.ACCELERATOR_ENERGY_J and Col.ACCELERATOR_MEASURED in frame:
+    if energy_column(basis) in (Col.ACCELERATOR_ENERGY_J, Col.ACCELERATOR_ENERGY_ABOVE_IDLE_J) and Col.ACCELERATOR_MEASURED in frame:
         system = frame[Col.MEASURED] if Col.MEASURED in frame else False
         flags = frame[Col.ACCELERATOR_MEASURED].where(frame[Col.ACCELERATOR_MEASURED].notna(), system)
         return bool(flags.fillna(False).astype(bool).all())
     return bool(frame[Col.MEASURED].fillna(False).astype(bool).all()) if Col.MEASURED in frame else False
+
+
+def pd_nan(frame: pd.DataFrame) -> pd.Series:
+    """A column of missing numbers, one per row of ``frame``."""
+    import pandas as pd
+
+    return pd.Series(float("nan"), index=frame.index)
 
 
 def frame_label(frame: pd.DataFrame, basis: str = DEFAULT_BASIS) -> str:

@@ -79,7 +79,8 @@ def reasons(row: Mapping) -> dict[str, str]:
             if value is not None and _gone(value, get(value)):
                 continue  # the value itself is missing: its reason says why
             out[key] = ONE_SCORED if scored == 1 else NO_INTERVAL
-        elif key == Col.ENERGY_ABOVE_IDLE_J + "_mean" or (basis == "above_idle" and key in (
+        elif key in (Col.ENERGY_ABOVE_IDLE_J + "_mean", "scope_energy_above_idle_j_mean", "system_energy_above_idle_j_mean") or (
+                basis == "above_idle" and key in (
                 "scope_energy_j_mean", Col.ENERGY_J_MEAN)):  # fmt: skip
             out[key] = NO_IDLE
         elif key in (Col.IPJ, Col.IPW):

@@ -63,7 +63,8 @@ class Col:
     INPUT_TOKENS = "input_tokens"
     OUTPUT_TOKENS = "output_tokens"
     ENERGY_J = "energy_j"  # system scope
-    ENERGY_ABOVE_IDLE_J = "energy_above_idle_j"
+    ENERGY_ABOVE_IDLE_J = "energy_above_idle_j"  # system scope
+    ACCELERATOR_ENERGY_ABOVE_IDLE_J = "accelerator_energy_above_idle_j"
     ACCELERATOR_ENERGY_J = "accelerator_energy_j"
     HOST_ENERGY_J = "host_energy_j"
     ENERGY_UNCERTAINTY_J = "energy_uncertainty_j"
@@ -186,6 +187,7 @@ class QueryRecord:
     energy_above_idle_j: float | None = None
     accelerator_energy_j: float | None = None
     accelerator_measured: bool | None = None
+    accelerator_energy_above_idle_j: float | None = None  # the accelerator's energy above its idle baseline [J]
     host_energy_j: float | None = None
     host_measured: bool | None = None
     power_w: float | None = None

@@ -36,10 +36,11 @@ LABELS = {
     "update_period_s": "update period [s]", "resolution_j": "resolution [J]", "on_front": "on Pareto front",
     "ipw_vs_best": "IPW vs best", "ipj_vs_best": "IPJ vs best", "queries_routed": "queries routed",
     "energy_scope": "energy scope", "energy": "energy is", "system_energy_j_mean": "system energy/query [J]",
+    "system_energy_above_idle_j_mean": "system above idle [J]",
     "system_energy": "system energy is", "scope_energy_j": "energy [J]",
 }
 # Columns of an energy on the table's basis: the header names the scope when every row shares one.
-SCOPED = {"energy_j_mean", "scope_energy_j"}
+SCOPED = {"energy_j_mean", "scope_energy_j", "energy_above_idle_j_mean"}
 PERCENT = {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "ipw_vs_best", "ipj_vs_best", "coverage", "local_share",
            "energy_saved", "energy_saved_sd", "compute_saved", "compute_saved_sd", "cost_saved", "cost_saved_sd"}
 # value column -> prefix of its interval columns; shown as one cell "value [low, high]"
@@ -109,8 +110,13 @@ def _merge_intervals(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _header(frame: pd.DataFrame, c) -> str:
     text = LABELS.get(str(c), str(c)) + (" [95% CI]" if c in INTERVALS and f"{INTERVALS[c]}_low" in frame else "")
+    return _scoped(frame, c, text)
+
+
+def _scoped(frame: pd.DataFrame, c, text: str) -> str:
+    """``text`` with the table's energy scope before it, for a column on the table's basis."""
     if c in SCOPED and "energy_scope" in frame and frame["energy_scope"].nunique() == 1:
-        text = f"{frame['energy_scope'].iloc[0]} {text}"
+        return f"{frame['energy_scope'].iloc[0]} {text}"
     return text
 
 
@@ -122,7 +128,7 @@ def _why(frame: pd.DataFrame) -> str:
             if col in frame and pd.api.types.is_numeric_dtype(frame[col]):
                 col = next((k for k, p in INTERVALS.items() if col.startswith(p)), col)  # an interval: its value's column
                 name = " ".join(str(row[k]) for k in ("run", "domain") if k in row) or str(i)
-                notes.setdefault((LABELS.get(col, col), reason), []).append(name)
+                notes.setdefault((_scoped(frame, col, LABELS.get(col, col)), reason), []).append(name)
     return " ".join(f"n/a in {col} ({', '.join(dict.fromkeys(rows))}): {reason}." for (col, reason), rows in notes.items())
 
 

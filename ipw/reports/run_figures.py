@@ -173,7 +173,7 @@ def energy_distribution(runs: Mapping[str, Run], energy: str = DEFAULT_BASIS) ->
             x, y = _ecdf(v)
             ax_e.step(x, y, where="post", label=f"{name}{_tag(kind)}", color=f"C{i % 10}")
         scope = "+".join(scopes)
-        what = "system energy per query above idle" if scope == "above_idle" else f"{scope} energy per query"
+        what = "energy per query above idle (accelerator, else system)" if scope == "above_idle" else f"{scope} energy per query"
         ax_h.set(xlabel=f"{what} [J]", ylabel="share of queries", title=_title(f"Distribution of {what}", estimate))
         ax_e.set(xlabel=f"{what} [J]", ylabel="share of queries <= x", title=_title("ECDF", estimate), ylim=(0, 1.02))
         ax_h.legend(fontsize=7)

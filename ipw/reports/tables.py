@@ -71,14 +71,17 @@ def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
     """Flatten one :func:`ipw.science.intelligence.metrics.summarize` result: CIs into low/high columns."""
     out = summary
     cis = [_ci(out, c) for c in ("accuracy_ci", "ipw_ci", "ipj_ci")]
-    out = out.rename(columns={"energy_j_mean": "system_energy_j_mean", "scope_energy_j_mean": "energy_j_mean"})
+    out = out.rename(columns={"energy_j_mean": "system_energy_j_mean", "scope_energy_j_mean": "energy_j_mean",
+                              "energy_above_idle_j_mean": "system_energy_above_idle_j_mean",
+                              "scope_energy_above_idle_j_mean": "energy_above_idle_j_mean"})  # the basis's scope first
     return pd.concat([out.drop(columns=["accuracy_ci", "ipw_ci", "ipj_ci"])] + cis, axis=1)
 
 
 SUMMARY_COLUMNS = [
     "run", "model", "engine", "hardware", "n", "scored", "errors", "meter_gaps", "sub_update_period", "accuracy",
     "accuracy_ci_low", "accuracy_ci_high", "ipw_per_w", "ipw_ci_low", "ipw_ci_high", "ipj_per_j", "ipj_ci_low", "ipj_ci_high", "energy_j_mean",
-    "energy_scope", "energy", "system_energy_j_mean", "energy_above_idle_j_mean", "system_energy", "power_w_mean", "ttft_s_mean",
+    "energy_scope", "energy", "energy_above_idle_j_mean", "system_energy_j_mean", "system_energy_above_idle_j_mean",
+    "system_energy", "power_w_mean", "ttft_s_mean",
     "tpot_s_mean", "e2e_s_mean", "n_boot",
 ]
 
@@ -150,7 +153,8 @@ def domain_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.Da
         return pd.DataFrame(columns=["run", "domain"])
     table = pd.concat(rows, ignore_index=True)
     first = ["run", "domain", "n", "scored", "accuracy", "ipw_per_w", "ipj_per_j", "energy_j_mean", "energy_scope", "energy",
-             "system_energy_j_mean", "energy_above_idle_j_mean", "system_energy", "power_w_mean", "ttft_s_mean",
+             "energy_above_idle_j_mean", "system_energy_j_mean", "system_energy_above_idle_j_mean", "system_energy",
+             "power_w_mean", "ttft_s_mean",
              "tpot_s_mean", "e2e_s_mean"]
     return table[[c for c in first if c in table] + [c for c in table if c not in first]]
 

@@ -38,6 +38,7 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
         **timing,
         energy_j=m.energy_j, energy_above_idle_j=m.energy_above_idle_j,
         accelerator_energy_j=acc_j, accelerator_measured=acc_measured,
+        accelerator_energy_above_idle_j=m.scopes["accelerator"].energy_above_idle_j if acc_j is not None else None,
         host_energy_j=host_j, host_measured=host_measured,
         power_w=basis.energy_j / m.duration_s if m.duration_s > 0 and basis.energy_j is not None else None,
         energy_uncertainty_j=finite(sum(d.uncertainty_j for d in top)),  # inf (unbounded) is None, as stored

@@ -109,6 +109,8 @@ def _columns(spec: SyntheticRun) -> dict:
         "grade_method": ["exact"] * n, "grade_reason": ["synthetic"] * n, "input_tokens": np.full(n, 40),
         "output_tokens": out_tokens, "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e, "finish_reason": ["stop"] * n,
         "energy_j": energy, "energy_above_idle_j": energy - idle_w * e2e, "accelerator_energy_j": acc_e,
+        # the accelerator's own idle share of the baseline (as the idle table below): a figure of its own
+        "accelerator_energy_above_idle_j": acc_e - idle_w * spec.accelerator_share * e2e,
         "accelerator_measured": np.full(n, acc_d["measured"]), "host_energy_j": host_e,
         "host_measured": np.full(n, host_d["measured"]), "power_w": acc_e / e2e, "energy_uncertainty_j": 0.01 * energy,
         "window_s": e2e, "measured": np.full(n, system_measured), "flags": [tuple(flags)] * n,

@@ -26,7 +26,10 @@ def test_summary_has_one_row_per_run_with_the_efficiency_metrics(two_runs):
         assert row["energy_j_mean"] == pytest.approx(q["accelerator_energy_j"].mean())
         assert row["system_energy_j_mean"] == pytest.approx(q["energy_j"].mean())
         assert row["energy_scope"] == "accelerator"
-        assert row["energy_above_idle_j_mean"] == pytest.approx(q["energy_above_idle_j"].mean())
+        # above idle on the same scope: the accelerator's beside its energy, the system's beside the system's
+        assert row["energy_above_idle_j_mean"] == pytest.approx(q["accelerator_energy_above_idle_j"].mean())
+        assert row["system_energy_above_idle_j_mean"] == pytest.approx(q["energy_above_idle_j"].mean())
+        assert row["energy_above_idle_j_mean"] != pytest.approx(row["system_energy_above_idle_j_mean"])
         assert row["tpot_s_mean"] == pytest.approx(q["tpot_s"].mean())
         assert row["accuracy_ci_low"] <= row["accuracy"] <= row["accuracy_ci_high"]
     # the measured run's GPU is measured (its host an estimate): its accelerator basis is "measured"
@@ -39,8 +42,12 @@ def test_above_idle_energy_changes_ipj(two_runs):
     runs = T.load_runs(two_runs[:1])
     total, above = T.summary_table(runs), T.summary_table(runs, energy="above_idle")
     q = runs["measured-run"].queries
-    assert above["ipj_per_j"].iloc[0] == pytest.approx(q["correct"].mean() / q["energy_above_idle_j"].mean())
+    # above idle on the accelerator's scope (the default's), not the system's
+    assert above["ipj_per_j"].iloc[0] == pytest.approx(q["correct"].mean() / q["accelerator_energy_above_idle_j"].mean())
+    assert above["ipj_per_j"].iloc[0] != pytest.approx(q["correct"].mean() / q["energy_above_idle_j"].mean())
     assert above["ipj_per_j"].iloc[0] > total["ipj_per_j"].iloc[0]
+    system = T.summary_table(runs, energy="system")
+    assert system["energy_above_idle_j_mean"].iloc[0] == pytest.approx(q["energy_above_idle_j"].mean())
 
 
 def test_one_unmeasured_record_makes_the_run_and_its_domain_an_estimate(two_runs):

@@ -93,9 +93,12 @@ class Finaliser:
         dec = sum(qe.decode_j.get(d.domain, 0.0) for d in basis) if qe else None
         pre_u = sum(qe.prefill_uncertainty_j.get(d.domain, math.inf) for d in basis) if qe else None
         dec_u = sum(qe.decode_uncertainty_j.get(d.domain, math.inf) for d in basis) if qe else None
-        above = None
-        if qe and top and all(d.domain in idle for d in top):
-            above = sum(qe.energy_j.get(d.domain, 0.0) - idle[d.domain] * qe.share_s for d in top)
+        def above_idle(parts) -> float | None:  # the query's energy above idle over its share of time [J]
+            if not (qe and parts and all(d.domain in idle for d in parts)):
+                return None
+            return sum(qe.energy_j.get(d.domain, 0.0) - idle[d.domain] * qe.share_s for d in parts)
+
+        above, acc_above = above_idle(top), above_idle(basis) if scope == "accelerator" else None
         extra = dict(g.extra) if g is not None else {}
         times = extra.pop("token_times_s", None)
         last = job.attempts[-1]
@@ -116,6 +119,7 @@ class Finaliser:
                             "attempt_spans_s": [[a.t_start_s, a.t_end_s] for a in job.attempts]},
         }  # fmt: skip
         return {"prefill_energy_j": pre, "decode_energy_j": dec, "energy_above_idle_j": above,
+                "accelerator_energy_above_idle_j": acc_above,
                 "attempts": max(len(job.attempts), 1), "engine_extra": extra}  # fmt: skip
 
     def summary(self, flight: Flight, level: int) -> dict:

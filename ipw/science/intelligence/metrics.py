@@ -90,6 +90,7 @@ def ipj(acc: float, mean_energy_j: float) -> float:
 
 METRIC_COLUMNS = (
     Col.ID, Col.CORRECT, Col.ERROR, Col.FLAGS, Col.ENERGY_J, Col.ENERGY_ABOVE_IDLE_J, Col.ACCELERATOR_ENERGY_J,
+    Col.ACCELERATOR_ENERGY_ABOVE_IDLE_J,
     Col.ACCELERATOR_MEASURED, Col.MEASURED, Col.WINDOW_S, Col.E2E_S, Col.TTFT_S, Col.TPOT_S,
 )
 """The columns :func:`summarize` reads."""
@@ -166,6 +167,12 @@ def _bootstrap(c: np.ndarray, e: np.ndarray, p: np.ndarray, n_boot: int | None, 
         return {k: Interval(*np.nanpercentile(v, [2.5, 97.5])) for k, v in stats.items()}
 
 
+def _mean(values: pd.Series) -> float:
+    """The mean of the figures that exist (NaN where none does), without numpy's empty-slice warning."""
+    values = values.dropna()
+    return float(values.mean()) if len(values) else float("nan")
+
+
 def _latency(frame: pd.DataFrame) -> dict:
     return {f"{k}_mean": frame[k].mean() for k in ("ttft_s", "tpot_s", "e2e_s") if k in frame}
 
@@ -216,6 +223,8 @@ def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_
                 "scope_energy_j_mean": float(e.mean()) if len(e) else float("nan"),
                 Col.ENERGY_J_MEAN: float(s[Col.ENERGY_J].mean()) if len(s) else float("nan"),
                 "energy_above_idle_j_mean": float(s[Col.ENERGY_ABOVE_IDLE_J].mean()) if Col.ENERGY_ABOVE_IDLE_J in s and len(s) else float("nan"),
+                # above idle on the basis's own scope: the accelerator's beside accelerator energy
+                "scope_energy_above_idle_j_mean": _mean(basis_rule.frame_above_idle_j(s, energy)),
                 Col.POWER_W_MEAN: float(np.mean(p)) if len(p) else float("nan"),
                 **_latency(s),
                 Col.MEASURED: _measured(g, energy),
