@@ -45,7 +45,7 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
     from ipw.science.intelligence.metrics import coverage, summarize
     from ipw.store import load
 
-    loaded = {}
+    loaded, unfinished = {}, {}
     for path in runs:
         run = load(path)
         name = Path(path).name
@@ -54,8 +54,10 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
         if run.queries.empty:
             raise IpwError(f"run {path} has no query records yet; nothing to compare")
         loaded[name] = run.queries
-    table = pd.concat([summarize(f, energy=energy).assign(run=n) for n, f in loaded.items()], ignore_index=True)
-    cols = ["run", "n", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "scope_energy_j_mean", "power_w_mean", "e2e_s_mean", "measured"]
+        unfinished[name] = run.unfinished
+    table = pd.concat([summarize(f, energy=energy).assign(run=n, status=unfinished[n] or "complete")
+                       for n, f in loaded.items()], ignore_index=True)  # fmt: skip
+    cols = ["run", "status", "n", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "scope_energy_j_mean", "power_w_mean", "e2e_s_mean", "measured"]
     cov = coverage(loaded, energy) if len(loaded) > 1 else None
     reference = routing.reference
     savings = _routing(loaded, energy, routing)
@@ -70,7 +72,10 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
                             "accuracy_first": trend.accuracy_first, "accuracy_last": trend.accuracy_last}
         click.echo(json.dumps(out, indent=2, default=str))
         return
-    click.echo(table[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    click.echo(table[[c for c in cols if c != "status"]].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    for name, state in unfinished.items():
+        if state:
+            click.echo(f"{name}: {state} (unfinished: its figures cover only these)")
     if cov:
         b = cov["best_of_local"]
         click.echo(f"\ncoverage over {cov['queries']} common queries: {cov['coverage']:.1%}")

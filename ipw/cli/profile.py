@@ -90,7 +90,9 @@ def print_summary(run_path: Path) -> None:
     run = load(run_path)
     if not run.summary:
         click.echo("no queries recorded")
+        _print_unfinished(run)
         return
+    _print_unfinished(run)
     o = run.summary["overall"]
     scope = o["energy_scope"]
     measured = "measured" if o["measured"] else "ESTIMATE (no energy counter on this machine)"
@@ -127,6 +129,29 @@ def print_summary(run_path: Path) -> None:
         by = pd.DataFrame(by_domain)[["domain", "n", "accuracy", "scope_energy_j_mean", "ipw_per_w"]]
         by = by.rename(columns={"scope_energy_j_mean": f"{scope}_j_mean"})
         click.echo("\n" + by.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+
+
+def _print_unfinished(run) -> None:
+    """The run's state when it is not complete (``ipw.store.Run.unfinished``), with the way on."""
+    state = run.unfinished
+    if state:
+        click.echo(f"\n{state}; continue with: ipw profile --resume {run.path}")
+
+
+def _until_stopped(start):
+    """``start()`` (a run) under ipw's signal handling (:mod:`ipw.run.stop`): a run stopped by Ctrl-C
+    or SIGTERM prints the summary of what was done and exits with status 130."""
+    from ipw.run.stop import RunInterrupted, handle_signals
+
+    try:
+        with handle_signals(lambda message: click.echo(f"\n{message}", err=True)):
+            return start()
+    except RunInterrupted as e:
+        print_summary(e.path)
+        click.get_current_context().exit(130)
+    except KeyboardInterrupt as e:
+        click.echo(f"\nstopped ({e or 'SIGINT'}) before any query ran", err=True)
+        click.get_current_context().exit(130)
 
 
 def _print_serving(serving: dict | None) -> None:
@@ -245,7 +270,8 @@ def profile(**o) -> None:
     retry = {"tries": o["retries"] + 1, "backoff_s": o["retry_backoff"], "timeout_s": o["timeout_s"],
              "deadline_s": o["deadline_s"]}  # fmt: skip
     if o["resume_run"]:
-        store = runner.resume(o["resume_run"], observer=ProgressBar(not o["quiet"]), retry_errors=o["retry_errors"])
+        store = _until_stopped(lambda: runner.resume(o["resume_run"], observer=ProgressBar(not o["quiet"]),
+                                                     retry_errors=o["retry_errors"]))  # fmt: skip
     else:
         options = {"model": o["model"]}
         if o["engine"] == "openai":
@@ -273,5 +299,5 @@ def profile(**o) -> None:
             cpu_scope=o["cpu_scope"],
         )  # fmt: skip
         config = _serving(config, o)
-        store = runner.profile(config, observer=ProgressBar(not o["quiet"]))
+        store = _until_stopped(lambda: runner.profile(config, observer=ProgressBar(not o["quiet"])))
     print_summary(store.path)

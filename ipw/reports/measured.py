@@ -43,6 +43,10 @@ def overview(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section:
             f"{r.run}: {r.model} on {r.hardware}: accuracy {_pct(r.accuracy)} "
             f"[{_pct(r.accuracy_ci_low)} - {_pct(r.accuracy_ci_high)}], IPW {_g(r.ipw_per_w, ' /W')}, "
             f"IPJ {_g(r.ipj_per_j, ' /J')}, {_g(r.energy_j_mean, ' J')}/query{tag} over {r.n} queries")
+    for name, run in runs.items():
+        if run.unfinished:
+            warnings.append(f"{name}: {run.unfinished}: the run is unfinished and its figures cover only these "
+                            f"(`ipw profile --resume RUN` continues it).")
     empty = [n for n, r in runs.items() if r.queries.empty]
     if empty:
         warnings.append(f"no query records in: {', '.join(empty)}")

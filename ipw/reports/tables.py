@@ -75,7 +75,7 @@ SUMMARY_COLUMNS = [
     "run", "model", "engine", "hardware", "n", "scored", "errors", "meter_gaps", "sub_update_period", "accuracy",
     "accuracy_ci_low", "accuracy_ci_high", "ipw_per_w", "ipw_ci_low", "ipw_ci_high", "ipj_per_j", "ipj_ci_low", "ipj_ci_high", "energy_j_mean",
     "system_energy_j_mean", "energy_above_idle_j_mean", "power_w_mean", "ttft_s_mean", "tpot_s_mean", "e2e_s_mean", "energy", "energy_scope",
-    "n_boot",
+    "n_boot", "status",
 ]
 
 
@@ -94,7 +94,7 @@ def summary_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.D
         s = s.drop(columns=["group", "measured"]).assign(
             run=name, model=model_name(run), engine=str((run.manifest.get("engine", {}) or {}).get("engine", "?")),
             hardware=hardware_name(run), errors=int(q["error"].notna().sum()) if "error" in q else 0,
-            energy=energy_kind(q, energy),
+            energy=energy_kind(q, energy), status=run.unfinished or "complete",
         )
         rows.append(s)
     if not rows:
