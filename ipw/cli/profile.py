@@ -202,7 +202,10 @@ def _serving(config, o):
 @click.option("--queries", default="default", show_default=True, help="'default' (shipped set) or a JSONL file.")
 @click.option("--lm-eval-task", help="Run this lm-eval task instead (offline: its data must be local files).")
 @click.option("--lm-eval-include", type=click.Path(exists=True, file_okay=False), help="Folder with the lm-eval task YAML.")
-@click.option("--limit", type=click.IntRange(min=1), help="Only N queries, taken round-robin across domains.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N queries of the run's order (--order).")
+@click.option("--order", type=click.Choice(["interleaved", "file"]), default="interleaved", show_default=True,
+              help="interleaved: domains mixed in a fixed seeded order, so a stopped or --limit run is a fair "
+                   "sample; file: domain by domain as the file lists them (--limit then takes round-robin).")
 @click.option("--judge-base-url", callback=_url, help="OpenAI-compatible server that grades queries whose grader is 'judge'.")
 @click.option("--judge-model", help="The judge's model name on that server.")
 @click.option("--judge-api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable with the judge's API key.")
@@ -296,7 +299,7 @@ def profile(**o) -> None:
             warmup=o["warmup"], limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None,
             runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge, shard=o["shard"],
             gpus=tuple(g.strip() for g in o["gpus"].split(",") if g.strip()) if o["gpus"] else None,
-            cpu_scope=o["cpu_scope"],
+            cpu_scope=o["cpu_scope"], order=o["order"],
         )  # fmt: skip
         config = _serving(config, o)
         store = _until_stopped(lambda: runner.profile(config, observer=ProgressBar(not o["quiet"])))

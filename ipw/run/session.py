@@ -14,7 +14,7 @@ from ipw.devices.inventory import hardware_inventory
 from ipw.engines import Engine, get_engine
 from ipw.profilers.windows import Profiler
 from ipw.queries import shards
-from ipw.run.config import RunConfig, select
+from ipw.run.config import RunConfig, order_entry, select
 from ipw.science.intelligence.metrics import run_summary
 from ipw.store import IDLE, SUMMARY, RunStore, load
 
@@ -46,7 +46,7 @@ class RunSession:
         if prior.get("queryset", {}).get("sha256") not in (None, queries.sha256):
             raise IpwError(f"the query set {queries.path} changed since run {store.path.name} started; start a new run")
         self.store, self.config = store, config
-        self.todo = select(queries.queries, config.limit)
+        self.todo = select(queries.queries, config.limit, config.order, config.order_seed)
         self.records = _latest(store.records(), retry_errors)
         self.done = {r.id for r in self.records}
         self.sessions = prior.get("sessions", []) + [_session_entry()]
@@ -56,7 +56,8 @@ class RunSession:
         self.profiler = Profiler(found.meters, sampler_hz=sampler_hz, sync_cuda=bool(getattr(engine, "sync_cuda", False)))
         store.update_manifest(
             sessions=self.sessions,
-            queryset={"name": queries.name, "path": str(queries.path), "sha256": queries.sha256, "n": len(self.todo)},
+            queryset={"name": queries.name, "path": str(queries.path), "sha256": queries.sha256, "n": len(self.todo),
+                      "order": order_entry(self.todo, config.order, config.order_seed)},
             meters=[m.describe() for m in found.meters],
             absent=[asdict(a) for a in found.absent],
             hardware=hardware_inventory(found.meters),
