@@ -99,6 +99,7 @@ def print_summary(run_path: Path) -> None:
     errors = f", {o['errors']} errors not scored" if o["errors"] else ""
     click.echo(f"\nrun: {run_path}")
     click.echo(f"queries: {o['n']} (scored {o['scored']}{errors})  {scope} energy: {measured}")
+    _print_cpu_scope(run.manifest.get("cpu_scope"))
     gaps = o.get("meter_gaps", 0)
     if gaps:
         click.echo(f"meter gaps: {gaps} queries have no energy (a meter failed to read; flag meter-gap:<domain>)")
@@ -129,6 +130,14 @@ def print_summary(run_path: Path) -> None:
         by = pd.DataFrame(by_domain)[["domain", "n", "accuracy", "scope_energy_j_mean", "ipw_per_w"]]
         by = by.rename(columns={"scope_energy_j_mean": f"{scope}_j_mean"})
         click.echo("\n" + by.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+
+
+def _print_cpu_scope(entry: dict | None) -> None:
+    """Whose CPU time the estimate charged, and why (:mod:`ipw.run.cpu_scope`), when the estimate was used."""
+    from ipw.run.cpu_scope import line
+
+    if line(entry):
+        click.echo(line(entry))
 
 
 def _print_unfinished(run) -> None:
@@ -170,6 +179,21 @@ def _print_serving(serving: dict | None) -> None:
     if b.get("j_per_token") is not None:
         click.echo(f"steady state ({st['duration_s']:.1f} s): {b['j_per_token']:.4g} J/token {b['scope']}, "
                    f"{st['tokens_per_s']:.1f} tokens/s, {b['power_w']:.1f} W (+- {b['uncertainty_j']:.3g} J)")  # fmt: skip
+
+
+def _server_pid(o: dict) -> int | None:
+    """--server-pid, checked: it goes with --engine openai and names a live process."""
+    if o.get("server_pid") is None:
+        return None
+    from ipw.core.errors import IpwError
+    from ipw.run.cpu_scope import check_server_pid
+
+    if o["engine"] != "openai":
+        raise click.UsageError("--server-pid goes with --engine openai (a local engine runs in ipw's own process)")
+    try:
+        return check_server_pid(o["server_pid"])
+    except IpwError as e:
+        raise click.BadParameter(str(e), param_hint="--server-pid") from None
 
 
 def _serving(config, o):
@@ -241,8 +265,11 @@ def _serving(config, o):
 @click.option("--gpus", help="GPUs to measure, comma-separated CUDA indices or UUIDs (default: every visible GPU; "
                              "CUDA_VISIBLE_DEVICES is honoured).")
 @click.option("--cpu-scope", type=click.Choice(["machine", "process-tree"]),
-              help="Where no CPU counter exists, the estimate's CPU time: the whole machine's (default) or this "
-                   "process tree's (a shared machine's other work is not charged).")
+              help="Where no CPU counter exists, whose CPU time the estimate charges [default: this process tree "
+                   "for transformers and llama.cpp, the server's with --server-pid, else the whole machine].")
+@click.option("--server-pid", type=click.IntRange(min=1),
+              help="openai engine: the pid of a server on this machine; the CPU estimate then charges its "
+                   "processes' CPU time and ipw's, not the whole machine's.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def profile(**o) -> None:
     """Run a model over a query set, grade every answer, and measure every query's energy and latency.
@@ -299,7 +326,7 @@ def profile(**o) -> None:
             warmup=o["warmup"], limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None,
             runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge, shard=o["shard"],
             gpus=tuple(g.strip() for g in o["gpus"].split(",") if g.strip()) if o["gpus"] else None,
-            cpu_scope=o["cpu_scope"], order=o["order"],
+            cpu_scope=o["cpu_scope"], order=o["order"], server_pid=_server_pid(o),
         )  # fmt: skip
         config = _serving(config, o)
         store = _until_stopped(lambda: runner.profile(config, observer=ProgressBar(not o["quiet"])))

@@ -21,6 +21,7 @@ from ipw.reports import run_figures as P
 from ipw.reports import tables as T
 from ipw.reports.blocks import Section, Table, plots
 from ipw.science.intelligence.routing import CostModel
+from ipw.run.cpu_scope import line as cpu_scope_line
 from ipw.store import Run
 
 ESTIMATE_WARNING = ("{names}: energy is an ESTIMATE (no energy counter was available; see Provenance), "
@@ -44,6 +45,9 @@ def overview(runs: Mapping[str, Run], summary: pd.DataFrame) -> Section:
             f"[{_pct(r.accuracy_ci_low)} - {_pct(r.accuracy_ci_high)}], IPW {_g(r.ipw_per_w, ' /W')}, "
             f"IPJ {_g(r.ipj_per_j, ' /J')}, {_g(r.energy_j_mean, ' J')}/query{tag} over {r.n} queries")
     for name, run in runs.items():
+        scope = cpu_scope_line(run.manifest.get("cpu_scope"))
+        if scope:
+            lines.append(f"{name}: {scope}")
         if run.unfinished:
             warnings.append(f"{name}: {run.unfinished}: the run is unfinished and its figures cover only these "
                             f"(`ipw profile --resume RUN` continues it).")

@@ -32,7 +32,8 @@ class RunConfig:
     prefill_weight: float = 1.0  # the attribution rule's weight of a prompt token (ipw.profilers.attribution)
     shard: str | None = None  # "i/n": this run's part of the query set (ipw.queries.shards)
     gpus: tuple | None = None  # CUDA indices or UUIDs to measure (None: every visible GPU)
-    cpu_scope: str | None = None  # the CPU estimate's scope: "machine" or "process-tree" (None: machine)
+    cpu_scope: str | None = None  # the CPU estimate's scope: "machine", "process-tree", "server" (None: by engine, ipw.run.cpu_scope)
+    server_pid: int | None = None  # the server's process, whose CPU time the estimate counts (ipw.run.cpu_scope)
     order: str = "interleaved"  # the order queries run in (:func:`run_order`): "interleaved" or "file"
     order_seed: int = 0  # the interleaved order's seed
 

@@ -14,6 +14,7 @@ from ipw.devices.inventory import hardware_inventory
 from ipw.engines import Engine, get_engine
 from ipw.profilers.windows import Profiler
 from ipw.queries import shards
+from ipw.run import cpu_scope
 from ipw.run.config import RunConfig, order_entry, select
 from ipw.science.intelligence.metrics import run_summary
 from ipw.store import IDLE, SUMMARY, RunStore, load
@@ -52,7 +53,10 @@ class RunSession:
         self.sessions = prior.get("sessions", []) + [_session_entry()]
         self.index = len(self.sessions) - 1
         gpus = tuple(config.gpus) if config.gpus else None
-        found = discovery.discover(discovery.DiscoverConfig(gpus=gpus, cpu_scope=config.cpu_scope))
+        scope = cpu_scope.choose(config.cpu_scope, config.server_pid, engine)
+        found = discovery.discover(discovery.DiscoverConfig(gpus=gpus, cpu_scope=scope.scope, server_pid=scope.server_pid))
+        self.cpu_scope = cpu_scope.describe(scope, found.meters)
+        self.sessions[self.index]["cpu_scope"] = self.cpu_scope
         self.profiler = Profiler(found.meters, sampler_hz=sampler_hz, sync_cuda=bool(getattr(engine, "sync_cuda", False)))
         store.update_manifest(
             sessions=self.sessions,
@@ -61,6 +65,7 @@ class RunSession:
             meters=[m.describe() for m in found.meters],
             absent=[asdict(a) for a in found.absent],
             hardware=hardware_inventory(found.meters),
+            cpu_scope=self.cpu_scope,
             **manifest,
         )
         self.judge = get_engine("openai", **config.judge) if config.judge else None
