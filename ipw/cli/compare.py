@@ -42,10 +42,10 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
     """
     import pandas as pd
 
-    from ipw.science.intelligence.metrics import coverage, summarize
+    from ipw.science.intelligence.metrics import coverage, summarize_run
     from ipw.store import load
 
-    loaded, unfinished = {}, {}
+    loaded, unfinished, whole = {}, {}, {}
     for path in runs:
         run = load(path)
         name = Path(path).name
@@ -54,10 +54,12 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
         if run.queries.empty:
             raise IpwError(f"run {path} has no query records yet; nothing to compare")
         loaded[name] = run.queries
-        unfinished[name] = run.unfinished
-    table = pd.concat([summarize(f, energy=energy).assign(run=n, status=unfinished[n] or "complete")
-                       for n, f in loaded.items()], ignore_index=True)  # fmt: skip
+        unfinished[name], whole[name] = run.unfinished, run
+    table = pd.concat([summarize_run(whole[n], energy=energy).assign(run=n, status=unfinished[n] or "complete")
+                       for n in loaded], ignore_index=True)  # fmt: skip
     cols = ["run", "status", "n", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "scope_energy_j_mean", "power_w_mean", "e2e_s_mean", "measured"]
+    if "serving_power_w" in table:  # serving runs: IPW over the device's power while serving (docs/serving.md)
+        cols[cols.index("power_w_mean") + 1:cols.index("power_w_mean") + 1] = ["serving_power_w", "ipw_attributed_per_w"]
     cov = coverage(loaded, energy) if len(loaded) > 1 else None
     reference = routing.reference
     savings = _routing(loaded, energy, routing)

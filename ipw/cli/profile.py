@@ -119,6 +119,10 @@ def print_summary(run_path: Path) -> None:
     click.echo(f"mean power per query: {o['power_w_mean']:.2f} W")
     click.echo(f"IPW: {o['ipw_per_w']:.5f} /W  {_ci(o, 'ipw_ci', '.5f')}   IPJ: {o['ipj_per_j']:.5f} /J  {_ci(o, 'ipj_ci', '.5f')}"
                f"   ({o['n_boot']} bootstrap resamples)")
+    if o.get("serving_power_w") is not None:
+        click.echo(f"IPW here is accuracy over the device's mean power while serving, {o['serving_power_w']:.2f} W, "
+                   f"comparable across levels (docs/serving.md); over the per-query attributed power: "
+                   f"{o['ipw_attributed_per_w']:.5f} /W")  # fmt: skip
     ttft, tpot, e2e = (o.get(k) for k in ("ttft_s_mean", "tpot_s_mean", "e2e_s_mean"))
     ms = lambda x, f: "n/a" if x is None or x != x else format(x * 1e3, f)  # noqa: E731
     click.echo(f"latency: TTFT {ms(ttft, '.0f')} ms, TPOT {ms(tpot, '.1f')} ms/token, end-to-end {e2e:.2f} s")

@@ -12,13 +12,14 @@ No per-row Python loops over query records: a 100,000-query run is summarised wi
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ipw.core import basis as B
-from ipw.science.intelligence.metrics import DEFAULT_ENERGY, coverage, scored_rows, summarize
+from ipw.science.intelligence.metrics import DEFAULT_ENERGY, coverage, scored_rows, summarize_run
 from ipw.store import Run, load
 
 MEASURED, ESTIMATE = "measured", "estimate"
@@ -66,16 +67,17 @@ def _ci(frame: pd.DataFrame, col: str) -> pd.DataFrame:
 def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
     """Flatten one :func:`ipw.science.intelligence.metrics.summarize` result: CIs into low/high columns."""
     out = summary
-    cis = [_ci(out, c) for c in ("accuracy_ci", "ipw_ci", "ipj_ci")]
+    names = [c for c in ("accuracy_ci", "ipw_ci", "ipj_ci", "ipw_attributed_ci") if c in out]
+    cis = [_ci(out, c) for c in names]
     out = out.rename(columns={"energy_j_mean": "system_energy_j_mean", "scope_energy_j_mean": "energy_j_mean"})
-    return pd.concat([out.drop(columns=["accuracy_ci", "ipw_ci", "ipj_ci"])] + cis, axis=1)
+    return pd.concat([out.drop(columns=names)] + cis, axis=1)
 
 
 SUMMARY_COLUMNS = [
     "run", "model", "engine", "hardware", "n", "scored", "errors", "meter_gaps", "sub_update_period", "accuracy",
     "accuracy_ci_low", "accuracy_ci_high", "ipw_per_w", "ipw_ci_low", "ipw_ci_high", "ipj_per_j", "ipj_ci_low", "ipj_ci_high", "energy_j_mean",
     "system_energy_j_mean", "energy_above_idle_j_mean", "power_w_mean", "ttft_s_mean", "tpot_s_mean", "e2e_s_mean", "energy", "energy_scope",
-    "n_boot", "status",
+    "n_boot", "status", "serving_power_w", "ipw_attributed_per_w",
 ]
 
 
@@ -90,7 +92,7 @@ def summary_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.D
         q = run.queries
         if q.empty:
             continue
-        s = _tidy(summarize(q, energy=energy))
+        s = _tidy(summarize_run(run, energy=energy))
         s = s.drop(columns=["group", "measured"]).assign(
             run=name, model=model_name(run), engine=str((run.manifest.get("engine", {}) or {}).get("engine", "?")),
             hardware=hardware_name(run), errors=int(q["error"].notna().sum()) if "error" in q else 0,
@@ -111,7 +113,7 @@ def domain_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.Da
         if q.empty or "domain" not in q:
             continue
         q = q.assign(domain=q["domain"].fillna("(none)").astype(str))
-        s = _tidy(summarize(q, by="domain", energy=energy)).drop(columns=["measured"])
+        s = _tidy(summarize_run(replace(run, queries=q), by="domain", energy=energy)).drop(columns=["measured"])
         kinds = {d: energy_kind(g, energy) for d, g in q.groupby("domain", sort=True)}
         s["energy"] = [kinds.get(d, ESTIMATE) for d in s["domain"]]
         rows.append(s.assign(run=name))

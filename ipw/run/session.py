@@ -105,7 +105,8 @@ def _latest(records: list[QueryRecord], drop_errors: bool) -> list[QueryRecord]:
 def write_summary(store: RunStore) -> dict:
     """``summary.json``: :func:`ipw.science.intelligence.metrics.run_summary` of every record, the figures ``ipw
     profile`` prints at the end (one computation, one resample count, recorded in it)."""
-    summary = run_summary(load(store.path).queries)
+    run = load(store.path)
+    summary = run_summary(run.queries, serving=run.manifest.get("serving"))
     if summary:
         store.write_json(SUMMARY, summary)
     return summary
