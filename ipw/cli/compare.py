@@ -16,7 +16,7 @@ from ipw.core.basis import DEFAULT_BASIS, ENERGY_BASES
 __all__ = ["METRICS", "MISROUTES", "PREFERS", "compare"]
 
 
-@command()
+@command(short_help="Compare runs: accuracy, IPW, IPJ, coverage, routing savings, trend.")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--energy", type=click.Choice(ENERGY_BASES), default=DEFAULT_BASIS, show_default=True,
               help="Energy IPW and IPJ divide by: the accelerator's (as the IPW paper), the whole system's, "

@@ -8,45 +8,18 @@ import click
 
 from ipw.cli.checks import number
 from ipw.cli.face import command
-from ipw.core.basis import of_record
+from ipw.cli.progress import ProgressBar, quiet_libraries
 
 
-class ProgressBar:
-    """A :class:`ipw.run.runner.RunObserver` drawing a tqdm bar: queries done, running
-    accuracy and accelerator energy per query (marked where it is an estimate)."""
+def _serving_run(path) -> bool:
+    """Whether the run folder at ``path`` is a serving run (its manifest's config)."""
+    import json
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.bar = None
-        self.correct = self.scored = self.n = 0
-        self.energy_j = 0.0
-        self.measured = True
-
-    def start(self, total: int, done: list) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, initial=len(done), unit="q", disable=not self.enabled, dynamic_ncols=True)
-        for r in done:
-            self._add(r)
-
-    def _add(self, r) -> None:
-        self.n += 1
-        basis = of_record(r)
-        self.energy_j += basis.energy_j or 0.0
-        if r.correct is not None and r.error is None:
-            self.scored += 1
-            self.correct += bool(r.correct)
-        self.measured = self.measured and bool(basis.measured)
-        acc = self.correct / self.scored if self.scored else 0.0
-        est = "" if self.measured else " (estimate)"
-        self.bar.set_postfix_str(f"acc {acc:.1%}  {self.energy_j / self.n:.2f} J/q {basis.scope}{est}")
-
-    def record(self, r) -> None:
-        self._add(r)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
+    try:
+        config = json.loads((Path(path) / "manifest.json").read_text()).get("config", {})
+    except (OSError, ValueError):
+        return False
+    return config.get("concurrency") is not None or config.get("batch_size") is not None
 
 
 def _url(ctx, param, value):
@@ -219,7 +192,7 @@ def _serving(config, o):
     return config
 
 
-@command()
+@command(short_help="Run a model over a query set: grade and measure every query.")
 @click.option("--model", default="default", show_default=True,
               help="'default' (SmolLM2-135M-Instruct, shipped), 'gemma3-270m' (gemma extra), a .gguf file, a local HF folder, or the server's model name.")  # fmt: skip
 @click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp", "openai"]), default="auto", show_default=True,
@@ -274,7 +247,7 @@ def _serving(config, o):
 @click.option("--server-pid", type=click.IntRange(min=1),
               help="openai engine: the pid of a server on this machine; the CPU estimate then charges its "
                    "processes' CPU time and ipw's, not the whole machine's.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar, neither ipw's nor the engine libraries' (loading bars).")
 def profile(**o) -> None:
     """Run a model over a query set, grade every answer, and measure every query's energy and latency.
 
@@ -303,9 +276,11 @@ def profile(**o) -> None:
         raise click.UsageError("--retry-errors goes with --resume RUN")
     retry = {"tries": o["retries"] + 1, "backoff_s": o["retry_backoff"], "timeout_s": o["timeout_s"],
              "deadline_s": o["deadline_s"]}  # fmt: skip
+    if o["quiet"]:
+        quiet_libraries()
     if o["resume_run"]:
-        store = _until_stopped(lambda: runner.resume(o["resume_run"], observer=ProgressBar(not o["quiet"]),
-                                                     retry_errors=o["retry_errors"]))  # fmt: skip
+        bar = ProgressBar(not o["quiet"], serving=_serving_run(o["resume_run"]))
+        store = _until_stopped(lambda: runner.resume(o["resume_run"], observer=bar, retry_errors=o["retry_errors"]))
     else:
         options = {"model": o["model"]}
         if o["engine"] == "openai":
@@ -333,5 +308,6 @@ def profile(**o) -> None:
             cpu_scope=o["cpu_scope"], order=o["order"], server_pid=_server_pid(o),
         )  # fmt: skip
         config = _serving(config, o)
-        store = _until_stopped(lambda: runner.profile(config, observer=ProgressBar(not o["quiet"])))
+        bar = ProgressBar(not o["quiet"], serving=config.concurrency is not None or config.batch_size is not None)
+        store = _until_stopped(lambda: runner.profile(config, observer=bar))
     print_summary(store.path)

@@ -68,7 +68,8 @@ def choose(cpu_scope: str | None, server_pid: int | None, engine, environ=None) 
         return CpuScope(cpu_scope, "chosen with --cpu-scope", server_pid if cpu_scope == "server" else None)
     if server_pid is not None:
         if psutil.pid_exists(server_pid):
-            return CpuScope("server", f"the server's processes (--server-pid {server_pid}) and ipw's own", server_pid)
+            return CpuScope("server", f"told with --server-pid {server_pid}: a server outside ipw's process tree",
+                            server_pid)  # fmt: skip
         return CpuScope("machine", f"the server process {server_pid} (--server-pid) is gone; a restarted server "
                                    "is not in any known process tree, so the whole machine is charged")  # fmt: skip
     if environ.get(ENV):

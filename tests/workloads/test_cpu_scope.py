@@ -120,7 +120,7 @@ def test_cli_prints_records_and_reports_the_choice_for_a_server(tmp_path, monkey
     manifests = {n: json.loads((tmp_path / "runs" / n / "manifest.json").read_text()) for n in ("plain", "told")}
     assert manifests["plain"]["cpu_scope"]["scope"] == "machine" and "--server-pid" in manifests["plain"]["cpu_scope"]["reason"]
     assert manifests["told"]["cpu_scope"] == {"scope": "server", "server_pid": stranger, "estimate_used": manifests["told"]["cpu_scope"]["estimate_used"],
-                                              "reason": f"the server's processes (--server-pid {stranger}) and ipw's own"}  # fmt: skip
+                                              "reason": f"told with --server-pid {stranger}: a server outside ipw's process tree"}  # fmt: skip
     assert manifests["told"]["config"]["server_pid"] == stranger
     bad = CliRunner().invoke(main, ["profile", "--engine", "transformers", "--server-pid", str(stranger)])
     assert bad.exit_code == 2 and "--server-pid goes with --engine openai" in bad.output
