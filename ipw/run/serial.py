@@ -109,7 +109,7 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
             for q in (q for q in run.todo if q.id not in run.done):
                 if stop.requested:
                     break
-                generation, error, m = _measure(run.profiler, engine, render_prompt(q), query_settings(config.settings, q), q.id)
+                generation, error, m = _measure(run.profiler, engine, render_prompt(q), query_settings(config.settings, q, config.answer_stops), q.id)
                 record = make_record(q, generation, grade_answer(q, generation, error, run.judge), m(), run.index, error)
                 with stop.shielded():
                     store.append(record)

@@ -85,7 +85,7 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
     }  # fmt: skip
     run = RunSession(store, config, engine, queries or load_queries(config), retry_errors, hz, serving=serving)
     todo_all, records, done, session, profiler, judge = run.todo, run.records, run.done, run.index, run.profiler, run.judge
-    jobs = [Job(q, render_prompt(q), query_settings(config.settings, q)) for q in todo_all if q.id not in done]
+    jobs = [Job(q, render_prompt(q), query_settings(config.settings, q, config.answer_stops)) for q in todo_all if q.id not in done]
     warmup = [Job(q, render_prompt(q), config.settings) for q in todo_all[: config.warmup]] if jobs else []
     flight = Flight()
     out: queue.Queue = queue.Queue()
