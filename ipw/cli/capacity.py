@@ -48,7 +48,8 @@ _BIAS_HELP = (f"Numerator bias b in bits/token. Default: the official code's cho
               f"any other file and every shipped corpus: {OFFICIAL_OTHER_BIAS_BITS:g}).")
 
 
-@command(context_settings={"help_option_names": ["-h", "--help"]})
+@command(context_settings={"help_option_names": ["-h", "--help"]},
+         short_help="Information Capacity (Yuan et al. 2025) of models on text corpora.")
 @click.option("--model", "-m", "models", multiple=True, default=("default",), show_default=True,
               help="'default' (embedded SmolLM2-135M-Instruct Q4_1), a local Hugging Face model "
                    "folder, or a .gguf file. Repeat for several models. Never downloads.")

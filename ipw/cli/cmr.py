@@ -35,7 +35,8 @@ def _show(title: str, frame: pd.DataFrame) -> None:
     click.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
 
 
-@group(context_settings={"help_option_names": ["-h", "--help"]})
+@group(context_settings={"help_option_names": ["-h", "--help"]},
+       short_help="Critical mixture ratio of continual pre-training (Gu et al. 2024).")
 def cmr() -> None:
     """Critical mixture ratio of continual pre-training (Gu et al. 2024, arXiv 2407.17467).
 
@@ -52,7 +53,7 @@ def cmr() -> None:
     """
 
 
-@cmr.command()
+@cmr.command(short_help="Fit the loss laws of CPT runs and find the critical mixture ratio.")
 @click.argument("runs", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--eps", type=float, default=0.05, show_default=True,
               help="Tolerance on the general-loss increase (absolute, nats/token).")
@@ -99,7 +100,7 @@ def fit(runs, eps, token_unit, general_law, lagrange, predict_tokens, out, plot)
         click.echo(f"\nplot: {save_figure(cmr_fit_figure(saved.tables, eps), plot, dpi=110)}")
 
 
-@cmr.command()
+@cmr.command(short_help="Evaluate the CMR law R_CMR(T) at token budgets.")
 @click.option("--tokens", "tokens", type=Tokens(), multiple=True, default=("20B",), show_default=True,
               help="Token budget (repeatable), e.g. 20B or 2e10.")
 @click.option("--constants", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -133,7 +134,7 @@ def predict(tokens, constants, token_unit, model, plot) -> None:
         click.echo(f"\nplot: {save_figure(cmr_constants_figure(table, list(tokens), token_unit), plot, dpi=110)}")
 
 
-@cmr.command()
+@cmr.command(short_help="Reproduce the paper's Table 5 CMR and refit Table 2.")
 def paper() -> None:
     """Reproduce the paper's numbers: Table 5's CMR at 20B tokens and a refit of Table 2.
 

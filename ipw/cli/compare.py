@@ -18,7 +18,7 @@ from ipw.core.missing import fmt
 __all__ = ["METRICS", "MISROUTES", "PREFERS", "compare"]
 
 
-@command()
+@command(short_help="Compare runs: accuracy, IPW, IPJ, coverage, routing savings, trend.")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--energy", type=click.Choice(ENERGY_BASES), default=DEFAULT_BASIS, show_default=True,
               help="Energy IPW and IPJ divide by: the accelerator's (as the IPW paper), the whole system's, "
@@ -48,11 +48,11 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
     from ipw.core.basis import frame_label
     from ipw.core.missing import reasons
     from ipw.core.records import finite
-    from ipw.science.intelligence.metrics import NoCoverageEnergy, summarize
+    from ipw.science.intelligence.metrics import NoCoverageEnergy, summarize_run
     from ipw.store import load
 
     distinct_runs(runs)
-    loaded = {}
+    loaded, unfinished, whole = {}, {}, {}
     for path in runs:
         run = load(path)
         name = Path(path).name
@@ -61,11 +61,15 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
         if run.queries.empty:
             raise IpwError(f"run {path} has no query records yet; nothing to compare")
         loaded[name] = run.queries
-    table = pd.concat([summarize(f, energy=energy).assign(run=n, energy=frame_label(f, energy)) for n, f in loaded.items()],
-                      ignore_index=True)
+        unfinished[name], whole[name] = run.unfinished, run
+    table = pd.concat([summarize_run(whole[n], energy=energy).assign(run=n, energy=frame_label(f, energy),
+                                                                     status=unfinished[n] or "complete")
+                       for n, f in loaded.items()], ignore_index=True)  # fmt: skip
     why = [reasons(r) for r in table.to_dict(orient="records")]
-    cols = ["run", "n", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "scope_energy_j_mean", "energy",
+    cols = ["run", "status", "n", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "scope_energy_j_mean", "energy",
             "power_w_mean", "e2e_s_mean"]
+    if "serving_power_w" in table:  # serving runs: IPW over the device's power while serving (docs/serving.md)
+        cols[cols.index("power_w_mean") + 1:cols.index("power_w_mean") + 1] = ["serving_power_w", "ipw_attributed_per_w"]
     cov, no_cov = None, ""
     if len(loaded) > 1:
         try:
@@ -88,7 +92,10 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
                             "accuracy_first": trend.accuracy_first, "accuracy_last": trend.accuracy_last}
         click.echo(json.dumps(finite(out), indent=2, default=str, allow_nan=False))
         return
-    click.echo(text_table(table[cols], why, key="run"))
+    click.echo(text_table(table[[c for c in cols if c != "status"]], why, key="run"))
+    for name, state in unfinished.items():
+        if state:
+            click.echo(f"{name}: {state} (unfinished: its figures cover only these)")
     if no_cov:
         click.echo(f"\ncoverage and best-of-local: n/a ({no_cov})")
     if cov:

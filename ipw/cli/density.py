@@ -20,7 +20,8 @@ def _fail(error: Exception) -> IpwError:
     return error if isinstance(error, IpwError) else IpwError(str(error))
 
 
-@group(context_settings={"help_option_names": ["-h", "--help"]})
+@group(context_settings={"help_option_names": ["-h", "--help"]},
+       short_help="Densing Law of LLMs: capacity density and its growth over time.")
 def density() -> None:
     """Densing Law of LLMs: capacity density and its growth over time.
 
@@ -51,7 +52,7 @@ def _parse_fixed(values: tuple[str, ...]) -> dict[str, float]:
     return fixed
 
 
-@density.command("fit")
+@density.command("fit", short_help="Fit the loss law L(N, D) and the score law S(L).")
 @click.argument("table", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--losses", type=click.Path(dir_okay=False, path_type=Path),
               help="Reference-model runs for the loss law: params,tokens,loss (same as TABLE).")
@@ -128,7 +129,7 @@ def _items(items_path: Path | None, task: Path | None, docs: Path | None, limit:
     return items[:limit] if limit else items
 
 
-@density.command("model")
+@density.command("model", short_help="Conditional loss of a local model, and its density.")
 @click.option("--model", "model_path", type=click.Path(path_type=Path),
               help="GGUF file or local Hugging Face folder [default: embedded SmolLM2-135M].")
 @click.option("--items", "items_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -191,7 +192,7 @@ def _density_only(laws_path: Path, score: float | None, n_params: float | None) 
     click.echo(f"density rho = N_hat / N = {n_hat / n_params:.4g}")
 
 
-@density.command("trend")
+@density.command("trend", short_help="Fit ln(rho_max) = A*t + B over release dates.")
 @click.argument("table", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--benchmark", help="Only rows of this benchmark (e.g. MMLU) [default: MMLU for an "
               "open-model table; every ruler benchmark for published scores].")

@@ -75,7 +75,7 @@ def _gpus(value: str | None) -> tuple[str, ...] | None:
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
 
 
-@command()
+@command(short_help="List the energy meters found here, and the fix for each one not found.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--probe-s", default=1.0, show_default=True,
               help="At most this many seconds measuring each GPU counter's update period (it stops after four updates).")

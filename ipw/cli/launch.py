@@ -10,7 +10,7 @@ from ipw.cli.checks import number, retry_options, run_options, server_options
 from ipw.cli.face import command
 
 
-@command()
+@command(short_help="Run the shards of a query set as Ray tasks across a cluster.")
 @click.option("--shards", type=click.IntRange(min=1), help="Shards per model x engine (e.g. one per GPU of the cluster).")
 @click.option("--model", "models", multiple=True, help="A model (repeatable: one cell per model x engine). Default: the shipped one.")
 @click.option("--engine", "engines", multiple=True, type=click.Choice(["auto", "transformers", "llamacpp", "openai"]),

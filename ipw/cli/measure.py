@@ -40,7 +40,8 @@ def _format_measurement(m) -> str:
     return f"{head}\n{frame.to_string(index=False, float_format=lambda x: f'{x:.4g}')}{flags}"
 
 
-@command(context_settings={"ignore_unknown_options": True})
+@command(context_settings={"ignore_unknown_options": True},
+         short_help="Measure the energy, power and time of one command.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("--seconds", type=float, callback=number(0, strict=True), help="Measure this many seconds instead of a command.")
 @click.option("--idle", "idle_s", type=float, default=0.0, show_default=True, callback=number(0), help="Seconds of idle baseline to measure first.")

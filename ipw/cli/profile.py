@@ -9,45 +9,18 @@ import click
 from ipw.cli.checks import base_url, number, retry_options, run_options, server_options
 from ipw.cli import resume as resume_options
 from ipw.cli.face import command
-from ipw.core.basis import of_record
+from ipw.cli.progress import ProgressBar, quiet_libraries
 
 
-class ProgressBar:
-    """A :class:`ipw.run.runner.RunObserver` drawing a tqdm bar: queries done, running
-    accuracy and accelerator energy per query (marked where it is an estimate)."""
+def _serving_run(path) -> bool:
+    """Whether the run folder at ``path`` is a serving run (its manifest's config)."""
+    import json
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.bar = None
-        self.correct = self.scored = self.n = 0
-        self.energy_j = 0.0
-        self.measured = True
-
-    def start(self, total: int, done: list) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, initial=len(done), unit="q", disable=not self.enabled, dynamic_ncols=True)
-        for r in done:
-            self._add(r)
-
-    def _add(self, r) -> None:
-        self.n += 1
-        basis = of_record(r)
-        self.energy_j += basis.energy_j or 0.0
-        if r.correct is not None and r.error is None:
-            self.scored += 1
-            self.correct += bool(r.correct)
-        self.measured = self.measured and bool(basis.measured)
-        acc = self.correct / self.scored if self.scored else 0.0
-        est = "" if self.measured else " (estimate)"
-        self.bar.set_postfix_str(f"acc {acc:.1%}  {self.energy_j / self.n:.2f} J/q {basis.scope}{est}")
-
-    def record(self, r) -> None:
-        self._add(r)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
+    try:
+        config = json.loads((Path(path) / "manifest.json").read_text()).get("config", {})
+    except (OSError, ValueError):
+        return False
+    return config.get("concurrency") is not None or config.get("batch_size") is not None
 
 
 def _ci(row: dict, key: str, spec: str, why: dict) -> str:
@@ -103,10 +76,12 @@ def print_summary(run_path: Path) -> None:
     manifest, summary = read_summary(run_path)  # what the runner computed: no record is read again
     if not summary:
         click.echo("no queries recorded")
+        _print_unfinished(run_path, manifest, 0)
         return
     from ipw.core.missing import fmt, reasons
 
     o = summary["overall"]
+    _print_unfinished(run_path, manifest, o["n"])
     why = reasons(o)
     scope = o["energy_scope"]
     label = "measured" if o["measured"] else "estimate"
@@ -115,6 +90,7 @@ def print_summary(run_path: Path) -> None:
     errors = f", {o['errors']} errors not scored" if o["errors"] else ""
     click.echo(f"\nrun: {run_path}")
     click.echo(f"queries: {o['n']} (scored {o['scored']}{errors})  {scope} energy: {shown}")
+    _print_cpu_scope(manifest.get("cpu_scope"))
     gaps = o.get("meter_gaps", 0)
     if gaps:
         click.echo(f"meter gaps: {gaps} queries have no energy (a meter failed to read; flag meter-gap:<domain>)")
@@ -144,6 +120,10 @@ def print_summary(run_path: Path) -> None:
     ms = lambda key, spec, unit: fmt(None if o.get(key) is None else o[key] * 1e3, spec, why.get(key, ""), unit)  # noqa: E731
     click.echo(f"latency: TTFT {ms('ttft_s_mean', '.0f', ' ms')}, TPOT {ms('tpot_s_mean', '.1f', ' ms/token')}, "
                f"end-to-end {fmt(o.get('e2e_s_mean'), '.2f', why.get('e2e_s_mean', ''), ' s')}")
+    if o.get("serving_power_w") is not None:
+        click.echo(f"IPW here is accuracy over the device's mean power while serving, {o['serving_power_w']:.2f} W, "
+                   f"comparable across levels (docs/serving.md); over the per-query attributed power: "
+                   f"{fmt(o.get('ipw_attributed_per_w'), '.5f', why.get('ipw_attributed_per_w', ''), ' /W')}")  # fmt: skip
     _print_serving(manifest.get("serving"))
     by_domain = summary["by_domain"]
     if by_domain:
@@ -156,6 +136,39 @@ def print_summary(run_path: Path) -> None:
         why_rows = [{(f"{scope}_j_mean" if k == "scope_energy_j_mean" else k): v for k, v in reasons(r).items()}
                     for r in by_domain]
         click.echo("\n" + table(by, why_rows, key="domain"))
+
+
+def _print_cpu_scope(entry: dict | None) -> None:
+    """Whose CPU time the estimate charged, and why (:mod:`ipw.run.cpu_scope`), when the estimate was used."""
+    from ipw.run.cpu_scope import line
+
+    if line(entry):
+        click.echo(line(entry))
+
+
+def _print_unfinished(path, manifest: dict, done: int) -> None:
+    """The run's state when it is not complete (:func:`ipw.store.run.unfinished_state`), with the way on."""
+    from ipw.store.run import unfinished_state
+
+    state = unfinished_state(manifest, done)
+    if state:
+        click.echo(f"\n{state}; continue with: ipw profile --resume {path}")
+
+
+def _until_stopped(start):
+    """``start()`` (a run) under ipw's signal handling (:mod:`ipw.run.stop`): a run stopped by Ctrl-C
+    or SIGTERM prints the summary of what was done and exits with status 130."""
+    from ipw.run.stop import RunInterrupted, handle_signals
+
+    try:
+        with handle_signals(lambda message: click.echo(f"\n{message}", err=True)):
+            return start()
+    except RunInterrupted as e:
+        print_summary(e.path)
+        click.get_current_context().exit(130)
+    except KeyboardInterrupt as e:
+        click.echo(f"\nstopped ({e or 'SIGINT'}) before any query ran", err=True)
+        click.get_current_context().exit(130)
 
 
 def _print_serving(serving: dict | None) -> None:
@@ -178,6 +191,21 @@ def _print_serving(serving: dict | None) -> None:
                    f"{st['tokens_per_s']:.1f} tokens/s, {b['power_w']:.1f} W (+- {fmt(b['uncertainty_j'], '.3g', 'no bound', ' J')})")  # fmt: skip
 
 
+def _server_pid(o: dict) -> int | None:
+    """--server-pid, checked: it goes with --engine openai and names a live process."""
+    if o.get("server_pid") is None:
+        return None
+    from ipw.core.errors import IpwError
+    from ipw.run.cpu_scope import check_server_pid
+
+    if o["engine"] != "openai":
+        raise click.UsageError("--server-pid goes with --engine openai (a local engine runs in ipw's own process)")
+    try:
+        return check_server_pid(o["server_pid"])
+    except IpwError as e:
+        raise click.BadParameter(str(e), param_hint="--server-pid") from None
+
+
 def _serving(config, o):
     """--concurrency / --batch-size (ipw.run.serving): checked against the engine here, so
     that a wrong pair is a usage error before anything loads; --batch-size picks transformers for auto."""
@@ -197,7 +225,7 @@ def _serving(config, o):
     return config
 
 
-@command()
+@command(short_help="Run a model over a query set: grade and measure every query.")
 @click.option("--model", default="default", show_default=True,
               help="'default' (SmolLM2-135M-Instruct, shipped), 'gemma3-270m' (gemma extra), a .gguf file, a local HF folder, or the server's model name.")  # fmt: skip
 @click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp", "openai"]), default="auto", show_default=True,
@@ -207,9 +235,15 @@ def _serving(config, o):
 @run_options
 @click.option("--lm-eval-task", help="Run this lm-eval task instead (offline: its data must be local files).")
 @click.option("--lm-eval-include", type=click.Path(exists=True, file_okay=False), help="Folder with the lm-eval task YAML.")
+@click.option("--order", type=click.Choice(["interleaved", "file"]), default="interleaved", show_default=True,
+              help="interleaved: domains mixed in a fixed seeded order, so a stopped or --limit run is a fair "
+                   "sample; file: domain by domain as the file lists them (--limit then takes round-robin).")
 @click.option("--judge-base-url", callback=base_url, help="OpenAI-compatible server that grades queries whose grader is 'judge'.")
 @click.option("--judge-model", help="The judge's model name on that server.")
 @click.option("--judge-api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable with the judge's API key.")
+@click.option("--answer-stops/--no-answer-stops", default=True, show_default=True,
+              help="End a short answer (numeric, exact, mc graders) at its line's end: on the shipped set, "
+                   "higher accuracy and 25% fewer tokens (docs/profile.md).")
 @click.option("--temperature", default=0.0, show_default=True, callback=number(0))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False))
@@ -231,9 +265,12 @@ def _serving(config, o):
 @click.option("--gpus", help="GPUs to measure, comma-separated CUDA indices or UUIDs (default: every visible GPU; "
                              "CUDA_VISIBLE_DEVICES is honoured).")
 @click.option("--cpu-scope", type=click.Choice(["machine", "process-tree"]),
-              help="Where no CPU counter exists, the estimate's CPU time: the whole machine's (default) or this "
-                   "process tree's (a shared machine's other work is not charged).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+              help="Where no CPU counter exists, whose CPU time the estimate charges [default: this process tree "
+                   "for transformers and llama.cpp, the server's with --server-pid, else the whole machine].")
+@click.option("--server-pid", type=click.IntRange(min=1),
+              help="openai engine: the pid of a server on this machine; the CPU estimate then charges its "
+                   "processes' CPU time and ipw's, not the whole machine's.")
+@click.option("--quiet", is_flag=True, help="No progress bar, neither ipw's nor the engine libraries' (loading bars).")
 def profile(**o) -> None:
     """Run a model over a query set, grade every answer, and measure every query's energy and latency.
 
@@ -261,12 +298,15 @@ def profile(**o) -> None:
     if o["retry_errors"] and not o["resume_run"]:
         raise click.UsageError("--retry-errors goes with --resume RUN")
     retry = retry_options(o)
+    if o["quiet"]:
+        quiet_libraries()
     if o["resume_run"]:
         for run in _resume_targets(Path(o["resume_run"])):
             changes, said = resume_options.check(click.get_current_context(), o, run, runner.stored_config(run))
             click.echo(said)
-            store = runner.resume(run, observer=ProgressBar(not o["quiet"]), retry_errors=o["retry_errors"],
-                                  changes=changes)  # fmt: skip
+            bar = ProgressBar(not o["quiet"], serving=_serving_run(run))
+            store = _until_stopped(lambda: runner.resume(run, observer=bar, retry_errors=o["retry_errors"],
+                                                         changes=changes))  # fmt: skip
             print_summary(store.path)
         return
     options = {"model": o["model"]}
@@ -292,8 +332,9 @@ def profile(**o) -> None:
         warmup=o["warmup"], limit=o["limit"], idle_s=o["idle_s"], sampler_hz=o["hz"] or None,
         runs_dir=o["runs_dir"], run_id=o["run_id"], lm_eval=lm_eval, judge=judge, shard=o["shard"],
         gpus=tuple(g.strip() for g in o["gpus"].split(",") if g.strip()) if o["gpus"] else None,
-        cpu_scope=o["cpu_scope"],
+        cpu_scope=o["cpu_scope"], order=o["order"], server_pid=_server_pid(o), answer_stops=o["answer_stops"],
     )  # fmt: skip
     config = _serving(config, o)
-    store = runner.profile(config, observer=ProgressBar(not o["quiet"]))
+    bar = ProgressBar(not o["quiet"], serving=config.concurrency is not None or config.batch_size is not None)
+    store = _until_stopped(lambda: runner.profile(config, observer=bar))
     print_summary(store.path)

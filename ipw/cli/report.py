@@ -12,7 +12,8 @@ from ipw.cli.routing_options import RoutingArgs, routing_options
 from ipw.core.basis import DEFAULT_BASIS, ENERGY_BASES
 
 
-@command(context_settings={"help_option_names": ["-h", "--help"]})
+@command(context_settings={"help_option_names": ["-h", "--help"]},
+         short_help="Write a self-contained HTML report of runs and science results.")
 @click.argument("runs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
               show_default=True, help="The HTML file to write.")

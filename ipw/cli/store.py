@@ -12,7 +12,8 @@ import click
 from ipw.cli.face import group
 
 
-@group(context_settings={"help_option_names": ["-h", "--help"]})
+@group(context_settings={"help_option_names": ["-h", "--help"]},
+       short_help="Look after run folders: check and repair their segments.")
 def store() -> None:
     """Look after run folders: the journal (queries.jsonl, the truth) and its Parquet segments (a cache).
 
@@ -23,7 +24,7 @@ def store() -> None:
     """
 
 
-@store.command("check")
+@store.command("check", short_help="Check every segment of RUN against its journal (--repair).")
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--repair", is_flag=True,
               help="Set damaged segments aside (renamed *.damaged, never deleted) and rebuild them and missing ones "

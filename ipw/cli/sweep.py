@@ -73,4 +73,5 @@ _params += [
     click.Option(["--batch-size"], callback=_levels, help="Batch sizes, e.g. 1,8,32 (--engine transformers)."),
     click.Option(["--out"], type=click.Path(file_okay=False), help="Save the sweep's table (kind serving.sweep) in this folder."),
 ]
-sweep = command("sweep", params=_params)(sweep_callback)
+sweep = command("sweep", params=_params,
+                short_help="Run one query set at several levels: the energy-latency frontier.")(sweep_callback)

@@ -68,7 +68,8 @@ class DiscoverConfig:
     amdsmi: ModuleType | None = None
     probe_s: float = 1.0  # at most; the probe stops once it has seen four changes
     estimate: str = "auto"  # "auto": only without a measured CPU counter; "always"; "never"
-    cpu_scope: str | None = None  # the estimate's CPU time: "machine" or "process-tree" (None: env or machine)
+    cpu_scope: str | None = None  # the estimate's CPU time: "machine", "process-tree" or "server" (None: env or machine)
+    server_pid: int | None = None  # with cpu_scope "server": the server process whose tree is counted too
     gpus: tuple[int | str, ...] | None = None  # CUDA indices or UUIDs among the visible GPUs; None: all visible
     environ: dict | None = None  # where CUDA_VISIBLE_DEVICES is read (None: os.environ)
     monitor: str = "thread"  # NVML background monitor: "thread", "manual" (tests; Jetson rails then polled by the caller) or "off" (edge reads)
@@ -182,7 +183,7 @@ def _estimate(cfg: DiscoverConfig, found: Discovery) -> None:
     has_cpu_counter = any(m.family in ("rapl", "apple", "jetson") for m in found.meters)
     if cfg.estimate == "never" or (cfg.estimate == "auto" and has_cpu_counter):
         raise MeterUnavailable("estimate", "not needed: a measured CPU counter (RAPL, Apple, Jetson rails) is present.")
-    found.meters.append(CpuEstimateMeter(cpu_scope=cfg.cpu_scope))
+    found.meters.append(CpuEstimateMeter(cpu_scope=cfg.cpu_scope, server_pid=cfg.server_pid))
 
 
 FAMILIES = {"nvidia": _nvidia, "amd": _amd, "rapl": _rapl, "apple": _apple, "jetson": _jetson, "estimate": _estimate}

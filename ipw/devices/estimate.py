@@ -13,9 +13,12 @@ where ``u`` is the core's busy share. Summed over cores and integrated over a wi
 nice + system + irq + softirq; idle, iowait and steal are not busy, and guest time is already
 inside user); with ``cpu_scope="process-tree"``, the CPU time (user + system) of this process, its
 live descendants, and the children it has waited for (psutil), so that other processes' work on a
-shared machine is not charged to the query (the idle term is the whole CPU's in both scopes). The
-scope is in the source (``estimate.cpu_util_tdp`` or ``estimate.cpu_util_tdp.process_tree``) and
-in ``describe()``; ``IPW_CPU_ESTIMATE_SCOPE`` sets the default. CPU time is a counter, so the
+shared machine is not charged to the query; with ``cpu_scope="server"``, that and the CPU time of
+a server's processes (``server_pid`` and its descendants: an OpenAI-compatible server on this
+machine that ipw did not start). The idle term is the whole CPU's in every scope. The scope is in
+the source (``estimate.cpu_util_tdp``, ``estimate.cpu_util_tdp.process_tree`` or
+``estimate.cpu_util_tdp.server``) and in ``describe()``; ``IPW_CPU_ESTIMATE_SCOPE`` sets the
+default. Which scope a run uses is chosen by what it measures (:mod:`ipw.run.cpu_scope`). CPU time is a counter, so the
 estimate needs no polling: it is exact *for the model* at the window's own edges, with the
 kernel's tick (usually 10 ms) as update period. On Linux it is read from the first line of
 ``/proc/stat`` through a file descriptor held open (one ``pread``), as the design asks of every
@@ -38,7 +41,9 @@ from ipw.devices.base import Domain, DomainInfo, Meter
 
 SOURCE = "estimate.cpu_util_tdp"
 SOURCE_PROCESS_TREE = "estimate.cpu_util_tdp.process_tree"
-CPU_SCOPES = ("machine", "process-tree")
+SOURCE_SERVER = "estimate.cpu_util_tdp.server"
+CPU_SCOPES = ("machine", "process-tree", "server")
+SOURCES = {"machine": SOURCE, "process-tree": SOURCE_PROCESS_TREE, "server": SOURCE_SERVER}
 DEFAULT_TDP_W_PER_CORE = 10.0
 DEFAULT_IDLE_FRACTION = 0.3
 _NOT_BUSY = ("idle", "iowait", "steal", "guest", "guest_nice")
@@ -83,23 +88,41 @@ def busy_reader():
 
 
 class ProcessTreeTime:
-    """Busy CPU time [s] of this process and its descendants (psutil).
+    """Busy CPU time [s] of process trees: this process's, and those of ``pids`` (psutil).
 
     Live descendants are summed one by one; a child that has exited and been waited for moves into
-    this process's ``children_user``/``children_system``. A descendant that exits between two reads
-    without being waited for by this process takes its last interval with it (a grandchild reaped
-    by its own parent is counted in that parent's children times while the parent lives). The
-    total is kept non-decreasing.
+    its parent's ``children_user``/``children_system``. A descendant that exits between two reads
+    without being waited for by its root takes its last interval with it (a grandchild reaped by
+    its own parent is counted in that parent's children times while the parent lives). A root that
+    is a descendant of another (a server ipw started) is counted once. A root that has gone keeps
+    what it had. The total is kept non-decreasing.
     """
 
-    def __init__(self) -> None:
-        self._me = psutil.Process()
+    def __init__(self, pids: tuple[int, ...] = ()) -> None:
+        self._roots = [psutil.Process()] + [psutil.Process(p) for p in pids if p != os.getpid()]
         self._last = 0.0
+        self._gone = 0.0
+        self._seen: dict[int, float] = {}
 
     def __call__(self) -> float:
-        t = self._me.cpu_times()
-        total = t.user + t.system + t.children_user + t.children_system
-        for child in self._me.children(recursive=True):
+        procs = {}
+        for root in self._roots:
+            try:
+                procs.update({c.pid: c for c in root.children(recursive=True)})
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        total = 0.0
+        for root in self._roots:
+            if root.pid in procs:
+                continue  # counted as a descendant of another root
+            try:
+                t = root.cpu_times()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                total += self._seen.get(root.pid, 0.0)
+                continue
+            self._seen[root.pid] = t.user + t.system + t.children_user + t.children_system
+            total += self._seen[root.pid]
+        for child in procs.values():
             try:
                 c = child.cpu_times()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -127,11 +150,15 @@ class CpuEstimateMeter(Meter):
     family = "estimate"
 
     def __init__(
-        self, tdp_w: float | None = None, idle_fraction: float = DEFAULT_IDLE_FRACTION, cpu_scope: str | None = None
+        self, tdp_w: float | None = None, idle_fraction: float = DEFAULT_IDLE_FRACTION, cpu_scope: str | None = None,
+        server_pid: int | None = None,
     ) -> None:
         self.cpu_scope = cpu_scope or default_cpu_scope()
         if self.cpu_scope not in CPU_SCOPES:
             raise ValueError(f"cpu_scope must be one of {', '.join(CPU_SCOPES)}, not {self.cpu_scope!r}")
+        if (self.cpu_scope == "server") != (server_pid is not None):
+            raise ValueError("cpu_scope 'server' goes with a server_pid, and a server_pid with cpu_scope 'server'")
+        self.server_pid = server_pid
         self.n_logical = psutil.cpu_count(logical=True) or 1
         self.tdp_w = tdp_w if tdp_w is not None else default_tdp_w(self.n_logical)
         if self.tdp_w <= 0 or not 0 <= idle_fraction <= 1:
@@ -141,9 +168,9 @@ class CpuEstimateMeter(Meter):
         self.p_idle_core_w = idle_fraction * p_max
         self.p_dynamic_core_w = p_max - self.p_idle_core_w
         tick_s = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
-        source = SOURCE if self.cpu_scope == "machine" else SOURCE_PROCESS_TREE
-        super().__init__([DomainInfo(Domain.CPU.value, source, False, tick_s, p_max * tick_s)])
-        self._busy = busy_reader() if self.cpu_scope == "machine" else ProcessTreeTime()
+        super().__init__([DomainInfo(Domain.CPU.value, SOURCES[self.cpu_scope], False, tick_s, p_max * tick_s)])
+        pids = (server_pid,) if server_pid is not None else ()
+        self._busy = busy_reader() if self.cpu_scope == "machine" else ProcessTreeTime(pids)
         self._t0 = now()
         self._busy0 = self._busy()
 
@@ -162,6 +189,8 @@ class CpuEstimateMeter(Meter):
             self._busy = busy_cpu_seconds
 
     def describe(self) -> dict:
+        scope = {"machine": "; machine-wide CPU time", "process-tree": "; CPU time of this process tree only",
+                 "server": f"; CPU time of this process tree and the server's (pid {self.server_pid})"}  # fmt: skip
         return super().describe() | {
             "model": {
                 "tdp_w": self.tdp_w,
@@ -170,6 +199,6 @@ class CpuEstimateMeter(Meter):
                 "cpu_scope": self.cpu_scope,
             },
             "cpu_scope": self.cpu_scope,
-            "note": "estimate: CPU time x TDP model, not a measurement"
-            + ("; CPU time of this process tree only" if self.cpu_scope == "process-tree" else "; machine-wide CPU time"),
+            "server_pid": self.server_pid,
+            "note": "estimate: CPU time x TDP model, not a measurement" + scope[self.cpu_scope],
         }

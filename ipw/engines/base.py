@@ -82,6 +82,7 @@ class Engine(ABC):
     chat template when it has one and ``chat`` is not False, else sends it as a plain completion."""
 
     name: str = "engine"
+    in_process: bool = True  # the model runs in this process (False: a server; ipw.run.cpu_scope)
 
     @abstractmethod
     def generate(self, prompt: str, settings: GenerationSettings) -> Generation: ...

@@ -171,6 +171,7 @@ redacts it after grading)."""
 
 class OpenAIEngine(Engine):
     name = "openai"
+    in_process = False
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout_s: float = 60.0,
                  chat: bool = True, include_usage: bool = True, tries: int = 3, backoff_s: float = 1.0,

@@ -247,13 +247,23 @@ def _answer_text(value: object) -> str | None:
     return None
 
 
+EXAMPLE_LINE = json.dumps({"id": "q1", "prompt": "What is 2 + 2? Answer with the number only.", "answer": "4",
+                           "grader": "numeric", "domain": "arithmetic"})  # fmt: skip
+"""One valid query line, shown when a line lacks a required field (docs/querysets.md has them all)."""
+
+
 def _hint_for_missing(obj: dict, missing: list[str]) -> str:
+    """A near field name the line has instead, the graders that exist (when ``grader`` is missing),
+    and one valid line: on one line, as every input error is."""
     hints = []
     for m in missing:
         close = difflib.get_close_matches(m, [k for k in obj if k not in REQUIRED + OPTIONAL], n=1, cutoff=0.6)
         if close:
             hints.append(f"{close[0]!r} -> {m!r}?")
-    return f" (did you mean {', '.join(hints)})" if hints else ""
+    out = f" (did you mean {', '.join(hints)})" if hints else ""
+    if "grader" in missing:
+        out += f"; grader is one of {', '.join(grading.GRADERS)} (docs/querysets.md)"
+    return out + f"; a valid line: {EXAMPLE_LINE}"
 
 
 # ----------------------------------------------------------------------------- prompts

@@ -23,6 +23,7 @@ from ipw.reports import run_figures
 from ipw.reports import tables as report_tables
 from ipw.reports.blocks import Section, Table, plots
 from ipw.science.intelligence.routing import CostModel
+from ipw.run.cpu_scope import line as cpu_scope_line
 from ipw.store import Run
 
 ESTIMATE_WARNING = ("{names}: {basis} energy is an ESTIMATE, or includes one (a domain with no energy counter; see "
@@ -53,6 +54,13 @@ def overview(runs: Mapping[str, Run], summary: pd.DataFrame, basis: str = DEFAUL
             f"{r['run']}: {r['model']} on {r['hardware']}: accuracy {_pct(r['accuracy'], why.get('accuracy', ''))} "
             f"{_ci(r, why)}, IPW {_g(r['ipw_per_w'], ' /W', why.get('ipw_per_w', ''))}, "
             f"IPJ {_g(r['ipj_per_j'], ' /J', why.get('ipj_per_j', ''))}, {per_query} over {r['n']} queries")
+    for name, run in runs.items():
+        scope = cpu_scope_line(run.manifest.get("cpu_scope"))
+        if scope:
+            lines.append(f"{name}: {scope}")
+        if run.unfinished:
+            warnings.append(f"{name}: {run.unfinished}: the run is unfinished and its figures cover only these "
+                            f"(`ipw profile --resume RUN` continues it).")
     empty = [n for n, r in runs.items() if r.queries.empty]
     if empty:
         warnings.append(f"no query records in: {', '.join(empty)}")

@@ -16,13 +16,14 @@ No per-row Python loops over query records: a 100,000-query run is summarised wi
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ipw.core import basis as basis_rule
-from ipw.science.intelligence.metrics import DEFAULT_ENERGY, coverage, energy_scope, scored_rows, summarize
+from ipw.science.intelligence.metrics import DEFAULT_ENERGY, coverage, energy_scope, scored_rows, summarize_run
 from ipw.store import Run, load
 
 MEASURED, ESTIMATE = "measured", "estimate"
@@ -70,11 +71,12 @@ def _ci(frame: pd.DataFrame, col: str) -> pd.DataFrame:
 def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
     """Flatten one :func:`ipw.science.intelligence.metrics.summarize` result: CIs into low/high columns."""
     out = summary
-    cis = [_ci(out, c) for c in ("accuracy_ci", "ipw_ci", "ipj_ci")]
+    names = [c for c in ("accuracy_ci", "ipw_ci", "ipj_ci", "ipw_attributed_ci") if c in out]
+    cis = [_ci(out, c) for c in names]
     out = out.rename(columns={"energy_j_mean": "system_energy_j_mean", "scope_energy_j_mean": "energy_j_mean",
                               "energy_above_idle_j_mean": "system_energy_above_idle_j_mean",
                               "scope_energy_above_idle_j_mean": "energy_above_idle_j_mean"})  # the basis's scope first
-    return pd.concat([out.drop(columns=["accuracy_ci", "ipw_ci", "ipj_ci"])] + cis, axis=1)
+    return pd.concat([out.drop(columns=names)] + cis, axis=1)
 
 
 SUMMARY_COLUMNS = [
@@ -82,7 +84,7 @@ SUMMARY_COLUMNS = [
     "accuracy_ci_low", "accuracy_ci_high", "ipw_per_w", "ipw_ci_low", "ipw_ci_high", "ipj_per_j", "ipj_ci_low", "ipj_ci_high", "energy_j_mean",
     "energy_scope", "energy", "energy_above_idle_j_mean", "system_energy_j_mean", "system_energy_above_idle_j_mean",
     "system_energy", "power_w_mean", "ttft_s_mean",
-    "tpot_s_mean", "e2e_s_mean", "n_boot",
+    "tpot_s_mean", "e2e_s_mean", "n_boot", "status", "serving_power_w", "ipw_attributed_per_w",
 ]
 
 
@@ -102,7 +104,7 @@ def _summarized(run: Run, frame: pd.DataFrame, energy: str, by: str | None = Non
     valid = (energy == DEFAULT_ENERGY and STORED_KEYS <= overall.keys() and overall.get("n") == len(frame)
              and isinstance(rows, list) and all(isinstance(r, dict) and STORED_KEYS <= r.keys() for r in rows))  # fmt: skip
     if not valid or (by is not None and by != "domain"):
-        return summarize(frame, by=by, energy=energy)
+        return summarize_run(replace(run, queries=frame), by=by, energy=energy)
     frame = pd.DataFrame(rows)
     for col in frame:  # JSON null is a missing number again (summary.json is strict JSON)
         values = frame[col]
@@ -126,7 +128,7 @@ def summary_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.D
         s = s.drop(columns=[c for c in ("group", "measured", "system_measured") if c in s]).assign(
             run=name, model=model_name(run), engine=str((run.manifest.get("engine", {}) or {}).get("engine", "?")),
             hardware=hardware_name(run), errors=int(q["error"].notna().sum()) if "error" in q else 0,
-            energy=energy_kind(q, energy), system_energy=energy_kind(q, "system"),
+            energy=energy_kind(q, energy), system_energy=energy_kind(q, "system"), status=run.unfinished or "complete",
         )
         rows.append(s)
     if not rows:

@@ -16,6 +16,7 @@ from ipw.profilers.windows import Profiler
 from ipw.queries.prompts import render_prompt
 from ipw.run.config import RunConfig, query_settings
 from ipw.run.record import grade_answer, make_record, redact_record
+from ipw.run import stop as stops
 from ipw.run.session import RunObserver, RunSession
 from ipw.store import RunStore
 from ipw.run.session import write_summary
@@ -93,8 +94,10 @@ def _warm_up(engine: Engine, queries: list, settings: GenerationSettings) -> Non
 def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObserver | None = None, queries=None,
             retry_errors: bool = False) -> RunStore:  # fmt: skip
     """Run ``queries`` not yet in ``store`` one at a time, each in its own window (see
-    :func:`ipw.run.runner.execute`, which hands a run here)."""
+    :func:`ipw.run.runner.execute`, which hands a run here). A stop (:mod:`ipw.run.stop`) ends the
+    session as ``interrupted``, with its summary written, and raises :class:`~ipw.run.stop.RunInterrupted`."""
     observer = observer or RunObserver()
+    stop = stops.current()
     run = RunSession(store, config, engine, queries, retry_errors, config.sampler_hz)
     status, started = "interrupted", False
     try:
@@ -102,20 +105,31 @@ def execute(store: RunStore, config: RunConfig, engine: Engine, observer: RunObs
         _warm_up(engine, run.todo[: config.warmup], config.settings)
         observer.start(len(run.todo), run.records)
         started = True
-        for q in (q for q in run.todo if q.id not in run.done):
-            generation, error, m = _measure(run.profiler, engine, render_prompt(q), query_settings(config.settings, q), q.id)
-            grade = grade_answer(q, generation, error, run.judge, run.redact)  # of the answer as given
-            record = redact_record(make_record(q, generation, grade, m(), run.index, error, run.shard), run.redact)
-            store.append(record)
-            observer.record(record)
-        status = "complete"
+        with stop.finishing():
+            for q in (q for q in run.todo if q.id not in run.done):
+                if stop.requested:
+                    break
+                generation, error, m = _measure(run.profiler, engine, render_prompt(q),
+                                                query_settings(config.settings, q, config.answer_stops), q.id)  # fmt: skip
+                grade = grade_answer(q, generation, error, run.judge, run.redact)  # of the answer as given
+                record = redact_record(make_record(q, generation, grade, m(), run.index, error, run.shard), run.redact)
+                with stop.shielded():
+                    store.append(record)
+                    observer.record(record)
+        status = "interrupted" if stop.requested else "complete"
     except AuthError as e:
         status = "failed"
         run.sessions[run.index]["error"] = str(e)
         raise
+    except KeyboardInterrupt:
+        status = "interrupted"
     finally:
-        if started:
-            observer.close()
-        run.close(status)
-    write_summary(store)
+        with stop.closing():
+            if started:
+                observer.close()
+            run.close(status)
+    with stop.closing():
+        write_summary(store)
+    if status == "interrupted":
+        raise stops.RunInterrupted(store.path, stop.requested or "KeyboardInterrupt")
     return store

@@ -15,7 +15,8 @@ from ipw.devices.inventory import hardware_inventory
 from ipw.engines import Engine, get_engine
 from ipw.profilers.windows import Profiler
 from ipw.queries import shards
-from ipw.run.config import RunConfig, select
+from ipw.run import cpu_scope
+from ipw.run.config import RunConfig, order_entry, select
 from ipw.science.intelligence.metrics import run_summary
 from ipw.store import IDLE, SUMMARY, RunStore, load
 
@@ -52,13 +53,16 @@ class RunSession:
             raise IpwError(f"the query set {queries.path} changed since run {store.path.name} started; start a new run")
         self.store, self.config = store, config
         self.shard = shards.tag(config.shard)  # every record of a sharded run carries it
-        self.todo = select(queries.queries, config.limit)
+        self.todo = select(queries.queries, config.limit, config.order, config.order_seed)
         self.records = _latest(store.records(), retry_errors)
         self.done = {r.id for r in self.records}
         self.sessions = prior.get("sessions", []) + [_session_entry()]
         self.index = len(self.sessions) - 1
         gpus = tuple(config.gpus) if config.gpus else None
-        found = discovery.discover(discovery.DiscoverConfig(gpus=gpus, cpu_scope=config.cpu_scope))
+        scope = cpu_scope.choose(config.cpu_scope, config.server_pid, engine)
+        found = discovery.discover(discovery.DiscoverConfig(gpus=gpus, cpu_scope=scope.scope, server_pid=scope.server_pid))
+        self.cpu_scope = cpu_scope.describe(scope, found.meters)
+        self.sessions[self.index]["cpu_scope"] = self.cpu_scope
         self.profiler = Profiler(found.meters, sampler_hz=sampler_hz, sync_cuda=bool(getattr(engine, "sync_cuda", False)))
         self.judge = get_engine("openai", **config.judge) if config.judge else None
         self._engines = [e for e in (engine, self.judge) if e is not None]
@@ -69,11 +73,13 @@ class RunSession:
             self.sessions[self.index]["redaction"] = notes
         store.update_manifest(
             sessions=self.sessions,
-            queryset={"name": queries.name, "path": str(queries.path), "sha256": queries.sha256, "n": len(self.todo)},
+            queryset={"name": queries.name, "path": str(queries.path), "sha256": queries.sha256, "n": len(self.todo),
+                      "order": order_entry(self.todo, config.order, config.order_seed)},
             meters=[m.describe() for m in found.meters],
             absent=[asdict(a) for a in found.absent],
             hardware=hardware_inventory(found.meters),
             **shards.manifest_fields(config.shard, queries.queries),
+            cpu_scope=self.cpu_scope,
             **manifest,
         )
 
@@ -118,7 +124,8 @@ def _latest(records: list[QueryRecord], drop_errors: bool) -> list[QueryRecord]:
 def write_summary(store: RunStore) -> dict:
     """``summary.json``: :func:`ipw.science.intelligence.metrics.run_summary` of every record, the figures ``ipw
     profile`` prints at the end (one computation, one resample count, recorded in it)."""
-    summary = run_summary(load(store.path).queries)
+    run = load(store.path)
+    summary = run_summary(run.queries, serving=run.manifest.get("serving"))
     if summary:
         store.write_json(SUMMARY, summary)
     return summary

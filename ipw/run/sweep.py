@@ -40,6 +40,7 @@ from ipw.core import latency
 
 MODES = {"concurrency": "c", "batch_size": "b"}
 COLUMNS = ["mode", "level", "run", "n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "measured", "energy",
+           "serving_power_w", "ipw_attributed_per_w",
            "energy_per_query_j", "prefill_energy_per_query_j", "decode_energy_per_query_j", "j_per_token_run",
            "steady_j_per_token", "steady_tokens_per_s", "steady_power_w", "steady_energy_uncertainty_j", "steady_s",
            "ttft_mean_s", "ttft_p50_s", "ttft_p90_s", "tpot_mean_s", "tpot_p50_s", "tpot_p90_s", "tpot_vllm_mean_s",
@@ -70,7 +71,7 @@ def _decode(v):
 def level_row(run) -> dict:
     """One level's figures from a loaded serving run (:func:`ipw.store.load`)."""
     from ipw.core.basis import frame_label
-    from ipw.science.intelligence.metrics import query_energy_j, scored_rows, summarize
+    from ipw.science.intelligence.metrics import query_energy_j, scored_rows, summarize_run
 
     serving = run.manifest.get("serving")
     if not serving:
@@ -79,9 +80,10 @@ def level_row(run) -> dict:
     row = {"mode": serving["mode"], "level": int(serving["level"]), "run": str(run.path)}
     if q.empty:
         return row | {"n": 0}
-    s = summarize(q, n_boot=200).iloc[0]
-    row |= {k: s[k] for k in ("n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "measured")}
-    row["energy"] = frame_label(q)  # the label of the basis energy, as profile, compare and the report give it
+    s = summarize_run(run, n_boot=200).iloc[0]
+    row |= {k: s.get(k) for k in ("n", "scored", "errors", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "measured",
+                                  "serving_power_w", "ipw_attributed_per_w")}
+    row["energy"] = frame_label(run.queries)  # the label of the basis energy, as profile, compare and the report give it
     ok = scored_rows(q)
     energy = query_energy_j(ok)
     row["energy_per_query_j"] = float(energy.mean()) if len(ok) else np.nan

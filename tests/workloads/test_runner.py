@@ -12,6 +12,7 @@ from collections import Counter
 
 import pytest
 
+from ipw.queries.querysets import load_queryset
 from ipw.store import decode_json, load
 from ipw.run import config as run_config
 from ipw.run import runner
@@ -53,12 +54,14 @@ def test_profile_records_every_query(tmp_path, queryset, engine):
     store = runner.profile(config(tmp_path, queryset), engine=engine)
     run = load(store.path)
     q = run.queries
-    assert list(q["id"]) == [x["id"] for x in QUERIES]  # warm-up ran but was not recorded
+    expected = run_config.select(load_queryset(str(queryset)).queries, None, "interleaved")  # the default order
+    assert list(q["id"]) == [x.id for x in expected]  # warm-up ran but was not recorded
     assert (q["energy_j"] > 0).all() and (q["output_tokens"] >= 1).all()
     assert q["correct"].notna().all() and q["grade_reason"].map(bool).all()
     assert not q["measured"].any() and q["flags"].map(lambda f: "estimate" in f).all()
     assert (q["energy_above_idle_j"].notna()).all()
-    assert decode_json(q["domains"]).map(lambda d: d["cpu"]["source"]).eq("estimate.cpu_util_tdp").all()
+    # an engine in this process: the estimate charges this process tree's CPU time (ipw.run.cpu_scope)
+    assert decode_json(q["domains"]).map(lambda d: d["cpu"]["source"]).eq("estimate.cpu_util_tdp.process_tree").all()
     m = run.manifest
     assert m["status"] == "complete" and len(m["queryset"]["sha256"]) == 64
     assert m["engine"]["engine"] == "transformers" and m["config"]["settings"]["max_tokens"] == 8

@@ -42,6 +42,7 @@ from ipw.engines.openai import OpenAIEngine
 from ipw.engines.retry import AuthError
 from ipw.queries.prompts import render_prompt
 from ipw.run.config import ServingConfigError, check_levels, load_queries, query_settings, rule_for
+from ipw.run import stop as stops
 from ipw.run.serving.finaliser import Finaliser
 from ipw.run.serving.flight import Flight, Job
 from ipw.run.serving.producers import produce_async, produce_batches
@@ -85,13 +86,14 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
     }  # fmt: skip
     run = RunSession(store, config, engine, queries or load_queries(config), retry_errors, hz, serving=serving)
     todo_all, records, done, session, profiler, judge = run.todo, run.records, run.done, run.index, run.profiler, run.judge
-    jobs = [Job(q, render_prompt(q), query_settings(config.settings, q)) for q in todo_all if q.id not in done]
+    jobs = [Job(q, render_prompt(q), query_settings(config.settings, q, config.answer_stops)) for q in todo_all if q.id not in done]
     warmup = [Job(q, render_prompt(q), config.settings) for q in todo_all[: config.warmup]] if jobs else []
     flight = Flight()
     out: queue.Queue = queue.Queue()
     fin = Finaliser(store, config, profiler, observer, session, judge, run.redact)
     status, started = "interrupted", False
     thread = None
+    stop = stops.current()
     try:
         run.measure_idle()
         observer.start(len(todo_all), records)
@@ -99,36 +101,46 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
         thread = threading.Thread(target=produce, args=(engine, jobs, warmup, level, flight, out),
                                   name="ipw-serving", daemon=True)  # fmt: skip
         thread.start()
-        _finalise_loop(fin, flight, out, thread)
+        with stop.finishing():
+            _finalise_loop(fin, flight, out, thread, stop)
         if flight.fatal is not None:
             raise flight.fatal
-        status = "complete"
+        status = "interrupted" if stop.requested else "complete"
     except AuthError as e:
         status = "failed"
         run.sessions[session]["error"] = str(e)
         raise
+    except KeyboardInterrupt:
+        status = "interrupted"
     finally:
-        flight.stop.set()
-        if thread is not None:
-            thread.join(timeout=COVER_TIMEOUT_S)
-        if started:
-            observer.close()
-        try:
-            serving["sessions"] = serving["sessions"] + [fin.summary(flight, level)]
-        except Exception as e:  # noqa: BLE001 - the records are stored; a summary failure must not mask the run's error
-            log.warning("serving summary of session %d not computed: %s", session, e)
-            serving["sessions"] = serving["sessions"] + [{"session": session, "level": level, "error": repr(e)}]
-        run.close(status, serving=serving)
-    write_summary(store)
+        with stop.closing():
+            flight.stop.set()
+            if thread is not None:
+                thread.join(timeout=COVER_TIMEOUT_S)
+            if started:
+                observer.close()
+            try:
+                serving["sessions"] = serving["sessions"] + [fin.summary(flight, level)]
+            except Exception as e:  # noqa: BLE001 - the records are stored; a summary failure must not mask the run's error
+                log.warning("serving summary of session %d not computed: %s", session, e)
+                serving["sessions"] = serving["sessions"] + [{"session": session, "level": level, "error": repr(e)}]
+            run.close(status, serving=serving)
+    with stop.closing():
+        write_summary(store)
+    if status == "interrupted":
+        raise stops.RunInterrupted(store.path, stop.requested or "KeyboardInterrupt")
     return store
 
 
-def _finalise_loop(fin: Finaliser, flight: Flight, out: queue.Queue, thread: threading.Thread) -> None:
+def _finalise_loop(fin: Finaliser, flight: Flight, out: queue.Queue, thread: threading.Thread, stop) -> None:
     """Store each finished job once it is final; after the producer ends, wait for the timeline to
-    cover the last ones (at most :data:`COVER_TIMEOUT_S`), then store the rest as they are."""
+    cover the last ones (at most :data:`COVER_TIMEOUT_S`), then store the rest as they are. A stop
+    request (:mod:`ipw.run.stop`) tells the producer to send no new query; those in flight finish."""
     pending: list[Job] = []
     ended_at = None
     while True:
+        if stop.requested:
+            flight.stop.set()
         try:
             pending.append(out.get(timeout=0.02))
             while True:
@@ -138,12 +150,14 @@ def _finalise_loop(fin: Finaliser, flight: Flight, out: queue.Queue, thread: thr
         ready = [j for j in pending if fin.ready(j, flight)]
         if ready:
             pending = [j for j in pending if j not in ready]
-            fin.store_all(ready, flight)
+            with stop.shielded():
+                fin.store_all(ready, flight)
             flight.closed(ready)
         if not thread.is_alive() and out.empty():
             if not pending:
                 return
             ended_at = ended_at or time.monotonic()
             if time.monotonic() - ended_at > COVER_TIMEOUT_S:
-                fin.store_all(pending, flight)
+                with stop.shielded():
+                    fin.store_all(pending, flight)
                 return

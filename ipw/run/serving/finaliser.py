@@ -139,6 +139,7 @@ class Finaliser:
                                "uncertainty_j": sum(steady["domains"][d]["uncertainty_j"] for d in basis),
                                "power_w": e / steady["duration_s"],
                                "j_per_token": e / steady["output_tokens"] if steady["output_tokens"] else None}  # fmt: skip
+        idle = self.profiler.idle.power_w if self.profiler.idle else {}
         return {
             "session": self.session,
             "level": level,
@@ -146,6 +147,11 @@ class Finaliser:
             "attempts": len(events),
             "active_s": active_s,
             "active_energy_j": active,
+            # the device's energy while serving, on the IPW basis and the system's (the serving IPW:
+            # ipw.science.intelligence.metrics.serving_power_w)
+            "active_basis": {"scope": scope, "domains": list(basis), "energy_j": sum(active.get(d, 0.0) for d in basis),
+                             "system_energy_j": sum(active.values()),
+                             "idle_power_w": sum(idle[d] for d in top) if top and all(d in idle for d in top) else None},
             "attributed_energy_j": dict(self.attributed),
             "complete": stored,
             "steady_state": finite(steady),

@@ -50,6 +50,15 @@ def produce_async(engine, jobs: list[Job], warmup: list[Job], n: int, flight: Fl
         flight.stop.set()
 
 
+def _common(batch: list[Job]):
+    """The batch's settings with only the stop strings every query of it has (each query's own are
+    applied to its row by the finaliser: queries of different graders stop differently)."""
+    from dataclasses import replace
+
+    first = batch[0].settings
+    return replace(first, stop=tuple(s for s in first.stop if all(s in j.settings.stop for j in batch)))
+
+
 def produce_batches(engine, jobs: list[Job], warmup: list[Job], n: int, flight: Flight, out: queue.Queue) -> None:
     """Thread body: batches of ``n`` through ``engine.generate_batch``; finished jobs go to ``out``."""
     try:
@@ -66,7 +75,7 @@ def produce_batches(engine, jobs: list[Job], warmup: list[Job], n: int, flight: 
             tracks = [flight.for_job(j) for j in batch]
             attempts = [t.begin() for t in tracks]
             try:
-                generations = engine.generate_batch([j.prompt for j in batch], batch[0].settings)
+                generations = engine.generate_batch([j.prompt for j in batch], _common(batch))
             except IpwError as e:
                 for job, track, attempt in zip(batch, tracks, attempts):
                     attempt.error = e

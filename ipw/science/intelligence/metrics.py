@@ -14,6 +14,22 @@ back to e2e). Over a set of queries:
 
 with every mean over the same scored queries, as the paper's released harness computes them
 (its unit test: 10 J and 20 J over 2 s and 4 s, one of two correct: IPJ = 1/30, IPW = 0.1).
+
+In the serving regime (N queries in flight, or batches of N: ``ipw.run.serving``) a query's power
+is its attributed energy over its own span, and N queries share the device at every instant, so
+mean(P_q) falls about N-fold with the level while the device draws the same or more: IPW so
+defined grows with the number in flight by construction (at concurrency 4 on the project's VM,
+5.2 W per query while the machine drew 19.9 W: IPW 3.8x that of concurrency 1 for the same answers).
+There, one definition holds at every level, so that levels compare like with like:
+
+- **IPW (serving) = accuracy / P_serving**, P_serving = the device's energy over the active time of
+  the run's sessions / that active time [W] (:func:`serving_power_w`; the manifest's
+  ``serving.sessions[].active_basis``): the device's mean power while it serves. At batch 1 this is
+  the mean power over the queries' windows, weighted by their length.
+
+The per-query attributed figure is kept as its own column (``ipw_attributed_per_w``), and IPJ needs
+no change: a query's attributed energy is what batching makes smaller, and IPJ rightly improves with
+it. The interval of the serving IPW is the accuracy's interval over P_serving (one power for the run).
 E_q is accelerator energy by default (the paper counts the accelerator only), or system energy, or
 system energy above the idle baseline (``energy=`` one of :data:`ipw.core.basis.ENERGY_BASES`; the rule is :mod:`ipw.core.basis`); the
 basis is the ``energy_scope`` column, the metric columns keep stable names (on records of a module
@@ -188,12 +204,38 @@ def energy_scope(frame: pd.DataFrame, energy: str) -> str:
     return basis_rule.frame_scope(frame, energy, module)
 
 
-def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_ENERGY, n_boot: int | None = None, seed: int = 0) -> pd.DataFrame:
+def serving_power_w(serving: dict | None, energy: str = DEFAULT_ENERGY) -> float | None:
+    """The device's mean power while serving [W]: the energy over the active time of every session
+    of a serving run, on ``energy``'s basis, over their active time (the manifest's ``serving``
+    entry, ``sessions[].active_basis``, written by ``ipw.run.serving``). None for a run that is not a
+    serving run, or whose sessions predate ``active_basis``, or above idle without an idle baseline."""
+    energy = basis_rule.canonical(energy)
+    sessions = [x for x in (serving or {}).get("sessions", []) if x.get("active_basis") and x.get("active_s")]
+    if not sessions:
+        return None
+    total_j = 0.0
+    for x in sessions:
+        a = x["active_basis"]
+        if energy == "accelerator":
+            total_j += a["energy_j"]
+        elif energy == "system":
+            total_j += a["system_energy_j"]
+        elif a.get("idle_power_w") is None:
+            return None
+        else:
+            total_j += a["system_energy_j"] - a["idle_power_w"] * x["active_s"]
+    return total_j / sum(x["active_s"] for x in sessions)
+
+
+def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_ENERGY, n_boot: int | None = None, seed: int = 0,
+              serving_power: float | None = None) -> pd.DataFrame:
     """One row per group (or one row): n, scored, errors, accuracy, IPW [1/W], IPJ [1/J] with 95% CIs,
     the energy basis (``energy_scope``), mean energy on that basis, system and above idle [J], mean
     power [W], latencies [s], and whether every energy on the basis was measured (False where any
     came from the estimate). Every mean is over the scored rows, the rows accuracy counts.
-    ``n_boot`` None: :func:`n_boot_for` the whole frame's size, one count for the run and each group."""
+    ``n_boot`` None: :func:`n_boot_for` the whole frame's size, one count for the run and each group.
+    ``serving_power`` [W] (:func:`serving_power_w`, for a serving run): IPW is accuracy over it, the
+    serving definition (module doc), and the per-query figure is kept as ``ipw_attributed_per_w``."""
     basis_rule.energy_column(energy)  # an unknown basis is an error before any work
     frame = frame[[c for c in (*METRIC_COLUMNS, by) if c is not None and c in frame]]  # no copy of the rest
     groups = [("all", frame)] if by is None else list(frame.groupby(by, sort=True))
@@ -232,16 +274,37 @@ def summarize(frame: pd.DataFrame, by: str | None = None, energy: str = DEFAULT_
                 Col.N_BOOT: n_boot,
             }
         )
+        if serving_power is not None:
+            _serving_ipw(rows[-1], serving_power)
     return pd.DataFrame(rows)
 
 
-def run_summary(frame: pd.DataFrame, energy: str = DEFAULT_ENERGY) -> dict:
+def _serving_ipw(row: dict, power_w: float) -> None:
+    """Turn a summary row's IPW into the serving definition; keep the per-query one beside it."""
+    row["ipw_attributed_per_w"], row["ipw_attributed_ci"] = row[Col.IPW], row["ipw_ci"]
+    row[Col.IPW] = ipw(row[Col.ACCURACY], power_w)
+    low, high = row["accuracy_ci"]
+    row["ipw_ci"] = (ipw(low, power_w), ipw(high, power_w))
+    row["serving_power_w"] = power_w
+
+
+def summarize_run(run, by: str | None = None, energy: str = DEFAULT_ENERGY, n_boot: int | None = None) -> pd.DataFrame:
+    """:func:`summarize` of a loaded run (``ipw.store.load``): its records, and for a serving run
+    the serving IPW (its manifest's ``serving`` entry), as ``ipw profile``, ``compare``, ``report``
+    and ``sweep`` show it."""
+    power = serving_power_w((run.manifest or {}).get("serving"), energy)
+    return summarize(run.queries, by=by, energy=energy, n_boot=n_boot, serving_power=power)
+
+
+def run_summary(frame: pd.DataFrame, energy: str = DEFAULT_ENERGY, serving: dict | None = None) -> dict:
     """The figures of one run, overall and per domain, as strict-JSON dicts (``summary.json``: a
-    missing figure, NaN in :func:`summarize`, is None); empty for a run with no records."""
+    missing figure, NaN in :func:`summarize`, is None); empty for a run with no records. ``serving``: the manifest's serving entry, for a serving run
+    (IPW by the serving definition, see the module doc)."""
     if frame.empty:
         return {}
-    overall = summarize(frame, energy=energy)
-    by_domain = summarize(frame, by=Col.DOMAIN, energy=energy) if Col.DOMAIN in frame else overall.iloc[:0]
+    power = serving_power_w(serving, energy)
+    overall = summarize(frame, energy=energy, serving_power=power)
+    by_domain = summarize(frame, by=Col.DOMAIN, energy=energy, serving_power=power) if Col.DOMAIN in frame else overall.iloc[:0]
     return finite({"overall": overall.to_dict(orient="records")[0], "by_domain": by_domain.to_dict(orient="records")})
 
 
