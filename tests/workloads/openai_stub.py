@@ -5,6 +5,8 @@ The first path segment picks the behaviour (``http://127.0.0.1:PORT/<mode>/v1``,
 
 - ``ok``: streams the text after "ECHO:" in the prompt (else "ok"), a finish reason and usage;
 - ``paced``: as ``ok``, waiting ``PACE_S`` before each chunk;
+- ``eos``: as ``paced``, with ``usage.completion_tokens`` one more than the text chunks, as vLLM
+  counts the end-of-answer token it does not stream;
 - ``flaky``: HTTP 503 on the first request of each prompt, then as ``ok``;
 - ``auth``: HTTP 401; ``html``: an HTML page with status 200;
 - ``malformed``: an event stream whose data is not JSON; ``unfinished``: no finish reason;
@@ -67,10 +69,11 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
 
-    def _answer(self, text: str, pace_s: float = 0.0) -> None:
+    def _answer(self, text: str, pace_s: float = 0.0, uncounted: int = 0) -> None:
         words = text.split(" ")
         pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
-        usage = {"prompt_tokens": 5, "completion_tokens": len(pieces), "total_tokens": 5 + len(pieces)}
+        n = len(pieces) + uncounted
+        usage = {"prompt_tokens": 5, "completion_tokens": n, "total_tokens": 5 + n}
         self._stream([chunk(p) for p in pieces] + [chunk(finish="stop"), chunk(usage=usage), b"data: [DONE]\n\n"], pace_s)
 
     def answer_ok(self) -> None:
@@ -78,6 +81,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer_paced(self) -> None:  # as ok, PACE_S before each chunk
         self._answer(self.prompt.split("ECHO:", 1)[1].strip() if "ECHO:" in self.prompt else "ok", PACE_S)
+
+    def answer_eos(self) -> None:  # as paced; usage counts an end-of-answer token that was not streamed
+        self._answer(self.prompt.split("ECHO:", 1)[1].strip() if "ECHO:" in self.prompt else "ok", PACE_S, uncounted=1)
 
     def answer_flaky(self) -> None:
         if self.first:
