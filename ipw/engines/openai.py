@@ -63,6 +63,7 @@ from ipw.core import clock
 from ipw.engines.base import Engine, Generation, GenerationSettings
 from ipw.engines.retry import AuthError, RetryPolicy, is_fatal, is_transient
 from ipw.engines.secrets import not_secret_reason, redact, secret_keys
+from ipw.engines.server_timing import llama_cpp_timing
 from ipw.engines.token_counts import streamed_counts
 
 ERROR_BODY_CHARS = 300
@@ -127,7 +128,7 @@ redacts it after grading)."""
         self.t_start = clock.now()
         self.times: list[float] = [] if times is None else times
         self.parts: list[str] = []
-        self.usage = self.finish_reason = None
+        self.usage = self.finish_reason = self.server_timing = None
         self.html = False
 
     def opened(self, stream) -> None:
@@ -139,6 +140,7 @@ redacts it after grading)."""
         t = clock.now()
         if getattr(chunk, "usage", None) is not None:
             self.usage = chunk.usage
+        self.server_timing = llama_cpp_timing(chunk) or self.server_timing
         for choice in chunk.choices or ():  # one choice (n=1); none in the usage chunk
             text, reasoning = self.engine._delta(choice)
             if text or reasoning:
@@ -162,6 +164,8 @@ redacts it after grading)."""
             raise e._fail(f"the stream from server at {e.base_url} ended before the answer was finished "
                           f"(no finish_reason after {len(times)} chunks)", transient=True)  # fmt: skip
         n_in, n_out, extra = streamed_counts(len(times), self.usage)
+        if self.server_timing is not None:  # llama.cpp's own prefill and decode times (ipw.engines.server_timing)
+            extra["server_timing"] = self.server_timing
         return Generation("".join(self.parts), n_in, n_out, self.t_start, t_end, times[0] if times else None,
                           times[-1] if times else None, self.finish_reason, extra)  # fmt: skip
 
