@@ -106,6 +106,11 @@ def test_llama_cpp_timings_are_kept_per_answer(server, queryset, tmp_path, extra
     if extra:
         row = sweep.level_row(run)
         assert row["server_prefill_mean_s"] == pytest.approx(PREFILL_S) and "queue_mean_s" not in row
+        # the attribution rule's queued phase: the first token's arrival less the server's prefill
+        extras = [json.loads(e) if isinstance(e, str) else e for e in run.queries["engine_extra"]]
+        for ttft, e in zip(run.queries["ttft_s"], extras):
+            assert e["attribution"]["version"] == 2
+            assert e["attribution"]["queued_s"] == pytest.approx(max(ttft - PREFILL_S, 0.0), abs=1e-6)
 
 
 def test_the_sweep_shows_queueing_as_a_column(server, queryset, tmp_path):
