@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -36,6 +37,20 @@ DTYPES = ("bfloat16", "float16", "float32")
 
 class ExportError(IpwError):
     """A model that cannot be exported (not a GGUF, an unknown dtype, a folder in the way)."""
+
+
+def cache_root() -> Path:
+    """``$IPW_CACHE``, else ``~/.cache/ipw``: where exports made on demand are kept."""
+    return Path(os.environ.get("IPW_CACHE") or Path.home() / ".cache" / "ipw").expanduser()
+
+
+def cached_export(spec: str | Path, dtype: str = "bfloat16", root: Path | None = None) -> Path:
+    """The export of GGUF model ``spec`` at ``dtype`` in ``<root>/models/<file stem>-<dtype>`` (root:
+    :func:`cache_root`), made on first use and kept (the MLX engine and the vLLM tests use it)."""
+    where = locate_model(spec)
+    if where.gguf is None:
+        raise ExportError(f"{where.folder} is already a Hugging Face folder (config.json): serve it as it is")
+    return export_hf(spec, (root or cache_root()) / "models" / f"{Path(where.gguf).stem}-{dtype}", dtype)
 
 
 def _sha256(path: Path) -> str:

@@ -39,7 +39,7 @@ def test_the_export_serves_the_same_tokens_as_the_gguf():
 
     from tests.workloads.vllm_server import ensure_model
 
-    folder = ensure_model()
+    folder = ensure_model()  # ~/.cache/ipw/models/SmolLM2-135M-Instruct.Q4_1-bfloat16
     source = default_model_path()
     assert exported(folder, source, "bfloat16") and not exported(folder, source, "float32")
     provenance = json.loads((folder / PROVENANCE).read_text())
