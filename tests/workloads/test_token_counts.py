@@ -84,6 +84,7 @@ def _mean_gap_s(extra: dict) -> float:
 @pytest.mark.parametrize("extra", [(), ("--concurrency", "2")], ids=["one-at-a-time", "concurrency-2"])
 def test_records_keep_the_server_count_beside_the_chunks_and_carry_the_flag(server, queryset, tmp_path, extra):
     q = _profile(server, queryset, tmp_path, "eos", "r", *extra)
+    q = q.sort_values("id").reset_index(drop=True)  # stored as they become final, not in the set's order
     words = [len(x["prompt"].split("ECHO:")[1].split()) for x in QUERIES]
     assert list(q["output_tokens"]) == words
     assert [e["server_output_tokens"] for e in _extras(q)] == [w + 1 for w in words]

