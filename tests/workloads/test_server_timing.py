@@ -123,3 +123,7 @@ def test_the_sweep_shows_queueing_as_a_column(server, queryset, tmp_path):
     table = sweep.load(tmp_path / "sweep").levels
     assert list(table["server_requests"]) == [len(QUERIES)] * 2
     assert list(table["queue_mean_s"]) == pytest.approx([QUEUE_S] * 2)
+    html = tmp_path / "report.html"
+    result = CliRunner().invoke(main, ["report", "--extra", str(tmp_path / "sweep"), "-o", str(html)])
+    assert result.exit_code == 0, result.output
+    assert "queue_mean_s" in html.read_text()  # the report's sweep table shows it too
