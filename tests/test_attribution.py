@@ -44,7 +44,24 @@ def test_hand_worked_case_prefill_weight_half():
     r = by_key(attribute([A, B], {"gpu": exact()}, Rule(prefill_weight=0.5)))
     assert r["A"].energy_j["gpu"] == pytest.approx(10 + 20 / 3 + 5)
     assert r["B"].energy_j["gpu"] == pytest.approx(10 / 3 + 5 + 10)
-    assert Rule(0.5).to_dict() == {"prefill_weight": 0.5, "name": "token-rate-share", "version": 1, "module": "ipw.profilers.attribution"}
+    assert Rule(0.5).to_dict() == {"prefill_weight": 0.5, "name": "token-rate-share", "version": 2, "module": "ipw.profilers.attribution"}
+
+
+def test_a_query_the_server_says_was_queued_shares_nothing_while_it_waits():
+    # B is sent at 1 s but the server starts it at 2.5 s (t_served): [1, 2.5) is queue, rate 0, so A,
+    # at work there, takes all of it. [2.5, 3): A decode 10/s, B prefill 10 tok / 0.5 s = 20/s.
+    queued = QueryEvents("B", 1.0, 4.0, 3.0, 3.5, input_tokens=10, output_tokens=6, t_served_s=2.5)
+    a = QueryEvents("A", 0.0, 3.0, 1.0, 3.0, input_tokens=10, output_tokens=21)
+    r = by_key(attribute([a, queued], {"gpu": exact()}))
+    assert r["A"].energy_j["gpu"] == pytest.approx(10 + 15 + 5 / 3)
+    assert r["B"].energy_j["gpu"] == pytest.approx(10 / 3 + 10)  # its prefill share, then alone from 3 s
+    assert r["B"].prefill_j["gpu"] == pytest.approx(10 / 3)
+    version_1 = by_key(attribute([a, QueryEvents("B", 1.0, 4.0, 3.0, 3.5, 10, 6)], {"gpu": exact()}))
+    assert version_1["B"].energy_j["gpu"] == pytest.approx(20 / 3 + 10)  # without t_served: a third of [1, 3)
+    same = by_key(attribute([a, QueryEvents("B", 1.0, 4.0, 3.0, 3.5, 10, 6, t_served_s=1.0)], {"gpu": exact()}))
+    assert same["B"].energy_j["gpu"] == pytest.approx(version_1["B"].energy_j["gpu"])  # served at once: as version 1
+    with pytest.raises(AttributionError, match="start <= served <= first token, got start=1.0, served=3.2"):
+        QueryEvents("B", 1.0, 4.0, 3.0, 3.5, 10, 6, t_served_s=3.2)
 
 
 def test_idle_time_between_queries_is_charged_to_no_query():

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "capacity": "ipw.cli.capacity:capacity",
     "cmr": "ipw.cli.cmr:cmr",
     "store": "ipw.cli.store:store",
+    "models": "ipw.cli.models:models",
 }
 
 
@@ -70,6 +71,7 @@ def main() -> None:
       ipw profile --concurrency 8 ...   many queries in flight against a server (--batch-size: local)
       ipw sweep --concurrency 1,4,16   the energy-latency frontier over load levels
       ipw launch --shards 8 ...        shards of a query set as Ray tasks across a cluster
+      ipw models export-hf default DIR the shipped model as a folder for vLLM or SGLang
 
     \b
     The papers' metrics:

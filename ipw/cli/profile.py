@@ -42,9 +42,11 @@ def _device_options(o: dict) -> dict:
     chosen = {"device": o["device"] != "auto", "dtype": o["dtype"] != "auto", "n_gpu_layers": o["n_gpu_layers"] is not None}
     wanted = {"device": "transformers", "dtype": "transformers", "n_gpu_layers": "llamacpp"}
     for name, given in chosen.items():
-        if given and resolved != wanted[name]:
+        if given and resolved != wanted[name] and not (name == "dtype" and resolved == "mlx"):
             raise click.UsageError(f"--{name.replace('_', '-')} is an option of the {wanted[name]} engine, "
                                    f"not {resolved}{picked}")
+    if resolved == "mlx":
+        return {"dtype": o["dtype"]}
     if resolved == "transformers":
         return {"device": o["device"], "dtype": o["dtype"]}
     if resolved == "llamacpp" and o["n_gpu_layers"] is not None:
@@ -228,7 +230,7 @@ def _serving(config, o):
 @command(short_help="Run a model over a query set: grade and measure every query.")
 @click.option("--model", default="default", show_default=True,
               help="'default' (SmolLM2-135M-Instruct, shipped), 'gemma3-270m' (gemma extra), a .gguf file, a local HF folder, or the server's model name.")  # fmt: skip
-@click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp", "openai"]), default="auto", show_default=True,
+@click.option("--engine", type=click.Choice(["auto", "transformers", "llamacpp", "openai", "mlx"]), default="auto", show_default=True,
               help="auto: llama.cpp if installed (faster on CPU), else transformers.")  # fmt: skip
 @server_options
 @click.option("--completion", is_flag=True, help="Send prompts as plain completions (base models without a chat template).")
@@ -260,7 +262,8 @@ def _serving(config, o):
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
               help="transformers engine: where the model runs (auto: CUDA when present).")
 @click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float16", "float32"]), default="auto", show_default=True,
-              help="transformers engine: weights' type (auto: bfloat16 on a GPU, float32 on a CPU).")
+              help="transformers engine: weights' type (auto: bfloat16 on a GPU, float32 on a CPU); mlx engine: "
+                   "cast to it (auto: as stored).")
 @click.option("--n-gpu-layers", type=int, help="llama.cpp engine: layers offloaded to the GPU (-1: all; default: all on GPU builds, 0 on CPU builds).")
 @click.option("--gpus", help="GPUs to measure, comma-separated CUDA indices or UUIDs (default: every visible GPU; "
                              "CUDA_VISIBLE_DEVICES is honoured).")

@@ -12,8 +12,9 @@ from ipw.cli.face import command
 from ipw.cli.profile import profile as profile_command
 
 SKIPPED = ("concurrency", "batch_size", "resume_run", "retry_errors")
-SHOWN = ["level", "n", "accuracy", "ipj_per_j", "energy_per_query_j", "energy_scope", "energy", "steady_j_per_token", "steady_tokens_per_s",
-         "steady_power_w", "ttft_p50_s", "tpot_p50_s", "tpot_vllm_mean_s", "itl_p99_s", "frontier_ttft", "frontier_tpot"]
+SHOWN = ["level", "n", "accuracy", "ipj_per_j", "energy_per_query_j", "energy_scope", "energy", "steady_j_per_token",
+         "steady_tokens_per_s", "steady_power_w", "ttft_p50_s", "tpot_p50_s", "tpot_vllm_mean_s", "itl_p99_s", "queue_mean_s",
+         "frontier_ttft", "frontier_tpot"]
 
 
 def _levels(ctx, param, value):

@@ -7,8 +7,11 @@ it ends at ``t_end`` (the answer is complete: the stream closed, the text decode
 - **TTFT** = ``t_1 - t_start``.
 - **TPOT** (ipw, the IPW paper's definition, arXiv 2511.07885, section 3, and what every record's
   ``tpot_s`` holds) = ``(t_n - t_1) / (n - 1)``: the decode time per token after the first.
-  Undefined for ``n < 2``. With one timed token per chunk it is exactly the mean inter-token
-  latency of the query.
+  Undefined for ``n < 2``. ``n`` is the number of timed tokens, the same tokens whose times are
+  ``t_1 .. t_n``, never a count from elsewhere: a server's ``usage`` may count a token that was not
+  streamed (vLLM counts the end-of-answer token), and dividing the streamed span by it would put one
+  interval too many in the denominator (:mod:`ipw.engines.token_counts`). So TPOT is exactly the
+  mean inter-token latency of the query.
 - **TPOT (vLLM)** = ``(e2e - TTFT) / (n - 1)`` with ``e2e = t_end - t_start``
   (``vllm/benchmarks/serve.py``, ``calculate_metrics``: ``(latency - ttft) / (output_len - 1)``).
   It is ``(t_end - t_1) / (n - 1)``: ipw's TPOT plus ``(t_end - t_n) / (n - 1)``, the time after
@@ -67,8 +70,8 @@ def ttft_s(t_start: float, token_times: Sequence[float]) -> float | None:
 
 
 def tpot_s(token_times: Sequence[float], output_tokens: int | None = None) -> float | None:
-    """ipw's TPOT [s/token] (:func:`tpot_between_s`) from a query's token times; ``n`` is
-    ``output_tokens`` when the server counted them (else the timed tokens)."""
+    """ipw's TPOT [s/token] (:func:`tpot_between_s`) from a query's token times; ``n`` is the timed
+    tokens unless ``output_tokens`` is given (an engine that times only some of its tokens)."""
     n = len(token_times) if output_tokens is None else output_tokens
     if not len(token_times):
         return None

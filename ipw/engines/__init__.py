@@ -16,6 +16,7 @@ ENGINES: dict[str, str] = {
     "transformers": "ipw.engines.transformers:TransformersEngine",
     "llamacpp": "ipw.engines.llamacpp:LlamaCppEngine",
     "openai": "ipw.engines.openai:OpenAIEngine",
+    "mlx": "ipw.engines.mlx:MlxEngine",
 }
 
 __all__ = ["ENGINES", "Engine", "Generation", "GenerationSettings", "get_engine"]

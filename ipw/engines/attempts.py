@@ -22,6 +22,7 @@ class Attempt:
     input_tokens: int | None = None
     output_tokens: int = 0
     error: Exception | None = None
+    server_prefill_s: float | None = None  # the server's own prefill time [s], where it reports one per answer
 
 
 class Tracker:

@@ -10,13 +10,14 @@ machine (network and server buffering included), not the server's sampling times
 carry only a role, a finish reason or usage are not tokens. Reasoning text (``reasoning_content``
 or ``reasoning`` deltas, as vLLM and Ollama send) is timed as generated tokens but not returned.
 
-Token counts: the request asks for ``stream_options={"include_usage": True}``; a server that
-honours it (vLLM, OpenAI, recent llama.cpp ``llama-server`` and Ollama) sends a last chunk with
-``usage``, and ``input_tokens``/``output_tokens`` are the server's own counts
-(``extra['token_count_source'] == "server usage"``). A server that ignores it (llama-cpp-python's
-server) sends no usage: ``output_tokens`` is then the number of text chunks, one chunk taken as
-one token (``"streamed chunks"``), which is exact only where the server sends one token per chunk,
-and ``input_tokens`` is None (unknown). A server that rejects the field outright can be used with
+Token counts (:mod:`ipw.engines.token_counts`): ``output_tokens`` is the number of timed chunks,
+one chunk taken as one token, so that TPOT and inter-token latencies divide the streamed span by
+its own count whatever the server counts. The request asks for ``stream_options={"include_usage":
+True}``; a server that honours it (vLLM, OpenAI, recent llama.cpp ``llama-server`` and Ollama) sends
+a last chunk with ``usage``: ``input_tokens`` is its ``prompt_tokens``, its ``completion_tokens`` is
+kept as ``extra["server_output_tokens"]``, and an answer where it differs from the chunks is flagged
+``token-count-mismatch``. A server that ignores it (llama-cpp-python's server) sends no usage:
+``input_tokens`` is None (unknown). A server that rejects the field outright can be used with
 ``include_usage=False``.
 
 The API key is read from the environment variable ``api_key_env`` at each request and passed as
@@ -65,6 +66,8 @@ from ipw.engines.base import Engine, Generation, GenerationSettings
 from ipw.engines.deadline import Watchdog
 from ipw.engines.retry import AuthError, RetryPolicy, is_fatal, is_transient
 from ipw.engines.secrets import not_secret_reason, redact, secret_keys
+from ipw.engines.server_timing import llama_cpp_timing
+from ipw.engines.token_counts import streamed_counts
 
 ERROR_BODY_CHARS = 300
 # The client wants a key at construction; every request replaces it (see _auth_header).
@@ -128,7 +131,7 @@ redacts it after grading)."""
         self.t_start = clock.now()
         self.times: list[float] = [] if times is None else times
         self.parts: list[str] = []
-        self.usage = self.finish_reason = None
+        self.usage = self.finish_reason = self.server_timing = None
         self.html = False
 
     def opened(self, stream) -> None:
@@ -140,6 +143,7 @@ redacts it after grading)."""
         t = clock.now()
         if getattr(chunk, "usage", None) is not None:
             self.usage = chunk.usage
+        self.server_timing = llama_cpp_timing(chunk) or self.server_timing
         for choice in chunk.choices or ():  # one choice (n=1); none in the usage chunk
             text, reasoning = self.engine._delta(choice)
             if text or reasoning:
@@ -160,11 +164,9 @@ redacts it after grading)."""
                               "base URL the API root (it usually ends in /v1)?", transient=False)  # fmt: skip
             raise e._fail(f"the stream from server at {e.base_url} ended before the answer was finished "
                           f"(no finish_reason after {len(times)} chunks)", transient=True)  # fmt: skip
-        if self.usage is not None:
-            n_in, n_out, source = self.usage.prompt_tokens, self.usage.completion_tokens, "server usage"
-        else:
-            n_in, n_out, source = None, len(times), "streamed chunks"
-        extra = {"token_count_source": source, "streamed_chunks": len(times)}
+        n_in, n_out, extra = streamed_counts(len(times), self.usage)
+        if self.server_timing is not None:  # llama.cpp's own prefill and decode times (ipw.engines.server_timing)
+            extra["server_timing"] = self.server_timing
         return Generation("".join(self.parts), n_in, n_out, self.t_start, t_end, times[0] if times else None,
                           times[-1] if times else None, self.finish_reason, extra)  # fmt: skip
 

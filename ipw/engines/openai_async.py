@@ -97,6 +97,7 @@ class AsyncOpenAIClient:
             raise error
         generation = answer.generation(clock.now())
         attempt.input_tokens, attempt.output_tokens = generation.input_tokens, generation.output_tokens
+        attempt.server_prefill_s = (generation.extra.get("server_timing") or {}).get("prefill_s")
         return replace(generation, t_start_s=attempt.t_start_s)
 
     async def aclose(self) -> None:

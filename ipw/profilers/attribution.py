@@ -3,11 +3,15 @@
 Pure functions over numbers: query events (times on the one monotonic clock, token counts) and
 cumulative energy curves (one per domain). Nothing here reads a meter or a clock.
 
-The rule: ``token-rate-share``, version 1
+The rule: ``token-rate-share``, version 2
 ------------------------------------------
 Each query ``i`` has a *work rate* ``w_i(t)`` [tokens/s], constant within each of its phases:
 
-- prefill, ``[t_start, t_first)``: ``w_i = alpha * n_in / (t_first - t_start)``
+- queued, ``[t_start, t_served)``: ``w_i = 0``, where the server says when it began the query
+  (``t_served``: the first token's arrival less the server's own prefill time, from llama.cpp's
+  per-answer timings, :mod:`ipw.engines.server_timing`); without it ``t_served = t_start`` and
+  there is no queued phase (version 1, which had none, gives the same figures then);
+- prefill, ``[t_served, t_first)``: ``w_i = alpha * n_in / (t_first - t_served)``
   (the prompt's ``n_in`` tokens, each weighted ``alpha``, spread over the time to first token);
 - decode, ``[t_first, t_last)``: ``w_i = (n_out - 1) / (t_last - t_first)``
   (the tokens after the first, spread over the time they took);
@@ -35,10 +39,12 @@ memory-bound decode (Patel et al., Splitwise, ISCA 2024, section 3): pass ``alph
 the value used is recorded with the rule. The attention term that grows with context length is not
 modelled.
 
-What the rule cannot see. Only client-side times are known: a server that queues a request before
-starting it makes the queue time part of that query's prefill, so a waiting query is charged part
-of the power of the queries being served (a server that serves one request at a time, such as
-llama-cpp-python's, does this). ML.ENERGY (Chung et al., arXiv 2505.06371, NeurIPS 2025 D&B)
+What the rule cannot see. Where the server does not say when it began a query, only client-side
+times are known: a server that queues a request before starting it makes the queue time part of that
+query's prefill, so a waiting query is charged part of the power of the queries being served (a
+server that serves one request at a time, such as llama-cpp-python's, does this). vLLM's metrics
+give queue times per level only (a mean), not per request, so they are recorded
+(``ipw.engines.server_timing``) but cannot move a query's phases. ML.ENERGY (Chung et al., arXiv 2505.06371, NeurIPS 2025 D&B)
 avoids per-request attribution altogether: per-request energy = steady-state J/token x output
 tokens. :func:`steady_state` gives those figures too.
 
@@ -92,7 +98,9 @@ from ipw.core.errors import IpwError
 RULE_NAME = "token-rate-share"
 
 
-RULE_VERSION = 1
+RULE_VERSION = 2
+"""1: prefill from the request's start; 2: from the server's own start of the query where it says
+(a queued phase of rate 0 before it), otherwise as 1."""
 
 
 INF = float("inf")
@@ -126,6 +134,8 @@ class QueryEvents:
     ``key`` names the query (several attempts of one query share it). ``input_tokens`` may be an
     estimate (a server that reports no usage); ``token_times_s`` (optional) are the output tokens'
     times, used for steady-state token counts and inter-token latencies, not by the rule.
+    ``t_served_s`` (optional): when the server began working on the query, by its own account; the
+    time before it is queue (rate 0).
     """
 
     key: str
@@ -136,14 +146,16 @@ class QueryEvents:
     input_tokens: float = 0.0
     output_tokens: int = 0
     token_times_s: tuple[float, ...] = ()
+    t_served_s: float | None = None
 
     def __post_init__(self) -> None:
-        times = [t for t in (self.t_start_s, self.t_first_s, self.t_last_s, self.t_end_s) if t is not None]
+        times = [t for t in (self.t_start_s, self.t_served_s, self.t_first_s, self.t_last_s, self.t_end_s) if t is not None]
         if not all(math.isfinite(t) for t in times):
             raise AttributionError(f"query {self.key}: times must be finite, got {times}")
         if times != sorted(times):
-            raise AttributionError(f"query {self.key}: times must satisfy start <= first token <= last token <= end, "
-                                   f"got start={self.t_start_s}, first={self.t_first_s}, last={self.t_last_s}, "
+            raise AttributionError(f"query {self.key}: times must satisfy start <= first token <= last token <= end "
+                                   f"and start <= served <= first token, got start={self.t_start_s}, "
+                                   f"served={self.t_served_s}, first={self.t_first_s}, last={self.t_last_s}, "
                                    f"end={self.t_end_s}")  # fmt: skip
         if (self.t_first_s is None) != (self.t_last_s is None):
             raise AttributionError(f"query {self.key}: a first token time needs a last token time and back")
@@ -154,9 +166,10 @@ class QueryEvents:
         """(start, end, work rate [tokens/s], phase) of the query's working phases."""
         out = []
         first = self.t_end_s if self.t_first_s is None else self.t_first_s
+        served = self.t_start_s if self.t_served_s is None else self.t_served_s
         work = rule.prefill_weight * self.input_tokens
-        if first > self.t_start_s and work > 0:
-            out.append((self.t_start_s, first, work / (first - self.t_start_s), "prefill"))
+        if first > served and work > 0:
+            out.append((served, first, work / (first - served), "prefill"))
         if self.t_first_s is not None and self.output_tokens >= 2 and self.t_last_s > self.t_first_s:
             out.append((self.t_first_s, self.t_last_s, (self.output_tokens - 1) / (self.t_last_s - self.t_first_s), "decode"))
         return out
@@ -263,7 +276,7 @@ class _Grid:
     """Event times of a set of queries, the work rate and in-flight count of every segment."""
 
     def __init__(self, events: Sequence[QueryEvents], rule: Rule) -> None:
-        pts = [t for e in events for t in (e.t_start_s, e.t_end_s, e.t_first_s, e.t_last_s) if t is not None]
+        pts = [t for e in events for t in (e.t_start_s, e.t_end_s, e.t_first_s, e.t_last_s, e.t_served_s) if t is not None]
         self.t = np.unique(np.asarray(pts, dtype=float))
         n = max(len(self.t) - 1, 0)
         self.work = np.zeros(n)

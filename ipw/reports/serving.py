@@ -22,7 +22,7 @@ SHOWN = ["mode", "level", "n", "scored", "errors", "accuracy", "ipw_per_w", "ipj
          "energy_per_query_j", "prefill_energy_per_query_j", "decode_energy_per_query_j", "j_per_token_run",
          "steady_j_per_token", "steady_tokens_per_s", "steady_power_w", "steady_energy_uncertainty_j",
          "ttft_p50_s", "ttft_p90_s", "tpot_p50_s", "tpot_p90_s", "tpot_vllm_mean_s", "itl_p50_s", "itl_p99_s",
-         "frontier_ttft", "frontier_tpot"]
+         "queue_mean_s", "server_prefill_mean_s", "server_decode_mean_s", "frontier_ttft", "frontier_tpot"]
 
 
 def _energy(frame: pd.DataFrame) -> pd.Series:

@@ -42,7 +42,7 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
         host_energy_j=host_j, host_measured=host_measured,
         power_w=basis.energy_j / m.duration_s if m.duration_s > 0 and basis.energy_j is not None else None,
         energy_uncertainty_j=finite(sum(d.uncertainty_j for d in top)),  # inf (unbounded) is None, as stored
-        window_s=m.duration_s, measured=m.measured, flags=tuple(m.flags),
+        window_s=m.duration_s, measured=m.measured, flags=tuple(m.flags) + engine_flags(generation),
         domains={
             d.domain: {"energy_j": d.energy_j, "source": d.source, "measured": d.measured,
                        "uncertainty_j": d.uncertainty_j if d.uncertainty_j != float("inf") else None,
@@ -58,6 +58,12 @@ def make_record(query, generation: Generation | None, grade, m: Measurement, ses
         # no figure to score it on (stored None: the record contract, ipw.core.records.check_contract)
         record = replace(record, error=f"energy not measured: the meters gave {record.energy_j!r} J", correct=None)
     return record
+
+
+def engine_flags(generation: Generation | None) -> tuple[str, ...]:
+    """The flags an engine put on its answer (``extra["flags"]``, e.g. ``token-count-mismatch`` from
+    :mod:`ipw.engines.token_counts`), added to the measurement's in the record's ``flags``."""
+    return tuple(str(f) for f in (generation.extra.get("flags") or ())) if generation else ()
 
 
 REDACTED_FIELDS = ("output", "extracted", "grade_reason", "finish_reason", "error", "engine_extra")

@@ -17,7 +17,10 @@ reported and re-analysed alone. One row per level (units in the names):
 - steady state (ML.ENERGY's window, :func:`ipw.profilers.steady.steady_window`): J/token, tokens/s,
   mean power [W], with the bound of the window's energy [J];
 - latency (:mod:`ipw.core.latency`): TTFT and TPOT mean, p50 and p90, vLLM's TPOT mean,
-  inter-token latency p50/p90/p99 pooled over every query.
+  inter-token latency p50/p90/p99 pooled over every query;
+- the server's own timing where it gives it (:func:`server_columns`): mean queue, prefill and decode
+  time [s] of the requests it finished and the most requests waiting at once (vLLM's metrics), or the
+  mean prefill and decode time of llama.cpp's per-answer timings.
 
 The frontier: a level is on the energy-TTFT frontier when no other level has both lower steady
 J/token and lower median TTFT (``frontier_ttft``), likewise for TPOT (``frontier_tpot``). J/token
@@ -44,7 +47,9 @@ COLUMNS = ["mode", "level", "run", "n", "scored", "errors", "accuracy", "ipw_per
            "energy_per_query_j", "prefill_energy_per_query_j", "decode_energy_per_query_j", "j_per_token_run",
            "steady_j_per_token", "steady_tokens_per_s", "steady_power_w", "steady_energy_uncertainty_j", "steady_s",
            "ttft_mean_s", "ttft_p50_s", "ttft_p90_s", "tpot_mean_s", "tpot_p50_s", "tpot_p90_s", "tpot_vllm_mean_s",
-           "itl_p50_s", "itl_p90_s", "itl_p99_s", "e2e_mean_s", "output_tokens", "frontier_ttft", "frontier_tpot"]
+           "itl_p50_s", "itl_p90_s", "itl_p99_s", "e2e_mean_s", "output_tokens",
+           "server_requests", "queue_mean_s", "server_prefill_mean_s", "server_decode_mean_s", "waiting_max",
+           "frontier_ttft", "frontier_tpot"]
 
 
 class SweepError(IpwError, ValueError):
@@ -100,7 +105,28 @@ def level_row(run) -> dict:
                 "steady_power_w": b.get("power_w"), "steady_energy_uncertainty_j": b.get("uncertainty_j"),
                 "steady_s": st["duration_s"]}  # fmt: skip
     row |= _latency(ok)
+    row |= server_columns(serving.get("sessions", []), q)
     return row
+
+
+def server_columns(sessions: list[dict], frame: pd.DataFrame) -> dict:
+    """What the server said of its own timing (:mod:`ipw.engines.server_timing`): over the sessions'
+    vLLM metrics, the requests it finished, their mean queue, prefill and decode times [s] and the most
+    requests waiting at once; else the means of llama.cpp's per-answer timings in the records (no queue)."""
+    found = [x["server"] for x in sessions if (x.get("server") or {}).get("available")]
+    if found:
+        n = sum(x["requests"] for x in found)
+        mean = {k: sum(x[f"{k}_total_s"] or 0.0 for x in found) / n if n else np.nan for k in ("queue", "prefill", "decode")}
+        waiting = [x["waiting_max"] for x in found if x.get("waiting_max") is not None]
+        return {"server_requests": n, "queue_mean_s": mean["queue"], "server_prefill_mean_s": mean["prefill"],
+                "server_decode_mean_s": mean["decode"], "waiting_max": max(waiting) if waiting else np.nan}  # fmt: skip
+    per_answer = [e.get("server_timing") for e in map(_decode, frame.get("engine_extra", []))]
+    per_answer = [t for t in per_answer if t]
+    if not per_answer:
+        return {}
+    return {"server_requests": len(per_answer),
+            "server_prefill_mean_s": float(np.mean([t["prefill_s"] for t in per_answer])),
+            "server_decode_mean_s": float(np.nanmean([t["decode_s"] for t in per_answer]))}  # fmt: skip
 
 
 def _latency(frame: pd.DataFrame) -> dict:

@@ -5,6 +5,13 @@ The first path segment picks the behaviour (``http://127.0.0.1:PORT/<mode>/v1``,
 
 - ``ok``: streams the text after "ECHO:" in the prompt (else "ok"), a finish reason and usage;
 - ``paced``: as ``ok``, waiting ``PACE_S`` before each chunk;
+- ``eos``: as ``paced``, with ``usage.completion_tokens`` one more than the text chunks, as vLLM
+  counts the end-of-answer token it does not stream;
+- ``vllm``: as ``eos``, and ``GET /vllm/metrics`` (beside ``/vllm/v1``) serves vLLM's request
+  histograms: each answer adds ``QUEUE_S`` of queue time, ``PREFILL_S`` of prefill and its streaming
+  time as decode; ``vllm:num_requests_running`` is the answers streaming now;
+- ``llamacpp``: as ``paced``, the usage chunk carrying llama.cpp's ``timings`` (``PREFILL_S`` of
+  prompt time, ``DECODE_MS_PER_TOKEN`` per streamed token);
 - ``flaky``: HTTP 503 on the first request of each prompt, then as ``ok``;
 - ``auth``: HTTP 401; ``key``: HTTP 401 unless the key is ``RIGHT_KEY``, then as ``ok``;
   ``html``: an HTML page with status 200;
@@ -31,6 +38,7 @@ PACE_S = 0.01
 TRICKLE_S = 1.0
 RIGHT_KEY = "sk-right-key-for-the-stub"
 TRICKLE_CHUNKS = 15
+QUEUE_S, PREFILL_S, DECODE_MS_PER_TOKEN = 0.25, 0.0125, 7.5
 
 
 def chunk(content=None, finish=None, usage=None) -> bytes:
@@ -77,17 +85,61 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
 
-    def _answer(self, text: str, pace_s: float = 0.0) -> None:
+    def _answer(self, text: str, pace_s: float = 0.0, uncounted: int = 0, timings: bool = False) -> None:
         words = text.split(" ")
         pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
-        usage = {"prompt_tokens": 5, "completion_tokens": len(pieces), "total_tokens": 5 + len(pieces)}
-        self._stream([chunk(p) for p in pieces] + [chunk(finish="stop"), chunk(usage=usage), b"data: [DONE]\n\n"], pace_s)
+        n = len(pieces) + uncounted
+        usage = {"prompt_tokens": 5, "completion_tokens": n, "total_tokens": 5 + n}
+        last = chunk(usage=usage)
+        if timings:  # llama-server's fields, on the last chunk
+            body = json.loads(last[len(b"data: "):])
+            body["timings"] = {"prompt_n": 5, "prompt_ms": PREFILL_S * 1e3, "predicted_n": len(pieces),
+                               "predicted_ms": DECODE_MS_PER_TOKEN * len(pieces), "cache_n": 0}  # fmt: skip
+            last = f"data: {json.dumps(body)}\n\n".encode()
+        self._stream([chunk(p) for p in pieces] + [chunk(finish="stop"), last, b"data: [DONE]\n\n"], pace_s)
+
+    def do_GET(self) -> None:  # /<mode>/metrics: vLLM's metrics of that mode's answers
+        segment = self.path.strip("/").split("/")[0]
+        if not self.path.endswith("/metrics") or not segment.startswith("vllm"):
+            return self._plain(404, b'{"detail": "Not Found"}')
+        with self.server.lock:
+            m = dict(self.server.metrics.get(segment, {}))
+        lines = [f'vllm:num_requests_running{{engine="0",model_name="stub"}} {m.get("running", 0)}',
+                 'vllm:num_requests_waiting{engine="0",model_name="stub"} 0.0']  # fmt: skip
+        for name in ("queue", "prefill", "decode", "inference"):
+            lines += [f"# TYPE vllm:request_{name}_time_seconds histogram",
+                      f'vllm:request_{name}_time_seconds_sum{{engine="0",model_name="stub"}} {m.get(name, 0.0)}',
+                      f'vllm:request_{name}_time_seconds_count{{engine="0",model_name="stub"}} {m.get("count", 0)}']  # fmt: skip
+        self._plain(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4")
+
+    def _count(self, segment: str, **add: float) -> None:
+        with self.server.lock:
+            m = self.server.metrics.setdefault(segment, {})
+            for k, v in add.items():
+                m[k] = m.get(k, 0) + v
 
     def answer_ok(self) -> None:
         self._answer(self.prompt.split("ECHO:", 1)[1].strip() if "ECHO:" in self.prompt else "ok")
 
     def answer_paced(self) -> None:  # as ok, PACE_S before each chunk
         self._answer(self.prompt.split("ECHO:", 1)[1].strip() if "ECHO:" in self.prompt else "ok", PACE_S)
+
+    def answer_eos(self) -> None:  # as paced; usage counts an end-of-answer token that was not streamed
+        self._answer(self.prompt.split("ECHO:", 1)[1].strip() if "ECHO:" in self.prompt else "ok", PACE_S, uncounted=1)
+
+    def answer_vllm(self) -> None:  # as eos, counted in /vllm/metrics
+        segment = self.path.strip("/").split("/")[0]
+        self._count(segment, running=1)
+        started = time.monotonic()
+        try:
+            self.answer_eos()
+        finally:
+            decode = time.monotonic() - started
+            self._count(segment, running=-1, count=1, queue=QUEUE_S, prefill=PREFILL_S, decode=decode,
+                        inference=PREFILL_S + decode)  # fmt: skip
+
+    def answer_llamacpp(self) -> None:  # as paced, with llama-server's timings on the last chunk
+        self._answer(self.prompt.split("ECHO:", 1)[1].strip() if "ECHO:" in self.prompt else "ok", PACE_S, timings=True)
 
     def answer_flaky(self) -> None:
         if self.first:
@@ -135,6 +187,7 @@ class StubServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []
+        self.metrics: dict[str, dict[str, float]] = {}  # per path segment, for GET .../metrics (mode vllm)
 
     def handle_error(self, request, client_address) -> None:  # clients hanging up are expected
         if not isinstance(sys.exc_info()[1], ConnectionError):

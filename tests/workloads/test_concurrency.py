@@ -252,7 +252,7 @@ def test_four_in_flight_records_every_query_with_attributed_energy(tmp_path, que
     assert q["engine_extra"].map(lambda e: math.isfinite(e["attribution"]["prefill_uncertainty_j"])).all()
     assert q["flags"].map(lambda f: "attributed:token-rate-share" in f).all()
     serving = run.manifest["serving"]
-    assert serving["rule"]["name"] == "token-rate-share" and serving["rule"]["version"] == 1
+    assert serving["rule"]["name"] == "token-rate-share" and serving["rule"]["version"] == 2
     assert serving["level"] == 4 and serving["mode"] == "concurrency"
 
 

@@ -27,8 +27,11 @@ the right key runs them.
 
 The manifest's ``serving`` entry records the rule (name, version, prefill weight), the level, and
 per session: active time, the energy over it per domain, the sum of the queries' energies
-(conservation: they agree to rounding, on the same timeline) and the steady-state figures
-(:func:`ipw.profilers.steady.steady_state`).
+(conservation: they agree to rounding, on the same timeline), the steady-state figures
+(:func:`ipw.profilers.steady.steady_state`) and, against a server (``--concurrency``), what the
+server says of its own timing over the session's queries (``server``: vLLM's mean queue, prefill and
+decode times and its running and waiting requests, :mod:`ipw.engines.server_timing`; where the
+server has no such metrics, ``available`` false and the reason). Warm-up queries run before it, apart.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import queue
 import threading
 import time
 
+from ipw.engines import server_timing
 from ipw.engines.openai import OpenAIEngine
 from ipw.engines.retry import AuthError
 from ipw.queries.prompts import render_prompt
@@ -92,13 +96,15 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
     out: queue.Queue = queue.Queue()
     fin = Finaliser(store, config, profiler, observer, session, judge, run.redact)
     status, started = "interrupted", False
-    thread = None
+    thread = watch = None
     stop = stops.current()
     try:
         run.measure_idle()
         observer.start(len(todo_all), records)
         started = True
-        thread = threading.Thread(target=produce, args=(engine, jobs, warmup, level, flight, out),
+        _warm_up(produce, engine, warmup, level)
+        watch = server_timing.watch(engine.base_url, engine.api_key_env) if config.concurrency is not None else None
+        thread = threading.Thread(target=produce, args=(engine, jobs, [], level, flight, out),
                                   name="ipw-serving", daemon=True)  # fmt: skip
         thread.start()
         with stop.finishing():
@@ -119,8 +125,9 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
                 thread.join(timeout=COVER_TIMEOUT_S)
             if started:
                 observer.close()
+            server = watch.stop() if watch is not None else None
             try:
-                serving["sessions"] = serving["sessions"] + [fin.summary(flight, level)]
+                serving["sessions"] = serving["sessions"] + [fin.summary(flight, level) | ({"server": server} if server else {})]
             except Exception as e:  # noqa: BLE001 - the records are stored; a summary failure must not mask the run's error
                 log.warning("serving summary of session %d not computed: %s", session, e)
                 serving["sessions"] = serving["sessions"] + [{"session": session, "level": level, "error": repr(e)}]
@@ -130,6 +137,17 @@ def execute(store, config, engine, observer=None, queries=None, retry_errors: bo
     if status == "interrupted":
         raise stops.RunInterrupted(store.path, stop.requested or "KeyboardInterrupt")
     return store
+
+
+def _warm_up(produce, engine, warmup: list[Job], level: int) -> None:
+    """The warm-up queries, before the level's queries and before the server's metrics are first read
+    (so the level's server-side figures are its own queries'); a fatal error (refused key) is raised."""
+    if not warmup:
+        return
+    flight = Flight()
+    produce(engine, [], warmup, level, flight, queue.Queue())
+    if flight.fatal is not None:
+        raise flight.fatal
 
 
 def _finalise_loop(fin: Finaliser, flight: Flight, out: queue.Queue, thread: threading.Thread, stop) -> None:

@@ -16,7 +16,7 @@ from ipw.queries import shards
 from ipw.run.config import rule_for
 from ipw.run.record import grade_answer, make_record, redact_record
 from ipw.run.serving.curves import Curves
-from ipw.run.serving.flight import Flight, Job
+from ipw.run.serving.flight import Flight, Job, served_at
 
 
 class Finaliser:
@@ -116,6 +116,7 @@ class Finaliser:
                             "bound": bound,
                             "prefill_uncertainty_j": finite(pre_u), "decode_uncertainty_j": finite(dec_u),
                             "share_s": qe.share_s if qe else None, "input_tokens_estimated": estimated,
+                            "queued_s": _queued_s(last),
                             "attempt_spans_s": [[a.t_start_s, a.t_end_s] for a in job.attempts]},
         }  # fmt: skip
         return {"prefill_energy_j": pre, "decode_energy_j": dec, "energy_above_idle_j": above,
@@ -157,6 +158,14 @@ class Finaliser:
             "steady_state": finite(steady),
             "total_output_tokens": float(sum(e.output_tokens for e in ok)),
         }
+
+
+def _queued_s(attempt) -> float | None:
+    """How long the server kept the last attempt waiting by its own account (:func:`served_at`: the
+    attribution rule's queued phase, rate 0); None where the server does not say."""
+    times = attempt.token_times_s
+    served = served_at(attempt, times[0] if times else None)
+    return None if served is None else served - attempt.t_start_s
 
 
 def _apply_stops(g, settings):

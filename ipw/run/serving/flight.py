@@ -90,9 +90,20 @@ def estimated_input_tokens(prompt: str) -> float:
     return max(1.0, round(len(prompt.encode("utf-8")) / BYTES_PER_TOKEN))
 
 
+def served_at(attempt, t_first: float | None) -> float | None:
+    """When the server began the attempt by its own account: the first token's arrival less the
+    server's prefill time (llama.cpp's per-answer timings), never before the request was sent; None
+    where the server gives no such time (the attribution rule then starts prefill at the request)."""
+    prefill = getattr(attempt, "server_prefill_s", None)
+    if prefill is None or t_first is None:
+        return None
+    return min(max(attempt.t_start_s, t_first - prefill), t_first)
+
+
 def events_of(job: Job, attempt) -> attribution.QueryEvents:
     times = tuple(attempt.token_times_s)
     n_in = attempt.input_tokens if attempt.input_tokens is not None else estimated_input_tokens(job.prompt)
+    first = times[0] if times else None
     return attribution.QueryEvents(job.query.id, attempt.t_start_s, max(attempt.t_end_s, times[-1] if times else attempt.t_start_s),
-                         times[0] if times else None, times[-1] if times else None, float(n_in),
-                         int(attempt.output_tokens), times)  # fmt: skip
+                         first, times[-1] if times else None, float(n_in),
+                         int(attempt.output_tokens), times, served_at(attempt, first))  # fmt: skip
