@@ -73,7 +73,9 @@ def _run(server, queryset, tmp_path, mode: str, *extra: str, run_id: str = "r"):
             "--run-id", run_id, *extra]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    return load(tmp_path / "runs" / run_id)
+    run = load(tmp_path / "runs" / run_id)
+    run.output = result.output
+    return run
 
 
 def test_a_level_against_vllm_metrics_records_the_servers_queue_prefill_and_decode(server, queryset, tmp_path):
@@ -87,6 +89,7 @@ def test_a_level_against_vllm_metrics_records_the_servers_queue_prefill_and_deco
     assert s["scrapes"] >= 2 and 0 <= s["running_mean"] <= s["running_max"] <= 3
     row = sweep.level_row(run)
     assert row["server_requests"] == len(QUERIES) and row["queue_mean_s"] == pytest.approx(QUEUE_S)
+    assert f"server ({len(QUERIES)} requests): mean queue 0.25 s, prefill 0.0125 s, decode" in run.output
 
 
 def test_a_server_without_metrics_says_why_and_the_run_goes_on(server, queryset, tmp_path):
