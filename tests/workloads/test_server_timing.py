@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ipw.cli import main
 from ipw.engines import server_timing
@@ -49,6 +51,23 @@ def test_both_parsers_read_a_real_vllm_answer_alike():
     assert all(own[k] == library[k] or (math.isnan(own[k]) and math.isnan(library[k])) for k in own)
     assert own["vllm:request_queue_time_seconds_count"] == 1.0  # one request had been served
     assert own["vllm:request_prefill_time_seconds_sum"] > 0 and own["vllm:num_requests_waiting"] == 0.0
+
+
+NAMES = st.from_regex(r"[a-z_][a-z0-9_:]{0,20}", fullmatch=True)
+LABELS = st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
+                         st.from_regex(r"[A-Za-z0-9 ._{}=,-]{0,12}", fullmatch=True), max_size=3)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(NAMES, LABELS, st.floats(-1e9, 1e9, allow_nan=False)), min_size=1, max_size=12))
+def test_own_reader_agrees_with_prometheus_client(samples):
+    lines = []
+    for name, labels, value in samples:
+        inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        lines.append(f"{name}{{{inner}}} {value!r}" if labels else f"{name} {value!r}")
+    text = "# HELP x y\n" + "\n".join(lines) + "\n"
+    expected, own = server_timing.parse(text), server_timing.parse_text(text)
+    assert own.keys() == expected.keys() and all(own[k] == pytest.approx(expected[k]) for k in own)
 
 
 def test_a_level_is_the_difference_of_two_scrapes():
