@@ -182,6 +182,11 @@ def _print_serving(serving: dict | None) -> None:
     rule = serving["rule"]
     click.echo(f"serving: {serving['mode'].replace('_', ' ')} {serving['level']}; per-query energy by "
                f"{rule['name']} v{rule['version']} (prefill weight {rule['prefill_weight']:g}; docs/serving.md)")  # fmt: skip
+    server = (serving.get("sessions") or [{}])[-1].get("server") or {}
+    if server.get("available"):  # what the server said of this session's requests (ipw.engines.server_timing)
+        mean = {k: server.get(f"{k}_mean_s") for k in ("queue", "prefill", "decode")}
+        click.echo(f"server ({server['requests']} requests): mean queue {mean['queue'] or 0:.3g} s, prefill "
+                   f"{mean['prefill'] or 0:.3g} s, decode {mean['decode'] or 0:.3g} s; most waiting {server['waiting_max']:g}")  # fmt: skip
     steady = [x["steady_state"] for x in serving.get("sessions", []) if x.get("steady_state")]
     if not steady:
         click.echo("steady state: none (it needs more than 2 x the level of queries)")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ipw.cli import main
 from ipw.engines import server_timing
@@ -51,6 +53,23 @@ def test_both_parsers_read_a_real_vllm_answer_alike():
     assert own["vllm:request_prefill_time_seconds_sum"] > 0 and own["vllm:num_requests_waiting"] == 0.0
 
 
+NAMES = st.from_regex(r"[a-z_][a-z0-9_:]{0,20}", fullmatch=True)
+LABELS = st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
+                         st.from_regex(r"[A-Za-z0-9 ._{}=,-]{0,12}", fullmatch=True), max_size=3)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(NAMES, LABELS, st.floats(-1e9, 1e9, allow_nan=False)), min_size=1, max_size=12))
+def test_own_reader_agrees_with_prometheus_client(samples):
+    lines = []
+    for name, labels, value in samples:
+        inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        lines.append(f"{name}{{{inner}}} {value!r}" if labels else f"{name} {value!r}")
+    text = "# HELP x y\n" + "\n".join(lines) + "\n"
+    expected, own = server_timing.parse(text), server_timing.parse_text(text)
+    assert own.keys() == expected.keys() and all(own[k] == pytest.approx(expected[k]) for k in own)
+
+
 def test_a_level_is_the_difference_of_two_scrapes():
     before = {"vllm:request_queue_time_seconds_count": 2.0, "vllm:request_queue_time_seconds_sum": 0.5,
               "vllm:request_prefill_time_seconds_count": 2.0, "vllm:request_prefill_time_seconds_sum": 0.1}  # fmt: skip
@@ -73,7 +92,9 @@ def _run(server, queryset, tmp_path, mode: str, *extra: str, run_id: str = "r"):
             "--run-id", run_id, *extra]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    return load(tmp_path / "runs" / run_id)
+    run = load(tmp_path / "runs" / run_id)
+    run.output = result.output
+    return run
 
 
 def test_a_level_against_vllm_metrics_records_the_servers_queue_prefill_and_decode(server, queryset, tmp_path):
@@ -87,6 +108,7 @@ def test_a_level_against_vllm_metrics_records_the_servers_queue_prefill_and_deco
     assert s["scrapes"] >= 2 and 0 <= s["running_mean"] <= s["running_max"] <= 3
     row = sweep.level_row(run)
     assert row["server_requests"] == len(QUERIES) and row["queue_mean_s"] == pytest.approx(QUEUE_S)
+    assert f"server ({len(QUERIES)} requests): mean queue 0.25 s, prefill 0.0125 s, decode" in run.output
 
 
 def test_a_server_without_metrics_says_why_and_the_run_goes_on(server, queryset, tmp_path):

