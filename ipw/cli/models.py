@@ -12,7 +12,8 @@ import click
 from ipw.cli.face import group
 
 
-@group(context_settings={"help_option_names": ["-h", "--help"]})
+@group(context_settings={"help_option_names": ["-h", "--help"]},
+       short_help="The shipped models in the forms servers want (a Hugging Face folder).")
 def models() -> None:
     """The shipped models in the forms servers want.
 
@@ -23,7 +24,7 @@ def models() -> None:
     """
 
 
-@models.command("export-hf")
+@models.command("export-hf", short_help="Write a shipped GGUF model as a Hugging Face folder for vLLM or SGLang.")
 @click.argument("model")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--dtype", type=click.Choice(["bfloat16", "float16", "float32"]), default="bfloat16", show_default=True,
