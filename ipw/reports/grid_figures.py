@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from ipw.core import basis as basis_rule
 from ipw.reports.grouped import row_keys
@@ -93,14 +93,32 @@ def _plain_log(axis) -> None:
     axis.set_minor_locator(NullLocator())  # no minor ticks: each is an artist to lay out and draw, per panel
 
 
-def _small_multiples(nrows: int, ncols: int, width: float, height: float, **share) -> tuple[Figure, list[list]]:
+def _small_multiples(nrows: int, ncols: int, width: float, height: float) -> tuple[Figure, list[list]]:
     """Panels of ``width`` x ``height`` inches, with room for row labels and titles; the
     constrained layout places panels, colour bars and titles (it fits where the sizes allow, and
-    these sizes grow with what is drawn)."""
+    these sizes grow with what is drawn). The panels share no axis: :func:`_outer_labels` gives
+    ticks to the outer ones only (a shared axis keeps every panel's ticks, each an artist that the
+    layout measures and the renderer draws: half of such a figure's time)."""
     with mpl.rc_context(STYLE):
         fig = Figure(figsize=(width * ncols + 1.8, height * nrows + 0.8), layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=False, **share)
+        axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, [list(row) for row in axes]
+
+
+def _outer_labels(axes: list[list], rows: list[str], columns: list[str] | None = None) -> None:
+    """Row labels on the first column of panels, column labels (rotated) on the last row; no ticks
+    on the inner sides; 6-point tick labels."""
+    for i, line in enumerate(axes):
+        for j, ax in enumerate(line):
+            if j == 0:
+                ax.set_yticks(np.arange(len(rows)), rows)
+            else:
+                ax.set_yticks([])
+            if columns is not None and i == len(axes) - 1:
+                ax.set_xticks(np.arange(len(columns)), columns, rotation=60, ha="right")
+            elif columns is not None:
+                ax.set_xticks([])
+            ax.tick_params(labelsize=6)
 
 
 def _row_labels(summary: pd.DataFrame) -> tuple[list[str], pd.Series]:
@@ -127,7 +145,7 @@ def domain_heatmap(domains: pd.DataFrame, summary: pd.DataFrame) -> Figure | Non
     e = d["energy_j_mean"].to_numpy(float)
     positive = e[np.isfinite(e) & (e > 0)]
     norm = LogNorm(positive.min(), positive.max()) if len(positive) and positive.max() > positive.min() else None
-    fig, axes = _small_multiples(2, len(names), 0.6 + 0.24 * len(hardware), 1.0 + ROW_IN * len(rows), sharex=True, sharey=True)
+    fig, axes = _small_multiples(2, len(names), 0.6 + 0.24 * len(hardware), 1.0 + ROW_IN * len(rows))
     with mpl.rc_context(STYLE):
         for j, domain in enumerate(names):
             part = d[d["domain"].astype(str) == domain]
@@ -143,11 +161,9 @@ def domain_heatmap(domains: pd.DataFrame, summary: pd.DataFrame) -> Figure | Non
         fig.colorbar(axes[0][0].images[0], ax=axes[0], fraction=0.02, pad=0.01, label="accuracy")
         bar = fig.colorbar(image, ax=axes[1], fraction=0.02, pad=0.01, label=f"mean {_scopes(domains)}energy per query [J]")
         if norm is not None:
+            bar.ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # a few labels within one decade too
             _plain_log(bar.ax.yaxis)
-        axes[0][0].set_yticks(np.arange(len(rows)), rows)
-        axes[1][0].set_xticks(np.arange(len(hardware)), hardware, rotation=60, ha="right")
-        for ax in (a for row in axes for a in row):
-            ax.tick_params(labelsize=6)
+        _outer_labels(axes, rows, hardware)
         fig.suptitle(_title("Accuracy (top) and energy per query (bottom) per domain: models by hardware", estimate),
                      fontsize=10)
     return fig
@@ -178,7 +194,7 @@ def energy_ranges(runs: Mapping[str, Run], summary: pd.DataFrame, energy: str = 
     hardware = list(dict.fromkeys(s["hardware"]))
     ncols = min(PANELS_PER_ROW, len(hardware))
     nrows = math.ceil(len(hardware) / ncols)
-    fig, axes = _small_multiples(nrows, ncols, 3.4, 0.8 + ROW_IN * 1.6 * len(rows), sharex=True, sharey=True)
+    fig, axes = _small_multiples(nrows, ncols, 3.4, 0.8 + ROW_IN * 1.6 * len(rows))
     where = dict(zip(rows, range(len(rows))))
     y = label.map(where).to_numpy(float)
     names = list(s["run"])
@@ -196,16 +212,21 @@ def energy_ranges(runs: Mapping[str, Run], summary: pd.DataFrame, energy: str = 
                 ax.scatter(r[:, 1], y[mine] + shift, color=color, s=8, zorder=3,
                            label=_title(what, estimate[b]) if k == 0 else None)
             ax.set_title(str(hw), fontsize=8)
+        both = np.concatenate([v.ravel() for v in ranges.values()])
+        both = both[np.isfinite(both)]
+        log = len(both) and both.min() > 0
+        _outer_labels(axes, rows)
+        for ax in (a for line in axes for a in line):
+            ax.grid(False, axis="y")
+            ax.hlines(np.arange(len(rows)), *(both.min(), both.max()) if len(both) else (0, 1), color="0.92", lw=0.6, zorder=0)
+            ax.set_ylim(len(rows) - 0.5, -0.5)
+            if log:  # one scale for every panel, as a shared axis would have
+                ax.set_xscale("log")
+                _plain_log(ax.xaxis)
+            if len(both):
+                ax.set_xlim(both.min() / (1.3 if log else 1), both.max() * (1.3 if log else 1))
         for k in range(len(hardware), nrows * ncols):
             axes[k // ncols][k % ncols].set_visible(False)
-        both = np.concatenate([v.ravel() for v in ranges.values()])
-        if np.isfinite(both).any() and np.nanmin(both) > 0:
-            axes[0][0].set_xscale("log")
-            _plain_log(axes[0][0].xaxis)
-        axes[0][0].set_ylim(len(rows) - 0.5, -0.5)
-        axes[0][0].set_yticks(np.arange(len(rows)), rows)
-        for ax in (a for row in axes for a in row):
-            ax.tick_params(labelsize=6)
         fig.legend(fontsize=7, loc="outside upper right")
         fig.supxlabel("energy per query [J]", fontsize=9)
         fig.suptitle("Energy per query per run: median (dot), 10th to 90th percentile (bar)", fontsize=10)

@@ -109,7 +109,8 @@ def check_table(seg, table: pa.Table, skipped: tuple[str, ...] = ()) -> None:
         raise SegmentDamaged(f"its metadata is unreadable ({type(e).__name__})") from e
     if want[:3] != (seg.start, seg.end, seg.rows):
         raise SegmentDamaged(f"its metadata says bytes {want[0]}-{want[1]} and {want[2]} records, its name otherwise")
-    if [c for c in want[3] if c in table.column_names or c not in skipped] != table.column_names:
+    names = table.column_names
+    if [c for c in want[3] if c in names or c not in skipped] != names:
         raise SegmentDamaged("its columns differ from those it was written with")
     if table.num_rows and (table["id"][0].as_py(), table["id"][-1].as_py()) != want[4:6]:
         raise SegmentDamaged(f"its ids run from {table['id'][0].as_py()!r} to {table['id'][-1].as_py()!r}, "
