@@ -188,7 +188,13 @@ def run_shard(launch_root: str, cell: str, config: dict, progress, engine_factor
 
 
 def _progress_actor(ray):
-    @ray.remote(num_cpus=0)
+    """The progress actor, on the driver's own node: an actor on a worker node would die with that
+    node, and the driver with it (its next snapshot would raise)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+
+    @ray.remote(num_cpus=0, scheduling_strategy=here)
     class Progress:
         """Counts per shard, for the driver's one bar (a shard restarting reports its stored count)."""
 
@@ -283,7 +289,10 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
                     outcomes[key] = {"status": "failed", "error": failed[key]}
                 record["outcomes"] = outcomes
                 write_atomic(root / LAUNCH, json.dumps(record, indent=2, default=str, allow_nan=False) + "\n")
-            counts = ray.get(actor.snapshot.remote())
+            try:
+                counts = ray.get(actor.snapshot.remote())
+            except ray.exceptions.RayActorError:  # progress is for the bar alone: the shards go on without it
+                counts = {}
             done = sum(min(counts.get(k, totals[k] if k in kept else 0), totals[k]) for k in totals)
             bar.update(done - bar.n)
     finally:
