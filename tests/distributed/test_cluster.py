@@ -4,8 +4,10 @@
 Each node is its own machine at the vendor boundaries (tests/distributed/node_machine.py: its own
 RAPL tree and powers, its own host name), named by ``IPW_TEST_NODE`` in its environment and by a
 custom resource. The tests check that each shard's energies, meters and node name are those of the
-node that ran it; and that a node removed mid-launch has its shard run again on another node,
-which continues from the records already stored (a shared disk: every query once).
+node that ran it; that a node removed mid-launch has its shard run again on another node, which
+continues from the records already stored (a shared disk: every query once); and that with
+``collect`` each node writes on its own disk and its shard folders come home through Ray's object
+store, a failed shard included, from where ``--resume`` continues it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ipw.store import decode_json, load
 from tests.distributed.fake_engine import queries
 from tests.distributed.node_machine import ENV, NODES, NodeFactory, accelerator_w, domains
 
-pytestmark = pytest.mark.slow  # a cluster of four Ray nodes on two cores: about 40 s
+pytestmark = pytest.mark.slow  # a cluster of four Ray nodes on two cores: 30 to 50 s
 
 REPO = str(Path(__file__).resolve().parents[2])
 FAST_HEALTH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_timeout_ms": 500,
@@ -37,11 +39,12 @@ def _resource(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ipw[ray]'): no cluster tests")
     from ray._private import ray_constants
     from ray.cluster_utils import Cluster
 
+    disks = tmp_path_factory.mktemp("disks")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_AUTH_MODE", "disabled")  # a throw-away cluster on loopback
         patch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray then keeps 127.0.0.1 as the node address
@@ -51,12 +54,12 @@ def cluster():
             "_system_config": FAST_HEALTH})  # fmt: skip
         nodes = {name: c.add_node(num_cpus=1, resources={_resource(name): 1}, node_ip_address="127.0.0.1",
                                   object_store_memory=80 * 2**20,
-                                  env_vars={ENV: name})
+                                  env_vars={ENV: name, "IPW_SHARD_DIR": str(disks / name)})
                  for name in NODES}  # fmt: skip
         c.wait_for_nodes()
         ray.init(address=c.address, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": REPO}})
         try:
-            yield c, nodes
+            yield c, nodes, disks
         finally:
             ray.shutdown()
             c.shutdown()
@@ -97,7 +100,7 @@ def test_each_shard_is_measured_by_its_node_and_a_lost_nodes_shard_resumes_elsew
 
     from ipw.run import launch as L
 
-    c, nodes = cluster
+    c, nodes, _ = cluster
     node_ids = {name: node.node_id for name, node in nodes.items()}
     by_resource = {r: n["NodeID"] for n in ray.nodes() if n["Alive"] for r in n["Resources"] if r.startswith("ipw_")}
     assert by_resource == {_resource(name): node_ids[name] for name in NODES}  # env and resource name one node
@@ -141,3 +144,37 @@ def test_each_shard_is_measured_by_its_node_and_a_lost_nodes_shard_resumes_elsew
     assert set(run.queries["node"]) >= {"node-b", hosts[lost][-1]}
     outcome = json.loads((root / "launch.json").read_text())["outcomes"][f"canned-a/{int(lost.split('-')[1])}/3"]
     assert outcome["host"] == hosts[lost][-1] and outcome["sessions"] == 2
+
+
+def test_results_come_home_when_nodes_share_no_disk_and_resume_from_there(cluster, tmp_path):
+    from ipw.run import launch as L
+
+    _, nodes, disks = cluster
+    machines = str(tmp_path / "machines")
+    spec = _spec(tmp_path, 16, 2, "home", collect=True)  # each node writes on its own disk (IPW_SHARD_DIR)
+    first = L.launch(spec, engine_factory=NodeFactory(machines, 0.05, fail_token=str(tmp_path / "refuse")), progress=False)
+    assert len(first.failed) == 1, first.failed  # the first engine built refuses its key after 3 answers
+    (stopped,) = first.failed
+    assert "refused the key" in first.failed[stopped]
+    record = json.loads((first.path / "launch.json").read_text())
+    assert record["collect"] is True and all(o.get("collected") for o in record["outcomes"].values())
+    for key, outcome in record["outcomes"].items():  # both folders came home, the failed one with its records
+        index = int(key.split("/")[1])
+        home = first.path / "canned-a" / f"shard-{index}-of-2"
+        ids = [json.loads(x)["id"] for x in (home / "queries.jsonl").read_text().splitlines()]
+        assert len(ids) == (3 if key == stopped else 8)
+        host = json.loads((home / "manifest.json").read_text())["sessions"][0]["node"]["host"]
+        away = disks / host / "home" / "canned-a" / home.name  # where that node wrote it
+        assert [json.loads(x)["id"] for x in (away / "queries.jsonl").read_text().splitlines()] == ids
+        if key != stopped:
+            assert outcome["collected_from"] == f"{host}:{away}"
+    before = (first.path / "canned-a" / f"shard-{stopped.split('/')[1]}-of-2" / "queries.jsonl").read_text()
+    again = L.launch(L.resume_spec(first.path), engine_factory=NodeFactory(machines, 0.05), progress=False,
+                     resume=first.path)
+    assert not again.failed, again.failed
+    resumed = first.path / "canned-a" / f"shard-{stopped.split('/')[1]}-of-2"
+    assert (resumed / "queries.jsonl").read_text().startswith(before)  # continued from the copy that came home
+    sessions = json.loads((resumed / "manifest.json").read_text())["sessions"]
+    assert [s["status"] for s in sessions] == ["failed", "complete"]
+    q = load(first.path).queries
+    assert sorted(q["id"]) == [f"q{i:03d}" for i in range(16)] and q["id"].is_unique
