@@ -75,20 +75,38 @@ def downsample(t: np.ndarray, y: np.ndarray, max_points: int = 1500) -> tuple[np
     return tb, yb
 
 
-def _session_time(tl: pd.DataFrame) -> np.ndarray:
+def _session_time(t: np.ndarray, session: np.ndarray | None) -> np.ndarray:
     """Seconds since the run's first sample, sessions placed one after another (each session has
-    its own monotonic clock origin)."""
-    t = tl["t_s"].to_numpy(float)
-    if "session" not in tl:
+    its own monotonic clock origin). One new array; a mask per session only where there are several."""
+    sessions = np.unique(session[~np.isnan(session)] if session.dtype.kind == "f" else session) if session is not None else []
+    if len(sessions) <= 1:
         return t - np.nanmin(t)
     out = np.empty_like(t)
     offset = 0.0
-    for s in sorted(tl["session"].dropna().unique()):
-        m = (tl["session"] == s).to_numpy()
+    for s in sessions:
+        m = session == s
         ts = t[m]
         out[m] = ts - ts.min() + offset
         offset = out[m].max() + 1.0
     return out
+
+
+def _timeline_arrays(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(time since the first sample [s], power [W], domain code, domain names) of a run's timeline,
+    read for this figure alone: four columns, the domains as a categorical, each column let go as
+    soon as it is an array (ten million samples are half a gigabyte each way)."""
+    several = len(run.manifest.get("sessions") or []) > 1  # else no session column to read (a sixth of it all)
+    tl = run.read_timeline(("t_s", "power_w", "domain", "session") if several else ("t_s", "power_w", "domain"), lean=True)
+    domain = tl.pop("domain")
+    if isinstance(domain.dtype, pd.CategoricalDtype):
+        codes, names = domain.cat.codes.to_numpy(), [str(c) for c in domain.cat.categories]
+    else:  # a timeline already in memory
+        codes, uniques = pd.factorize(domain.astype(str))
+        names = [str(u) for u in uniques]
+    del domain
+    session = tl.pop("session").to_numpy() if "session" in tl else None
+    t = _session_time(tl.pop("t_s").to_numpy(float), session)
+    return t, tl.pop("power_w").to_numpy(float), codes, names
 
 
 def _domain_kinds(run: Run) -> dict[str, str]:
@@ -110,18 +128,16 @@ def power_timeline(runs: Mapping[str, Run], max_points: int = 1500) -> Figure | 
         for i, (name, run) in enumerate(runs.items()):  # color i for run i, as in every plot
             if name not in with_tl:
                 continue
-            tl = run.read_timeline()  # one run's samples at a time: binned, then let go
+            t_all, power, codes, names = _timeline_arrays(run)  # one run's samples at a time: binned, then let go
             kinds = _domain_kinds(run)
             estimate |= ESTIMATE in kinds.values()
-            t_all = _session_time(tl)
-            power = tl["power_w"].to_numpy(float)
-            domains = tl["domain"].astype(str)
-            names = sorted(domains.unique())
-            for j, domain in enumerate(names):
-                if len(names) == 1:  # the common case: no mask, no copy of ten million samples
+            present = sorted(set(np.unique(codes[codes >= 0]).tolist()), key=lambda k: names[k])
+            for j, k in enumerate(present):
+                domain = names[k]
+                if len(present) == 1:  # the common case: no mask, no copy of ten million samples
                     t, p = downsample(t_all, power, max_points)
                 else:
-                    m = (domains == domain).to_numpy()
+                    m = codes == k
                     t, p = downsample(t_all[m], power[m], max_points)
                 ax.plot(t, p, lw=1, ls=LINESTYLES[j % len(LINESTYLES)], color=f"C{i % 10}",
                         label=f"{name} {domain}{_tag(kinds.get(domain, ESTIMATE))}")

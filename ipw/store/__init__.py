@@ -355,8 +355,17 @@ def timeline_source(path: Path) -> TimelineSource:
     import pyarrow.parquet as pq
 
     if not path.is_file():
-        return TimelineSource(pd.DataFrame, 0)
-    return TimelineSource(lambda: columnar.read_frame(path), pq.ParquetFile(path).metadata.num_rows)
+        return TimelineSource(lambda columns=None, lean=False: pd.DataFrame(), 0)
+    def read(columns=None, lean=False):
+        if not lean:
+            frame = columnar.read_frame(path)
+            return frame if columns is None else frame[[c for c in columns if c in frame]]
+        names = pq.read_schema(path).names
+        table = pq.read_table(path, columns=[c for c in columns or names if c in names], pre_buffer=False,
+                              read_dictionary=[c for c in ("domain",) if c in names])
+        return table.to_pandas(split_blocks=True, self_destruct=True)  # domain: a categorical
+
+    return TimelineSource(read, pq.ParquetFile(path).metadata.num_rows)
 
 
 assert tuple(columnar.KINDS) == RECORD_COLUMNS

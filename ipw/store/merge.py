@@ -142,19 +142,21 @@ def _merge(path: Path, folders: list[Path], load_one):
     else:
         queries = runs[0].queries.assign(**{NODE: pd.array([], dtype="str")})
     rows = sum(source.rows for source, *_ in timelines)
-    return Run(path, manifest, queries, TimelineSource(lambda: _timeline(timelines), rows), idle, None)
+    return Run(path, manifest, queries, TimelineSource(lambda columns=None, lean=False: _timeline(timelines, columns, lean),
+                                                      rows), idle, None)
 
 
-def _timeline(parts):
+def _timeline(parts, columns=None, lean=False):
     """The shards' timelines as one frame (read when the merged run's timeline is first used)."""
     import pandas as pd
 
     frames = []
     for source, prefix, offset, tag in parts:
-        tl = source.read()
+        tl = source.read(None if columns is None else tuple(dict.fromkeys((*columns, "domain", "session"))), lean)
         frames.append(tl.assign(domain=prefix + tl["domain"].astype(str),
                                 session=(tl["session"] if "session" in tl else 0) + offset, shard=tag))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return out if columns is None else out[[c for c in columns if c in out]]
 
 
 def _union(lists) -> list:

@@ -169,3 +169,23 @@ def test_up_to_12_runs_keep_one_figure_with_a_legend_beside_it(grid):
     legend = ax.get_legend()  # 12 entries: to the right of the axes (display coordinates), the figure widened
     assert len(legend.get_texts()) == 12 and legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1
     assert dist.figure.get_size_inches()[1] >= 0.16 * 12
+
+
+def test_the_timeline_figure_reads_four_columns_with_the_domains_as_codes(grid, tmp_path):
+    from ipw.reports import run_figures as P
+    from ipw.store.run import Run
+
+    run = load(grid[0])  # a run with a timeline (hardware 0)
+    full = run.read_timeline()
+    lean = run.read_timeline(("t_s", "power_w", "domain"), lean=True)
+    assert list(lean.columns) == ["t_s", "power_w", "domain"] and isinstance(lean["domain"].dtype, pd.CategoricalDtype)
+    assert lean["domain"].astype(str).tolist() == full["domain"].tolist() and lean["t_s"].equals(full["t_s"])
+    assert run.__dict__["_timeline"].__class__.__name__ == "TimelineSource"  # neither read kept it
+    # two sessions, each on its own clock: the second drawn after the first, per domain
+    tl = pd.DataFrame({"t_s": [100.0, 101.0, 5.0, 6.0] * 2, "power_w": [1.0, 2.0, 3.0, 4.0, 10.0, 20.0, 30.0, 40.0],
+                       "domain": ["gpu:0"] * 4 + ["cpu"] * 4, "session": [0, 0, 1, 1] * 2})
+    two = Run(tmp_path, {"sessions": [{}, {}], "meters": []}, run.queries, tl)
+    lines = {line.get_label(): line for line in P.power_timeline({"two": two}).axes[0].get_lines()
+             if not line.get_label().startswith("_")}
+    assert lines["two gpu:0 [estimate]"].get_xdata().tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert lines["two cpu [estimate]"].get_ydata().tolist() == [10.0, 20.0, 30.0, 40.0]
