@@ -15,6 +15,8 @@ from ipw.core.basis import DEFAULT_BASIS, ENERGY_BASES
 from ipw.core.errors import IpwError
 from ipw.core.missing import fmt
 
+GRID_PAST = 12  # runs; ipw.reports.grouped.MANY_RUNS (not imported here: it would load matplotlib for every command)
+
 __all__ = ["METRICS", "MISROUTES", "PREFERS", "compare"]
 
 
@@ -24,8 +26,11 @@ __all__ = ["METRICS", "MISROUTES", "PREFERS", "compare"]
               help="Energy IPW and IPJ divide by: the accelerator's (as the IPW paper), the whole system's, "
                    "or the system's above its idle baseline.")
 @routing_options
+@click.option("--table", "layout", type=click.Choice(["auto", "runs", "grid"]), default="auto", show_default=True,
+              help="runs: one row per run; grid: IPW, IPJ and accuracy per model (rows) and hardware (columns), "
+                   f"each hardware's frontier marked; auto: grid past {GRID_PAST} runs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: bool) -> None:
+def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, layout: str, as_json: bool) -> None:
     """Compare runs side by side: accuracy, IPW, IPJ, energy, latency, coverage and best-of-local.
 
     With --reference, the energy, compute and cost an oracle router and p-accurate routers save
@@ -41,30 +46,35 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
           --params small=1.7B --params big=8B --params cloud=70B \\
           --price small=0.1 --price big=0.2 --price cloud=0.88 --router-accuracy 0.8
       ipw compare runs/a runs/b --release-date a=2024-07-23 --release-date b=2025-04-29
+      ipw compare launches/grid-1/* --table grid
     """
+    import numpy as np
     import pandas as pd
 
     from ipw.cli.text import table as text_table
-    from ipw.core.basis import frame_label
     from ipw.core.missing import reasons
     from ipw.core.records import finite
-    from ipw.science.intelligence.metrics import NoCoverageEnergy, summarize_run
+    from ipw.reports.tables import hardware_name, model_name, summarized
+    from ipw.science.intelligence.metrics import NoCoverageEnergy
     from ipw.store import load
 
     distinct_runs(runs)
-    loaded, unfinished, whole = {}, {}, {}
+    loaded, rows, unfinished = {}, [], {}
     for path in runs:
-        run = load(path)
+        run = load(path, json_columns=False)  # no table here reads the records' JSON columns
         name = Path(path).name
         if name in loaded:
             raise IpwError(f"two runs named {name}")
         if run.queries.empty:
             raise IpwError(f"run {path} has no query records yet; nothing to compare")
         loaded[name] = run.queries
-        unfinished[name], whole[name] = run.unfinished, run
-    table = pd.concat([summarize_run(whole[n], energy=energy).assign(run=n, energy=frame_label(f, energy),
-                                                                     status=unfinished[n] or "complete")
-                       for n, f in loaded.items()], ignore_index=True)  # fmt: skip
+        rows.append(summarized(run, run.queries, energy).assign(  # the run's summary.json where valid for it
+            run=name, model=model_name(run), hardware=hardware_name(run),
+            engine=str((run.manifest.get("engine") or {}).get("engine", "?")),
+            status=run.unfinished or "complete"))
+        unfinished[name] = run.unfinished
+    table = pd.concat(rows, ignore_index=True)
+    table["energy"] = np.where(table["measured"].astype(bool), "measured", "estimate")
     why = [reasons(r) for r in table.to_dict(orient="records")]
     cols = ["run", "status", "n", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "scope_energy_j_mean", "energy",
             "power_w_mean", "e2e_s_mean"]
@@ -92,7 +102,10 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
                             "accuracy_first": trend.accuracy_first, "accuracy_last": trend.accuracy_last}
         click.echo(json.dumps(finite(out), indent=2, default=str, allow_nan=False))
         return
-    click.echo(text_table(table[[c for c in cols if c != "status"]], why, key="run"))
+    if layout == "grid" or layout == "auto" and len(loaded) > GRID_PAST:
+        _print_grid(table, why)
+    else:
+        click.echo(text_table(table[[c for c in cols if c != "status"]], why, key="run"))
     for name, state in unfinished.items():
         if state:
             click.echo(f"{name}: {state} (unfinished: its figures cover only these)")
@@ -108,6 +121,29 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, as_json: b
         _print_routing(reference, *savings)
     if trend is not None:
         _print_trend(trend)
+
+
+def _print_grid(table, why) -> None:
+    """IPW, IPJ and accuracy per model (rows) and hardware (columns), each hardware's frontier
+    marked (:mod:`ipw.reports.grouped`), then why a figure is n/a, naming its runs."""
+    from ipw.reports.grouped import FRONT_MARK, grid_text
+
+    runs = table.rename(columns={"energy_j_mean": "system_energy_j_mean", "scope_energy_j_mean": "energy_j_mean"})
+    kinds = "+".join(dict.fromkeys(runs["energy"]))
+    click.echo(f"{len(runs)} runs: {runs['model'].nunique()} models on {runs['hardware'].nunique()} hardware; "
+               f"{'+'.join(dict.fromkeys(runs['energy_scope']))} energy ({kinds}); {FRONT_MARK}: on that hardware's "
+               "Pareto frontier of accuracy against energy per query; empty: the model did not run there")
+    for title, col, digits in (("IPW [1/W]", "ipw_per_w", ".4g"), ("IPJ [1/J]", "ipj_per_j", ".4g"),
+                               ("accuracy", "accuracy", ".1%")):
+        click.echo(f"\n{title}\n" + grid_text(runs, col, digits).to_string(index=False))
+    notes: dict[tuple[str, str], list[str]] = {}
+    for run, reasons_ in zip(runs["run"], why):
+        for col, reason in reasons_.items():
+            if col in ("ipw_per_w", "ipj_per_j", "accuracy"):
+                notes.setdefault((col, reason), []).append(str(run))
+    for (col, reason), names in notes.items():
+        click.echo(f"n/a in {col} ({', '.join(names)}): {reason}")
+    click.echo("\none row per run: ipw compare --table runs (or --json)")
 
 
 def _coverage(loaded, energy: str, table) -> dict:

@@ -26,7 +26,11 @@ from ipw.cli.face import command
 @click.option("--max-retries", default=3, show_default=True, type=click.IntRange(min=0),
               help="Times Ray runs a shard again after its worker or node died (it resumes from its records).")
 @click.option("--launch-dir", default="launches", show_default=True, type=click.Path(file_okay=False),
-              help="Where the launch folder goes: a path every node sees (shared filesystem).")
+              help="Where the launch folder goes: a path every node sees (shared filesystem), or, with --collect, "
+                   "one on this node alone.")
+@click.option("--collect", is_flag=True,
+              help="Shards write on their own node ($IPW_SHARD_DIR, else <tmp>/ipw-shards) and send their run folders "
+                   "back into the launch folder through Ray (nodes that share no disk; also where a node cannot see it).")
 @click.option("--launch-id", help="Name of the launch folder (default: time stamp).")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Continue an earlier launch: complete shards are kept, the others continue from their records.")
@@ -45,6 +49,7 @@ def launch(**o) -> None:
       ray start --head                     # on one node; `ray start --address HEAD:6379` on the others
       ipw launch --address auto --shards 8 --model ~/models/a.gguf --model ~/models/b.gguf --engine llamacpp
       ipw launch --shards 2 --limit 20     # a Ray instance on this machine, CPU shards
+      ipw launch --address auto --shards 8 --collect   # no shared disk: results come home through Ray
       ipw launch --resume launches/20261201-120000-launch
       ipw report launches/20261201-120000-launch/llamacpp-a -o a.html
     """
@@ -54,7 +59,8 @@ def launch(**o) -> None:
 
     if o["resume_dir"]:
         spec = launcher.resume_spec(o["resume_dir"], address=o["address"], max_retries=o["max_retries"],
-                             gpus_per_shard=o["gpus_per_shard"], connect_timeout_s=o["connect_timeout_s"])
+                             gpus_per_shard=o["gpus_per_shard"], connect_timeout_s=o["connect_timeout_s"],
+                             collect=o["collect"] or None)
     else:
         if not o["shards"]:
             raise click.UsageError("give --shards N (or --resume LAUNCH)")
@@ -68,7 +74,7 @@ def launch(**o) -> None:
         cells = tuple(c if c.config.engine == "openai" else launcher.Cell(c.name, _local(c.config)) for c in cells)
         spec = launcher.LaunchSpec(cells=cells, shards=o["shards"], launch_dir=o["launch_dir"], launch_id=o["launch_id"],
                             address=o["address"], gpus_per_shard=o["gpus_per_shard"], cpus_per_shard=o["cpus_per_shard"],
-                            max_retries=o["max_retries"], connect_timeout_s=o["connect_timeout_s"])
+                            max_retries=o["max_retries"], connect_timeout_s=o["connect_timeout_s"], collect=o["collect"])
     result = launcher.launch(spec, progress=not o["quiet"], resume=o["resume_dir"])
     _print(result)
     if result.failed:

@@ -119,10 +119,16 @@ def frame_measured(frame: pd.DataFrame, basis: str = DEFAULT_BASIS) -> bool:
     if frame.empty:
         return False
     if energy_column(basis) in (Col.ACCELERATOR_ENERGY_J, Col.ACCELERATOR_ENERGY_ABOVE_IDLE_J) and Col.ACCELERATOR_MEASURED in frame:
+        own = frame[Col.ACCELERATOR_MEASURED]
+        if own.dtype == bool:  # every record has its own flag (no None): nothing falls back
+            return bool(own.all())
         system = frame[Col.MEASURED] if Col.MEASURED in frame else False
-        flags = frame[Col.ACCELERATOR_MEASURED].where(frame[Col.ACCELERATOR_MEASURED].notna(), system)
+        flags = own.where(own.notna(), system)
         return bool(flags.fillna(False).astype(bool).all())
-    return bool(frame[Col.MEASURED].fillna(False).astype(bool).all()) if Col.MEASURED in frame else False
+    if Col.MEASURED not in frame:
+        return False
+    system = frame[Col.MEASURED]
+    return bool(system.all() if system.dtype == bool else system.fillna(False).astype(bool).all())
 
 
 def pd_nan(frame: pd.DataFrame) -> pd.Series:

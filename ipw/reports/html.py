@@ -33,7 +33,7 @@ LABELS = {
     "ipj_ci_high": "IPJ CI high", "energy_j_mean": "energy/query [J]", "energy_above_idle_j_mean": "above idle [J]",
     "power_w_mean": "power [W]", "ttft_s_mean": "TTFT [s]", "tpot_s_mean": "TPOT [s]", "e2e_s_mean": "end-to-end [s]",
     "energy_j": "energy [J]", "idle_power_w": "idle [W]", "duration_s": "duration [s]",
-    "update_period_s": "update period [s]", "resolution_j": "resolution [J]", "on_front": "on Pareto front",
+    "update_period_s": "update period [s]", "resolution_j": "resolution [J]", "on_front": "on Pareto front", "on_hardware_front": "on its hardware's front",
     "ipw_vs_best": "IPW vs best", "ipj_vs_best": "IPJ vs best", "queries_routed": "queries routed",
     "energy_scope": "energy scope", "energy": "energy is", "system_energy_j_mean": "system energy/query [J]",
     "system_energy_above_idle_j_mean": "system above idle [J]",

@@ -18,8 +18,7 @@ import pandas as pd
 from ipw.core import basis as basis_rule
 from ipw.core.missing import NO_ENERGY, NO_IDLE, NOT_ABOVE_ZERO, fmt, reasons
 from ipw.science.intelligence.metrics import DEFAULT_ENERGY, N_BOOT, energy_scope
-from ipw.reports import science_figures
-from ipw.reports import run_figures
+from ipw.reports import grid_figures, grouped, run_figures, science_figures
 from ipw.reports import tables as report_tables
 from ipw.reports.blocks import Section, Table, plots
 from ipw.science.intelligence.routing import CostModel
@@ -93,28 +92,58 @@ def overview(runs: Mapping[str, Run], summary: pd.DataFrame, basis: str = DEFAUL
                "and the system's, total and above the idle baseline. TTFT: time to first token; TPOT: time per "
                "output token after the first. n/a: a figure that does not exist, its reason under the table."),
         summary=tuple(lines), warnings=tuple(warnings),
-        tables=(Table("One row per run", summary),
+        tables=(Table("One row per run", summary), *grid_tables(summary),
                 Table("Accuracy against energy per query (on_front: on the Pareto frontier)", frontier)),
-        figures=plots(("Accuracy against energy per query; red: the Pareto frontier", run_figures.accuracy_vs_energy(summary))),
+        figures=plots(("Accuracy against energy per query per hardware; red: each hardware's Pareto frontier",
+                       grid_figures.frontier_panels(summary)) if many(summary) else
+                      ("Accuracy against energy per query; red: the Pareto frontier", run_figures.accuracy_vs_energy(summary))),
         key="summary",
     )
 
 
-def domains(domain: pd.DataFrame) -> Section:
+def many(summary: pd.DataFrame) -> bool:
+    """Whether the report groups its figures (past :data:`ipw.reports.grouped.MANY_RUNS` runs)."""
+    return len(summary) > grouped.MANY_RUNS
+
+
+def grid_tables(summary: pd.DataFrame) -> tuple[Table, ...]:
+    """IPW, IPJ and accuracy per model (rows) and hardware (columns), where the runs span several
+    of both; ``*`` marks a run on its hardware's frontier."""
+    if summary.empty or summary["model"].nunique() < 2 or summary["hardware"].nunique() < 2:
+        return ()
+    note = (f"{grouped.FRONT_MARK}: on its hardware's Pareto frontier (no run on that hardware more accurate for less "
+            "energy); empty: the model did not run there; n/a: see the table of one row per run.")
+    return tuple(Table(f"{what} by model and hardware", grouped.grid_text(summary, col, fmt_), note=note)
+                 for what, col, fmt_ in (("IPW [1/W]", "ipw_per_w", ".4g"), ("IPJ [1/J]", "ipj_per_j", ".4g"),
+                                         ("Accuracy", "accuracy", ".1%")))
+
+
+def domains(domain: pd.DataFrame, summary: pd.DataFrame | None = None) -> Section:
+    figure = (("Accuracy and energy per query by run and domain (rows grouped by hardware)",
+               grid_figures.domain_heatmap(domain, summary)) if summary is not None and many(summary) else
+              ("Accuracy and energy per query by domain", run_figures.domain_bars(domain)))
     return Section(
         "Per domain", intro="The same metrics within each query domain.",
-        tables=(Table("One row per run and domain", domain),),
-        figures=plots(("Accuracy and energy per query by domain", run_figures.domain_bars(domain))),
-        key="domains",
+        tables=(Table("One row per run and domain", domain),), figures=plots(figure), key="domains",
     )
 
 
-def energy(runs: Mapping[str, Run], basis: str = DEFAULT_ENERGY) -> Section:
+def energy(runs: Mapping[str, Run], basis: str = DEFAULT_ENERGY, summary: pd.DataFrame | None = None) -> Section:
     """The power timeline and each run's distribution of energy per query on ``basis`` (its scope
-    and label named) and above idle."""
-    no_tl = [n for n, r in runs.items() if r.timeline is None or r.timeline.empty]
+    and label named) and above idle; past :data:`ipw.reports.grouped.MANY_RUNS` runs (``summary``
+    given), each run's median and 10th-90th percentile instead, and no timeline."""
+    no_tl = [n for n, r in runs.items() if not r.has_timeline]
     warnings = [f"no power timeline in {', '.join(no_tl)} (profile with --hz 10 to record one)"] if no_tl else []
     lines = []
+    if summary is not None and many(summary):
+        lines.append(f"power timelines are drawn for up to {grouped.MANY_RUNS} runs (this report has {len(runs)}): "
+                     "a report of fewer runs, one hardware's for example, shows them")
+        figures = plots(("Energy per query per run: median and 10th-90th percentile (rows grouped by hardware)",
+                         grid_figures.energy_ranges(runs, summary, basis)))
+    else:
+        figures = plots(("Power over time (averaged into bins for long runs)", run_figures.power_timeline(runs)),
+                        ("Energy per query: histogram and ECDF", run_figures.energy_distribution(runs, basis)),
+                        ("Energy per query above the idle baseline", run_figures.energy_distribution(runs, "above_idle")))
     for n, r in runs.items():
         q = r.queries
         if q.empty or "energy_j" not in q:
@@ -127,11 +156,7 @@ def energy(runs: Mapping[str, Run], basis: str = DEFAULT_ENERGY) -> Section:
         else:
             lines.append(f"{n}: {what} {fmt(None, '', NO_IDLE if basis_rule.canonical(basis) == 'above_idle' else NO_ENERGY)}")
     return Section(
-        "Energy and power", summary=tuple(lines), warnings=tuple(warnings),
-        figures=plots(("Power over time (averaged into bins for long runs)", run_figures.power_timeline(runs)),
-                      ("Energy per query: histogram and ECDF", run_figures.energy_distribution(runs, basis)),
-                      ("Energy per query above the idle baseline", run_figures.energy_distribution(runs, "above_idle"))),
-        key="energy",
+        "Energy and power", summary=tuple(lines), warnings=tuple(warnings), figures=figures, key="energy",
     )
 
 

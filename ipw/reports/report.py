@@ -96,7 +96,8 @@ def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] 
     summary = report_tables.summary_table(loaded, energy)
     sections: list[Section] = []
     if loaded:
-        sections += [measured.overview(loaded, summary, energy), measured.domains(report_tables.domain_table(loaded, energy))]
+        sections += [measured.overview(loaded, summary, energy),
+                     measured.domains(report_tables.domain_table(loaded, energy), summary)]
         cmp = measured.compare(loaded, summary, energy) if compare else None
         sections += [cmp] if cmp else []
     if routing is not None:
@@ -104,7 +105,7 @@ def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] 
     if trend is not None:
         sections.append(measured.trend(loaded, trend, energy))
     if loaded:
-        sections += [measured.energy(loaded, energy), measured.samples(loaded, energy)]
+        sections += [measured.energy(loaded, energy, summary), measured.samples(loaded, energy)]
     sections += [load_extra(p) for p in extras]
     if loaded:
         sections.append(measured.provenance(loaded))

@@ -75,20 +75,38 @@ def downsample(t: np.ndarray, y: np.ndarray, max_points: int = 1500) -> tuple[np
     return tb, yb
 
 
-def _session_time(tl: pd.DataFrame) -> np.ndarray:
+def _session_time(t: np.ndarray, session: np.ndarray | None) -> np.ndarray:
     """Seconds since the run's first sample, sessions placed one after another (each session has
-    its own monotonic clock origin)."""
-    t = tl["t_s"].to_numpy(float)
-    if "session" not in tl:
+    its own monotonic clock origin). One new array; a mask per session only where there are several."""
+    sessions = np.unique(session[~np.isnan(session)] if session.dtype.kind == "f" else session) if session is not None else []
+    if len(sessions) <= 1:
         return t - np.nanmin(t)
     out = np.empty_like(t)
     offset = 0.0
-    for s in sorted(tl["session"].dropna().unique()):
-        m = (tl["session"] == s).to_numpy()
+    for s in sessions:
+        m = session == s
         ts = t[m]
         out[m] = ts - ts.min() + offset
         offset = out[m].max() + 1.0
     return out
+
+
+def _timeline_arrays(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(time since the first sample [s], power [W], domain code, domain names) of a run's timeline,
+    read for this figure alone: four columns, the domains as a categorical, each column let go as
+    soon as it is an array (ten million samples are half a gigabyte each way)."""
+    several = len(run.manifest.get("sessions") or []) > 1  # else no session column to read (a sixth of it all)
+    tl = run.read_timeline(("t_s", "power_w", "domain", "session") if several else ("t_s", "power_w", "domain"), lean=True)
+    domain = tl.pop("domain")
+    if isinstance(domain.dtype, pd.CategoricalDtype):
+        codes, names = domain.cat.codes.to_numpy(), [str(c) for c in domain.cat.categories]
+    else:  # a timeline already in memory
+        codes, uniques = pd.factorize(domain.astype(str))
+        names = [str(u) for u in uniques]
+    del domain
+    session = tl.pop("session").to_numpy() if "session" in tl else None
+    t = _session_time(tl.pop("t_s").to_numpy(float), session)
+    return t, tl.pop("power_w").to_numpy(float), codes, names
 
 
 def _domain_kinds(run: Run) -> dict[str, str]:
@@ -101,39 +119,54 @@ def _domain_kinds(run: Run) -> dict[str, str]:
 def power_timeline(runs: Mapping[str, Run], max_points: int = 1500) -> Figure | None:
     """Power [W] over time per run and domain, with the idle baseline dashed; None when no run has
     a timeline (``ipw profile --hz``)."""
-    with_tl = {n: r for n, r in runs.items() if r.timeline is not None and not r.timeline.empty}
+    with_tl = {n: r for n, r in runs.items() if r.has_timeline}
     if not with_tl:
         return None
     fig, (ax,) = new_figure(width=10, height=3.8)
-    estimate = False
+    estimate, curves = False, 0
     with mpl.rc_context(STYLE):
         for i, (name, run) in enumerate(runs.items()):  # color i for run i, as in every plot
             if name not in with_tl:
                 continue
-            tl = run.timeline
+            t_all, power, codes, names = _timeline_arrays(run)  # one run's samples at a time: binned, then let go
             kinds = _domain_kinds(run)
             estimate |= ESTIMATE in kinds.values()
-            t_all = _session_time(tl)
-            power = tl["power_w"].to_numpy(float)
-            domains = tl["domain"].astype(str)
-            names = sorted(domains.unique())
-            for j, domain in enumerate(names):
-                if len(names) == 1:  # the common case: no mask, no copy of ten million samples
+            present = sorted(set(np.unique(codes[codes >= 0]).tolist()), key=lambda k: names[k])
+            for j, k in enumerate(present):
+                domain = names[k]
+                if len(present) == 1:  # the common case: no mask, no copy of ten million samples
                     t, p = downsample(t_all, power, max_points)
                 else:
-                    m = (domains == domain).to_numpy()
+                    m = codes == k
                     t, p = downsample(t_all[m], power[m], max_points)
                 ax.plot(t, p, lw=1, ls=LINESTYLES[j % len(LINESTYLES)], color=f"C{i % 10}",
                         label=f"{name} {domain}{_tag(kinds.get(domain, ESTIMATE))}")
+                curves += 1
                 idle = [s.get("power_w", {}).get(domain) for s in run.idle or []]
                 idle = [w for w in idle if isinstance(w, (int, float))]
                 if idle:
                     ax.axhline(float(np.mean(idle)), ls="--", lw=0.8, alpha=0.7, color=f"C{i % 10}")
         ax.set(xlabel="time since the run's first sample [s]", ylabel="power [W]",
                title=_title("Power timeline (dashed: idle baseline)", estimate))
-        ax.legend(fontsize=7, loc="upper right")
+        _legend(fig, curves, ax, ax, loc="upper right")
         fig.tight_layout()
     return fig
+
+
+LEGEND_INSIDE = 6  # legend entries that fit inside an axes 3.8 in tall without hiding the curves
+
+
+def _legend(fig: Figure, entries: int, inside, beside, loc: str = "best") -> None:
+    """A legend inside the axes ``inside`` for a few entries; past :data:`LEGEND_INSIDE`, to the right
+    of the axes ``beside`` (the last), the figure made wider and tall enough for every entry, so
+    that the tight layout always fits (up to :data:`ipw.reports.grouped.MANY_RUNS` runs: past that the
+    report draws grouped figures)."""
+    if entries <= LEGEND_INSIDE:
+        inside.legend(fontsize=7, loc=loc)
+        return
+    beside.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width + 2.5, max(height, 0.8 + 0.16 * entries))
 
 
 def _ecdf(values: np.ndarray, points: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +209,7 @@ def energy_distribution(runs: Mapping[str, Run], energy: str = DEFAULT_BASIS) ->
         what = "energy per query above idle (accelerator, else system)" if scope == "above_idle" else f"{scope} energy per query"
         ax_h.set(xlabel=f"{what} [J]", ylabel="share of queries", title=_title(f"Distribution of {what}", estimate))
         ax_e.set(xlabel=f"{what} [J]", ylabel="share of queries <= x", title=_title("ECDF", estimate), ylim=(0, 1.02))
-        ax_h.legend(fontsize=7)
+        _legend(fig, len(data), ax_h, ax_e)
         fig.tight_layout()
     return fig
 
@@ -236,6 +269,6 @@ def domain_bars(domains: pd.DataFrame) -> Figure | None:
             ax.set_xticks(pos + width * (len(runs) - 1) / 2, [str(d) for d in acc.index], rotation=30, ha="right")
         ax_a.set(ylabel="accuracy", ylim=(0, 1.05), title="Accuracy per domain")
         ax_e.set(ylabel=f"mean {_scopes(domains)}energy per query [J]", title=_title("Energy per query per domain", estimate))
-        ax_a.legend(fontsize=7)
+        _legend(fig, len(runs), ax_a, ax_e)
         fig.tight_layout()
     return fig

@@ -23,17 +23,20 @@ import numpy as np
 import pandas as pd
 
 from ipw.core import basis as basis_rule
-from ipw.science.intelligence.metrics import DEFAULT_ENERGY, coverage, energy_scope, scored_rows, summarize_run
+from ipw.core.records import Col
+from ipw.science.intelligence.metrics import DEFAULT_ENERGY, aligned, coverage, energy_scope, ipj, scored_rows, summarize_run
 from ipw.store import Run, load
 
 MEASURED, ESTIMATE = "measured", "estimate"
 
 
 def load_runs(paths: Iterable[Path | str | Run]) -> dict[str, Run]:
-    """Load run folders (or take loaded runs) keyed by a unique name: the folder's name."""
+    """Load run folders (or take loaded runs) keyed by a unique name: the folder's name. The
+    record's JSON columns (``domains``, ``engine_extra``), which no table or figure reads, are left
+    out (:func:`ipw.store.load`)."""
     runs: dict[str, Run] = {}
     for item in paths:
-        run = item if isinstance(item, Run) else load(item)
+        run = item if isinstance(item, Run) else load(item, json_columns=False)
         base = Path(run.path).name or str(run.path)
         name, k = base, 2
         while name in runs:
@@ -79,6 +82,16 @@ def _tidy(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([out.drop(columns=names)] + cis, axis=1)
 
 
+def _labelled(summary: pd.DataFrame) -> pd.DataFrame:
+    """``energy`` and ``system_energy`` (measured or estimate) from the summary's own ``measured``
+    and ``system_measured`` (:func:`ipw.science.intelligence.metrics.summarize` computes them with
+    the rule of :func:`energy_kind`; a valid ``summary.json`` holds them): no second pass over the
+    records."""
+    out = summary.assign(energy=np.where(summary["measured"].astype(bool), MEASURED, ESTIMATE),
+                         system_energy=np.where(summary["system_measured"].astype(bool), MEASURED, ESTIMATE))
+    return out.drop(columns=["measured", "system_measured"])
+
+
 SUMMARY_COLUMNS = [
     "run", "model", "engine", "hardware", "n", "scored", "errors", "meter_gaps", "sub_update_period", "accuracy",
     "accuracy_ci_low", "accuracy_ci_high", "ipw_per_w", "ipw_ci_low", "ipw_ci_high", "ipj_per_j", "ipj_ci_low", "ipj_ci_high", "energy_j_mean",
@@ -93,47 +106,68 @@ STORED_KEYS = frozenset({"n", "scored", "accuracy", "accuracy_ci", "ipw_per_w", 
 """What a ``summary.json`` row must hold to stand in for :func:`summarize` (older summaries lack some)."""
 
 
-def _summarized(run: Run, frame: pd.DataFrame, energy: str, by: str | None = None) -> pd.DataFrame:
-    """``summarize(frame, by, energy)`` (``frame``: the run's queries), taken from the run's ``summary.json`` where that is
-    valid for it: written on the default basis (as the runner writes it), over exactly these records
-    (its ``n`` equals theirs), by a version that wrote every key of :data:`STORED_KEYS`. A report of
-    many or large runs then does not resample them again; anything else is recomputed."""
+def stored_rows(run: Run, frame: pd.DataFrame, energy: str = DEFAULT_ENERGY, by: str | None = None) -> list[dict] | None:
+    """The rows of the run's ``summary.json`` that stand for ``summarize(frame, by, energy)``
+    (``frame``: the run's queries), where it is valid for that: written on the default basis (as the
+    runner writes it), over exactly these records (its ``n`` equals theirs), by a version that wrote
+    every key of :data:`STORED_KEYS`; else None. A report of many or large runs then does not
+    resample them again."""
     stored = run.summary if isinstance(run.summary, dict) else {}
     overall = stored.get("overall") or {}
     rows = [overall] if by is None else stored.get("by_domain")
-    valid = (energy == DEFAULT_ENERGY and STORED_KEYS <= overall.keys() and overall.get("n") == len(frame)
-             and isinstance(rows, list) and all(isinstance(r, dict) and STORED_KEYS <= r.keys() for r in rows))  # fmt: skip
-    if not valid or (by is not None and by != "domain"):
-        return summarize_run(replace(run, queries=frame), by=by, energy=energy)
-    frame = pd.DataFrame(rows)
-    for col in frame:  # JSON null is a missing number again (summary.json is strict JSON)
+    valid = (energy == DEFAULT_ENERGY and by in (None, "domain") and STORED_KEYS <= overall.keys()
+             and overall.get("n") == len(frame) and isinstance(rows, list)
+             and all(isinstance(r, dict) and STORED_KEYS <= r.keys() for r in rows))  # fmt: skip
+    return [dict(r) for r in rows] if valid else None
+
+
+def _numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """JSON null is a missing number again (summary.json is strict JSON): a column of numbers and
+    None becomes float."""
+    for col in frame:
         values = frame[col]
-        if values.isna().any() and values.map(lambda v: v is None or isinstance(v, (int, float))).all():
+        if values.dtype == object and values.isna().any() and values.map(lambda v: v is None or isinstance(v, (int, float))).all():
             frame[col] = values.astype(float)
     return frame
+
+
+def summarized(run: Run, frame: pd.DataFrame, energy: str = DEFAULT_ENERGY, by: str | None = None) -> pd.DataFrame:
+    """``summarize(frame, by, energy)``, taken from the run's ``summary.json`` where that is valid
+    for it (:func:`stored_rows`), else computed."""
+    rows = stored_rows(run, frame, energy, by)
+    if rows is None:  # a serving run's IPW is the serving definition (summarize_run)
+        return summarize_run(replace(run, queries=frame), by=by, energy=energy)
+    return _numbers(pd.DataFrame(rows))
+
+
+def _rows(run: Run, frame: pd.DataFrame, energy: str, by: str | None = None) -> list[dict]:
+    rows = stored_rows(run, frame, energy, by)
+    if rows is None:
+        return summarize_run(replace(run, queries=frame), by=by, energy=energy).to_dict(orient="records")
+    return rows
 
 
 def summary_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.DataFrame:
     """One row per run (a model on a machine): accuracy, IPW [1/W], IPJ [1/J] with 95% bootstrap
     intervals, energy per query total and above idle [J], mean power [W], TTFT, TPOT, end-to-end [s].
 
-    ``energy`` (``total`` or ``above_idle``) is the energy IPW and IPJ divide by.
+    ``energy`` (``total`` or ``above_idle``) is the energy IPW and IPJ divide by. The rows are
+    gathered as dicts and made one frame at the end: 160 runs cost one frame's work, not 160.
     """
     rows = []
     for name, run in runs.items():
         q = run.queries
         if q.empty:
             continue
-        s = _tidy(_summarized(run, q, energy))
-        s = s.drop(columns=[c for c in ("group", "measured", "system_measured") if c in s]).assign(
-            run=name, model=model_name(run), engine=str((run.manifest.get("engine", {}) or {}).get("engine", "?")),
-            hardware=hardware_name(run), errors=int(q["error"].notna().sum()) if "error" in q else 0,
-            energy=energy_kind(q, energy), system_energy=energy_kind(q, "system"), status=run.unfinished or "complete",
-        )
-        rows.append(s)
+        (row,) = _rows(run, q, energy)
+        row.pop("group", None)
+        rows.append(row | {"run": name, "model": model_name(run), "hardware": hardware_name(run),
+                           "engine": str((run.manifest.get("engine", {}) or {}).get("engine", "?")),
+                           "errors": int(q["error"].notna().sum()) if "error" in q else 0,
+                           "status": run.unfinished or "complete"})
     if not rows:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    table = pd.concat(rows, ignore_index=True)
+    table = _labelled(_tidy(_numbers(pd.DataFrame(rows))))
     return table[[c for c in SUMMARY_COLUMNS if c in table]]
 
 
@@ -144,16 +178,12 @@ def domain_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.Da
         q = run.queries
         if q.empty or "domain" not in q:
             continue
-        q = q.assign(domain=q["domain"].fillna("(none)").astype(str))
-        s = _tidy(_summarized(run, q, energy, by="domain"))
-        s = s.drop(columns=[c for c in ("measured", "system_measured") if c in s])
-        groups = dict(list(q.groupby("domain", sort=True)))
-        s["energy"] = [energy_kind(groups[d], energy) if d in groups else ESTIMATE for d in s["domain"]]
-        s["system_energy"] = [energy_kind(groups[d], "system") if d in groups else ESTIMATE for d in s["domain"]]
-        rows.append(s.assign(run=name))
+        if q["domain"].isna().any():  # a copy of the run only where some record has no domain
+            q = q.assign(domain=q["domain"].fillna("(none)").astype(str))
+        rows += [r | {"run": name} for r in _rows(run, q, energy, by="domain")]
     if not rows:
         return pd.DataFrame(columns=["run", "domain"])
-    table = pd.concat(rows, ignore_index=True)
+    table = _labelled(_tidy(_numbers(pd.DataFrame(rows))))
     first = ["run", "domain", "n", "scored", "accuracy", "ipw_per_w", "ipj_per_j", "energy_j_mean", "energy_scope", "energy",
              "energy_above_idle_j_mean", "system_energy_j_mean", "system_energy_above_idle_j_mean", "system_energy",
              "power_w_mean", "ttft_s_mean",
@@ -178,11 +208,24 @@ def pareto_front(accuracy: np.ndarray, energy_j: np.ndarray) -> np.ndarray:
     return mask
 
 
+def hardware_front(summary: pd.DataFrame) -> np.ndarray:
+    """Per run, whether it is on the Pareto frontier among the runs on its own hardware
+    (:func:`pareto_front` within each ``hardware``): the models worth running on that machine."""
+    mask = np.zeros(len(summary), dtype=bool)
+    acc, energy = summary["accuracy"].to_numpy(float), summary["energy_j_mean"].to_numpy(float)
+    for at in summary.groupby("hardware", sort=False).indices.values():
+        mask[at] = pareto_front(acc[at], energy[at])
+    return mask
+
+
 def frontier_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy against energy per query, with ``on_front`` marking the Pareto frontier."""
+    """Accuracy against energy per query, with ``on_front`` marking the Pareto frontier, and
+    ``on_hardware_front`` the frontier within each hardware where the runs are on several."""
     cols = ["run", "model", "hardware", "accuracy", "energy_j_mean", "energy_scope", "energy", "ipj_per_j"]
     out = summary[[c for c in cols if c in summary]].copy()
     out["on_front"] = pareto_front(out["accuracy"].to_numpy(), out["energy_j_mean"].to_numpy())
+    if "hardware" in out and out["hardware"].nunique() > 1:
+        out["on_hardware_front"] = hardware_front(out)
     return out.sort_values("energy_j_mean", kind="stable").reset_index(drop=True)
 
 
@@ -191,20 +234,21 @@ def coverage_tables(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> tu
     ids: a table with one row per run plus the routed row, the routed-to counts, and the number of
     common queries. Raises ValueError when they share none."""
     frames = {n: r.queries for n, r in runs.items() if not r.queries.empty}
-    cov = coverage(frames, energy)
-    kinds = {n: energy_kind(f, energy) for n, f in frames.items()}
-    scored = {n: scored_rows(f).drop_duplicates("id", keep="last") for n, f in frames.items()}
-    common = set.intersection(*(set(f["id"]) for f in scored.values()))  # the queries coverage() compares
+    al = aligned(frames, energy)
+    cov = coverage(al, energy)
     rows = []
-    for n, f in scored.items():
-        mine = f[f["id"].isin(common)]
-        e = float(basis_rule.frame_energy_j(mine, energy).mean())
-        rows.append({"run": n, "accuracy": cov["accuracy"][n], "energy_j_mean": e, "energy_scope": energy_scope(mine, energy),
-                     "energy": kinds[n], "ipj_per_j": cov["accuracy"][n] / e if e > 0 else np.nan})
+    for n, f in frames.items():
+        scope = energy_scope(f, energy)
+        if "+" in scope:  # some records of a module counter, some not: the scope of the common queries alone
+            scored = scored_rows(f[[c for c in (Col.ID, Col.CORRECT, Col.ERROR, Col.FLAGS) if c in f]])
+            scope = energy_scope(scored.drop_duplicates(Col.ID, keep="last").set_index(Col.ID).loc[al.ids], energy)
+        rows.append({"run": n, "accuracy": cov["accuracy"][n], "energy_j_mean": cov["energy_j_mean"][n],
+                     "energy_scope": scope, "energy": energy_kind(f, energy),
+                     "ipj_per_j": ipj(cov["accuracy"][n], cov["energy_j_mean"][n])})
     b = cov["best_of_local"]
     scopes = "+".join(dict.fromkeys(r["energy_scope"] for r in rows))  # the routed energy mixes the runs' scopes
     rows.append({"run": "best-of-local (oracle routing)", "accuracy": b["accuracy"], "energy_j_mean": b["energy_j_mean"],
-                 "energy_scope": scopes, "energy": ESTIMATE if ESTIMATE in kinds.values() else MEASURED,
+                 "energy_scope": scopes, "energy": ESTIMATE if any(r["energy"] == ESTIMATE for r in rows) else MEASURED,
                  "ipj_per_j": b["ipj_per_j"]})
     routed = pd.DataFrame(sorted(b["routed_to"].items(), key=lambda kv: -kv[1]), columns=["run", "queries_routed"])
     return pd.DataFrame(rows), routed, int(cov["queries"])
@@ -224,15 +268,16 @@ def samples_table(runs: Mapping[str, Run], per_run: int = 6, max_chars: int = 40
         rows_at = np.sort(np.concatenate([np.flatnonzero(right)[: per_run // 2],
                                           np.flatnonzero(~right)[: per_run - per_run // 2]]))  # no copy of the run
         cols = [c for c in ("id", "domain", "reference", "output", "correct") if c in q]
-        picked = q.iloc[rows_at]
-        part = picked[cols].copy()
+        need = [c for c in (*cols, Col.ENERGY_J, Col.ACCELERATOR_ENERGY_J, Col.ENERGY_ABOVE_IDLE_J, Col.FLAGS) if c in q]
+        picked = q.iloc[rows_at, [q.columns.get_loc(c) for c in need]]  # the shown rows of the columns used
+        part = {c: picked[c].tolist() for c in cols}
         if "output" in part:
-            text = part["output"].fillna("").astype(str)
-            part["output"] = text.str.slice(0, max_chars).where(text.str.len() <= max_chars, text.str.slice(0, max_chars) + " [...]")
+            text = ["" if t is None or t != t else str(t) for t in part["output"]]
+            part["output"] = [t if len(t) <= max_chars else t[:max_chars] + " [...]" for t in text]
         if "energy_j" in q:
-            part = part.assign(scope_energy_j=basis_rule.frame_energy_j(picked, energy).to_numpy(),
-                               energy_scope=energy_scope(picked, energy), energy=energy_kind(q, energy))
-        rows.append(part.assign(run=name))
+            part |= {"scope_energy_j": basis_rule.frame_energy_j(picked, energy).to_numpy(),
+                     "energy_scope": energy_scope(picked, energy), "energy": energy_kind(q, energy)}
+        rows.append(pd.DataFrame(part | {"run": name}, index=range(len(rows_at))))
     if not rows:
         return pd.DataFrame(columns=["run", "id", "output"])
     table = pd.concat(rows, ignore_index=True)
@@ -275,10 +320,18 @@ def flags_table(runs: Mapping[str, Run]) -> pd.DataFrame:
         q = run.queries
         if q.empty or "flags" not in q:
             continue
-        flags = q["flags"].explode().dropna()
-        if len(flags):
-            counts = flags.astype(str).value_counts()
-            parts.append(pd.DataFrame({"run": name, "flag": counts.index, "records": counts.to_numpy()}))
+        values = q["flags"].to_numpy(object)
+        try:  # each distinct set of flags counted once (a run has a handful), not each record's
+            codes, uniques = pd.factorize(values)
+        except TypeError:  # lists: made tuples first
+            codes, uniques = pd.factorize(np.array([tuple(v) if isinstance(v, list) else v for v in values], dtype=object))
+        counts: dict[str, int] = {}
+        for flags, n in zip(uniques, np.bincount(codes[codes >= 0], minlength=len(uniques))):
+            for f in (flags,) if isinstance(flags, str) else flags:
+                counts[str(f)] = counts.get(str(f), 0) + int(n)
+        if counts:
+            counted = pd.Series(counts).sort_values(ascending=False, kind="stable")
+            parts.append(pd.DataFrame({"run": name, "flag": counted.index, "records": counted.to_numpy()}))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", "flag", "records"])
 
 

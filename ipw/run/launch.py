@@ -22,9 +22,10 @@ launches/<launch-id>/
   :func:`ipw.run.runner.resume`, which skips the ids already stored: no query is lost (the
   one in flight is run again) and none is stored twice. The folder lock keeps a late duplicate
   attempt from writing beside it.
-- **Shared filesystem.** The launch folder must be at the same path on every node (NFS or the
-  like): shards write there, and a resumed shard reads its records there. A task that cannot see
-  the launch folder fails at once with a message saying so.
+- **Shared filesystem, or results sent home.** Where the launch folder is at the same path on
+  every node (NFS or the like), shards write there and a resumed shard reads its records there.
+  Where it is not (or with ``collect``), a shard writes on its own node and its task returns the
+  folder through Ray's object store into the launch folder (:mod:`ipw.run.collect`).
 - **Progress.** Each shard reports its counts to one Ray actor; the driver draws one bar from it.
 - ``ray`` is optional: without it, :func:`launch` raises :class:`~ipw.core.errors.MissingExtra` with the
   install command.
@@ -44,6 +45,7 @@ from pathlib import Path
 from ipw.core.errors import IpwError, MissingExtra
 from ipw.engines.openai import check_base_url
 from ipw.run import cluster
+from ipw.run import collect as collect_mod
 from ipw.store import MANIFEST, new_run_id, validate_run_id
 from ipw.store.files import write_atomic
 
@@ -84,6 +86,7 @@ class LaunchSpec:
     gpus_per_shard: float | None = None
     cpus_per_shard: float = 1.0
     max_retries: int = 3
+    collect: bool = False  # shards write on their own node and send their folders home (ipw.run.collect)
     ray_options: dict = field(default_factory=dict)
     connect_timeout_s: float = 30.0  # joining the cluster at ``address`` (ipw.run.cluster)
 
@@ -152,20 +155,35 @@ class ShardProgress:
         pass
 
 
-def run_shard(launch_root: str, cell: str, config: dict, progress, engine_factory: Callable | None = None) -> dict:
+def run_shard(launch_root: str, cell: str, config: dict, progress, engine_factory: Callable | None = None,
+              collect: bool = False, seed: bytes | None = None) -> dict:  # fmt: skip
     """One shard, on whichever worker Ray chose: a new run folder, or the continuation of the one a
-    dead worker left (its own records decide what is left to do)."""
-    from ipw.store import RunStore
+    dead worker left (its own records decide what is left to do). With ``collect``, or where the
+    launch folder is not visible here, the folder is written on this node and returned as bytes
+    (:mod:`ipw.run.collect`; ``seed``: the launcher's copy of an unfinished shard)."""
     from ipw.run import runner
 
     ray = import_ray()
     root = Path(launch_root)
-    if not (root / LAUNCH).is_file():
-        raise IpwError(f"{root} is not visible on {socket.gethostname()}: ipw launch needs the launch folder on a "
-                       "filesystem every node sees at the same path (NFS or the like)")
     os.environ["IPW_RAY_NODE_ID"] = ray.get_runtime_context().get_node_id()
     cfg = runner.RunConfig.from_dict(config)
-    path = Path(cfg.runs_dir) / cfg.run_id
+    local = collect or not (root / LAUNCH).is_file()
+    if local:  # no shared disk (or asked not to use it): the node's own folder, sent home at the end
+        path = collect_mod.local_home(root, cell, cfg.run_id, seed)
+        cfg = replace(cfg, runs_dir=str(path.parent))
+        try:
+            outcome = _run(path, cfg, cell, progress, engine_factory)
+        except Exception as e:
+            raise collect_mod.ShardFailed(f"{e} (on {socket.gethostname()})", collect_mod.pack(path)) from e
+        return outcome | {"collected_from": f"{socket.gethostname()}:{path}", "folder_bytes": collect_mod.pack(path)}
+    return _run(Path(cfg.runs_dir) / cfg.run_id, cfg, cell, progress, engine_factory)
+
+
+def _run(path: Path, cfg, cell: str, progress, engine_factory) -> dict:
+    """Profile the shard into ``path``, or resume it there; its outcome."""
+    from ipw.run import runner
+    from ipw.store import RunStore
+
     if path.is_dir() and not (path / MANIFEST).is_file():
         for p in sorted(path.rglob("*"), reverse=True):  # a folder made just before a death: no records in it
             p.unlink() if p.is_file() else p.rmdir()
@@ -188,7 +206,13 @@ def run_shard(launch_root: str, cell: str, config: dict, progress, engine_factor
 
 
 def _progress_actor(ray):
-    @ray.remote(num_cpus=0)
+    """The progress actor, on the driver's own node: an actor on a worker node would die with that
+    node, and the driver with it (its next snapshot would raise)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+
+    @ray.remote(num_cpus=0, scheduling_strategy=here)
     class Progress:
         """Counts per shard, for the driver's one bar (a shard restarting reports its stored count)."""
 
@@ -245,7 +269,8 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
     record = {
         "launch_id": root.name, "created": datetime.now(timezone.utc).isoformat(), "driver": socket.gethostname(),
         "address": spec.address or "local", "ray_version": ray.__version__, "shards": spec.shards,
-        "resources": resources, "max_retries": spec.max_retries, "cells": [c.to_dict() for c in spec.cells],
+        "resources": resources, "max_retries": spec.max_retries, "collect": spec.collect,
+        "cells": [c.to_dict() for c in spec.cells],
         "status": "running", "outcomes": {},
     }  # fmt: skip
     if resume is not None and (root / LAUNCH).is_file():
@@ -256,18 +281,19 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
 
     task = ray.remote(run_shard).options(max_retries=spec.max_retries, retry_exceptions=False, **resources)
     actor = _progress_actor(ray)
-    refs, totals, kept = {}, {}, {}
+    refs, totals, kept, homes = {}, {}, {}, {}
     for cell in spec.cells:
         cell_dir = root / cell.name
         cell_dir.mkdir(exist_ok=True)
         for i in range(spec.shards):
             cfg = replace(cell.config, runs_dir=str(cell_dir), run_id=shard_folder(i, spec.shards), shard=f"{i}/{spec.shards}")
             key = f"{cell.name}/{cfg.shard}"
-            totals[key] = sizes[cell.name][i]
+            totals[key], homes[key] = sizes[cell.name][i], cell_dir / cfg.run_id
             if _complete(cell_dir / cfg.run_id, totals[key]):
                 kept[key] = record["outcomes"].get(key, {"status": "complete"})
                 continue
-            refs[task.remote(str(root), cell.name, cfg.to_dict(), actor, engine_factory)] = key
+            seed = collect_mod.pack(cell_dir / cfg.run_id) if resume is not None and _collected(spec, record, key) else None
+            refs[task.remote(str(root), cell.name, cfg.to_dict(), actor, engine_factory, spec.collect, seed)] = key
     outcomes, failed = dict(kept), {}
     bar = _bar(sum(totals.values()), progress)
     pending = list(refs)
@@ -277,13 +303,16 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
             for ref in ready:
                 key = refs[ref]
                 try:
-                    outcomes[key] = ray.get(ref)
+                    outcomes[key] = _home(ray.get(ref), homes[key])
                 except Exception as e:  # a Ray error wrapping the task's, or a worker lost past its retries
                     failed[key] = _reason(e)
-                    outcomes[key] = {"status": "failed", "error": failed[key]}
+                    outcomes[key] = _home({"status": "failed", "error": failed[key]}, homes[key], getattr(e, "cause", None))
                 record["outcomes"] = outcomes
                 write_atomic(root / LAUNCH, json.dumps(record, indent=2, default=str, allow_nan=False) + "\n")
-            counts = ray.get(actor.snapshot.remote())
+            try:
+                counts = ray.get(actor.snapshot.remote())
+            except ray.exceptions.RayActorError:  # progress is for the bar alone: the shards go on without it
+                counts = {}
             done = sum(min(counts.get(k, totals[k] if k in kept else 0), totals[k]) for k in totals)
             bar.update(done - bar.n)
     finally:
@@ -292,6 +321,20 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
                    "outcomes": outcomes}  # fmt: skip
         write_atomic(root / LAUNCH, json.dumps(record, indent=2, default=str, allow_nan=False) + "\n")
     return LaunchResult(root, [root / c.name for c in spec.cells], outcomes, failed)
+
+
+def _home(outcome: dict, folder: Path, failure: BaseException | None = None) -> dict:
+    """A collected shard's folder put into the launch folder (the bytes are not kept in the outcome)."""
+    data = outcome.pop("folder_bytes", b"") or (failure.folder if isinstance(failure, collect_mod.ShardFailed) else b"")
+    if data:
+        collect_mod.unpack(data, folder)
+        outcome |= {"folder": str(folder), "collected": True}
+    return outcome
+
+
+def _collected(spec: LaunchSpec, record: dict, key: str) -> bool:
+    """Whether a shard's folder in the launch folder is the copy that came home (so it seeds the shard on --resume)."""
+    return spec.collect or bool(record["outcomes"].get(key, {}).get("collected"))
 
 
 def resume_spec(root: Path | str, **overrides) -> LaunchSpec:
@@ -303,7 +346,8 @@ def resume_spec(root: Path | str, **overrides) -> LaunchSpec:
         raise IpwError(f"{root} is not an ipw launch (no {LAUNCH})")
     d = json.loads(p.read_text())
     cells = tuple(Cell(c["name"], RunConfig.from_dict(c["config"])) for c in d["cells"])
-    base = {"cells": cells, "shards": int(d["shards"]), "max_retries": int(d.get("max_retries", 3))}
+    base = {"cells": cells, "shards": int(d["shards"]), "max_retries": int(d.get("max_retries", 3)),
+            "collect": bool(d.get("collect", False))}
     return LaunchSpec(**(base | {k: v for k, v in overrides.items() if v is not None}))
 
 

@@ -119,7 +119,8 @@ def conform(table: pa.Table) -> pa.Table:
     arrays = []
     for name, (kind, t) in KINDS.items():
         if name in table.column_names:
-            arrays.append(table[name].cast(t))
+            column = table[name]
+            arrays.append(column if column.type == t else column.cast(t))
         elif kind == "flags":
             arrays.append(pa.chunked_array([pa.array(["[]"] * n, pa.string())]))
         else:
@@ -163,11 +164,11 @@ def read_frame(path: Path):
     return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
-def _undictionary(table: pa.Table, names) -> pa.Table:
+def _undictionary(table: pa.Table, names, to: pa.DataType = pa.large_string()) -> pa.Table:
     for name in names:
         if name in table.column_names and pa.types.is_dictionary(table.schema.field(name).type):
             i = table.column_names.index(name)
-            table = table.set_column(i, name, table[name].cast(pa.large_string()))
+            table = table.set_column(i, name, table[name].cast(to))
     return table
 
 
@@ -278,13 +279,16 @@ def read_segments(segs: list[Segment]) -> list[pa.Table]:
     return [conform(read_raw(s)) for s in segs]
 
 
-def read_raw(seg: Segment) -> pa.Table:
-    """A segment's table as stored (before :func:`conform`), its page checksums verified."""
+def read_raw(seg: Segment, skip: tuple[str, ...] = ()) -> pa.Table:
+    """A segment's table as stored (before :func:`conform`), its page checksums verified; the
+    columns ``skip`` are not read (their pages are neither decompressed nor decoded), and the
+    table's metadata still names every column the file holds."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(seg.path, pre_buffer=False, read_dictionary=FEW_VALUES,
+    columns = [c for c in pq.read_schema(seg.path).names if c not in skip] if skip else None
+    table = pq.read_table(seg.path, columns=columns, pre_buffer=False, read_dictionary=FEW_VALUES,
                           **checksums("read"))
-    return _undictionary(table, FEW_VALUES)
+    return _undictionary(table, FEW_VALUES, pa.string())  # the type of SCHEMA: conform has nothing to cast
 
 
 def compact(run: Path, segs: list[Segment], everything: bool = False, read=read_segments) -> list[Segment]:

@@ -41,17 +41,18 @@ BLOCK = 1 << 26
 """Journal bytes parsed at a time when rebuilding (64 MiB: a few ten thousand records)."""
 
 
-def read_checked(seg: Segment, journal: Path, size: int) -> pa.Table:
-    """``seg``'s table as :data:`~ipw.store.columnar.SCHEMA`, or :class:`SegmentDamaged`.
-    ``FileNotFoundError`` passes through: a writer merged the segment away meanwhile."""
+def read_checked(seg: Segment, journal: Path, size: int, skip: tuple[str, ...] = ()) -> pa.Table:
+    """``seg``'s table as :data:`~ipw.store.columnar.SCHEMA` (the columns ``skip`` not read: null),
+    or :class:`SegmentDamaged`. ``FileNotFoundError`` passes through: a writer merged the segment
+    away meanwhile."""
     try:
-        raw = columnar.read_raw(seg)
+        raw = columnar.read_raw(seg, skip)
     except FileNotFoundError:
         raise
     except Exception as e:  # noqa: BLE001 - any failure to read a cache file is damage (OSError, ArrowInvalid,
         # MemoryError on a mangled length: pyarrow raises all of these on the fault injection's files)
         raise SegmentDamaged(_OPENING.sub("", str(e)) or type(e).__name__) from e
-    check_table(seg, raw)
+    check_table(seg, raw, skip)
     try:
         table = columnar.conform(raw)
     except Exception as e:  # noqa: BLE001 - a column whose type was mangled does not cast
@@ -60,7 +61,7 @@ def read_checked(seg: Segment, journal: Path, size: int) -> pa.Table:
     return table
 
 
-def read(run: Path, journal: Path, segs: list[Segment], claim) -> list[pa.Table]:
+def read(run: Path, journal: Path, segs: list[Segment], claim, skip: tuple[str, ...] = ()) -> list[pa.Table]:
     """The tables of ``segs`` (a chain), each checked; a damaged one is set aside and rebuilt
     from the journal when ``claim()`` says this process may change the folder, else read from
     the journal in memory. Warns once per damaged segment."""
@@ -68,7 +69,7 @@ def read(run: Path, journal: Path, segs: list[Segment], claim) -> list[pa.Table]
     out = []
     for seg in segs:
         try:
-            out.append(read_checked(seg, journal, size))
+            out.append(read_checked(seg, journal, size, skip))
         except SegmentDamaged as d:
             out.append(recover(run, journal, seg, d.reason, size, claim))
     return out
@@ -189,10 +190,10 @@ def chain(run: Path, journal: Path, claim) -> list[Segment]:
     return columnar.chain(columnar.list_segments(run))
 
 
-def read_table(path: Path, journal: Path, claim=lambda: False, tries: int = 5) -> pa.Table:
+def read_table(path: Path, journal: Path, claim=lambda: False, tries: int = 5, skip: tuple[str, ...] = ()) -> pa.Table:
     """Every record of run folder ``path``: its segments (checked, a damaged or missing one
     rebuilt when ``claim()`` says this process may change the folder) and the journal after
-    them, as one Arrow table. A writer may merge segments while we read: a segment that vanished
+    them, as one Arrow table (the segments' columns ``skip`` not read: null). A writer may merge segments while we read: a segment that vanished
     means a newer listing, so read again."""
     for attempt in range(tries):
         segs = chain(path, journal, claim)
@@ -205,7 +206,7 @@ def read_table(path: Path, journal: Path, claim=lambda: False, tries: int = 5) -
             raise IpwError(f"{path / SEGMENTS} does not match {journal} (no record ends at byte {start}): the folder "
                            f"was altered. Remove {path / SEGMENTS} to load the journal alone.")
         try:
-            tables = read(path, journal, segs, claim)
+            tables = read(path, journal, segs, claim, skip)
         except FileNotFoundError:
             if attempt == tries - 1:
                 raise

@@ -8,7 +8,7 @@ a launch folder with a single cell loads as that cell.
 - ``queries``: every shard's records (an id stored twice counts once, the later record winning),
   plus ``node``: the host that ran the record (from its session; a shard resumed elsewhere has
   records from two hosts). ``shard`` is ``i/n``.
-- ``timeline`` and ``idle``: every shard's, with domains prefixed by the shard (``s0/gpu:0``) and
+- ``timeline`` (read on first use, as a single run's) and ``idle``: every shard's, with domains prefixed by the shard (``s0/gpu:0``) and
   sessions numbered one after another, since each machine has its own clock and its own devices.
 - ``manifest``: the first shard's, with ``shards`` (one entry per shard: folder, status, hosts,
   hardware, queries), ``hardware`` naming every node, the union of meters, every session (with its
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ipw.core.errors import IpwError
 from ipw.store.files import MANIFEST
-from ipw.store.run import Run
+from ipw.store.run import Run, TimelineSource
 from ipw.core.records import RECORD_COLUMNS
 
 NODE = "node"
@@ -104,11 +104,8 @@ def _merge(path: Path, folders: list[Path], load_one):
             q = q.assign(shard=q["shard"].fillna(tag) if "shard" in q else tag, **{NODE: pd.array(node, dtype="str")})
             frames.append(q)
         prefix = f"s{spec['index']}/"
-        tl = run.timeline
-        if tl is not None and not tl.empty:
-            tl = tl.assign(domain=prefix + tl["domain"].astype(str),
-                           session=(tl["session"] if "session" in tl else 0) + offset, shard=tag)
-            timelines.append(tl)
+        if run.has_timeline:
+            timelines.append((run.timeline_source(), prefix, offset, tag))  # not the run: its frame is not kept
         for i in run.idle or []:
             idle.append(dict(i, session=i.get("session", 0) + offset, shard=tag,
                              power_w={prefix + k: v for k, v in (i.get("power_w") or {}).items()}))
@@ -141,11 +138,25 @@ def _merge(path: Path, folders: list[Path], load_one):
         dup = queries["id"].duplicated(keep="last")
         if dup.any():
             queries = queries[~dup.to_numpy()].reset_index(drop=True)
-        queries = queries[list(RECORD_COLUMNS) + [c for c in queries if c not in RECORD_COLUMNS]]
+        queries = queries[[c for c in RECORD_COLUMNS if c in queries] + [c for c in queries if c not in RECORD_COLUMNS]]
     else:
         queries = runs[0].queries.assign(**{NODE: pd.array([], dtype="str")})
-    timeline = pd.concat(timelines, ignore_index=True) if timelines else pd.DataFrame()
-    return Run(path, manifest, queries, timeline, idle, None)
+    rows = sum(source.rows for source, *_ in timelines)
+    return Run(path, manifest, queries, TimelineSource(lambda columns=None, lean=False: _timeline(timelines, columns, lean),
+                                                      rows), idle, None)
+
+
+def _timeline(parts, columns=None, lean=False):
+    """The shards' timelines as one frame (read when the merged run's timeline is first used)."""
+    import pandas as pd
+
+    frames = []
+    for source, prefix, offset, tag in parts:
+        tl = source.read(None if columns is None else tuple(dict.fromkeys((*columns, "domain", "session"))), lean)
+        frames.append(tl.assign(domain=prefix + tl["domain"].astype(str),
+                                session=(tl["session"] if "session" in tl else 0) + offset, shard=tag))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return out if columns is None else out[[c for c in columns if c in out]]
 
 
 def _union(lists) -> list:

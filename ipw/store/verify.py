@@ -91,9 +91,9 @@ def facts(table: pa.Table, start: int, end: int) -> dict:
             "last_id": ids[-1].as_py() if table.num_rows else None, "ids_crc32": ids_digest(ids)}
 
 
-def check_table(seg, table: pa.Table) -> None:
-    """:class:`SegmentDamaged` unless ``table`` (read from ``seg``, before any conversion) has the
-    rows its name says and matches its own ``ipw.segment`` metadata."""
+def check_table(seg, table: pa.Table, skipped: tuple[str, ...] = ()) -> None:
+    """:class:`SegmentDamaged` unless ``table`` (read from ``seg``, before any conversion, without
+    the columns ``skipped``) has the rows its name says and matches its own ``ipw.segment`` metadata."""
     if table.num_rows != seg.rows:
         raise SegmentDamaged(f"it holds {table.num_rows} records, its name says {seg.rows}")
     if "id" not in table.column_names:
@@ -109,7 +109,8 @@ def check_table(seg, table: pa.Table) -> None:
         raise SegmentDamaged(f"its metadata is unreadable ({type(e).__name__})") from e
     if want[:3] != (seg.start, seg.end, seg.rows):
         raise SegmentDamaged(f"its metadata says bytes {want[0]}-{want[1]} and {want[2]} records, its name otherwise")
-    if want[3] != table.column_names:
+    names = table.column_names
+    if [c for c in want[3] if c in names or c not in skipped] != names:
         raise SegmentDamaged("its columns differ from those it was written with")
     if table.num_rows and (table["id"][0].as_py(), table["id"][-1].as_py()) != want[4:6]:
         raise SegmentDamaged(f"its ids run from {table['id'][0].as_py()!r} to {table['id'][-1].as_py()!r}, "

@@ -57,8 +57,8 @@ def test_sharded_runs_record_their_part_and_load_as_one(tmp_path):
     cell = tmp_path / "cell"
     for i in range(2):
         config = runner.RunConfig(engine="canned", queries=str(path), settings=GenerationSettings(max_tokens=4), warmup=0,
-                                  idle_s=0, runs_dir=str(cell), run_id=f"shard-{i}-of-2", shard=f"{i}/2")
-        runner.profile(config, engine=CannedEngine()).close()
+                                  idle_s=0, runs_dir=str(cell), run_id=f"shard-{i}-of-2", shard=f"{i}/2", sampler_hz=50)
+        runner.profile(config, engine=CannedEngine(0.02)).close()
     one = load(cell / "shard-1-of-2")
     m = one.manifest
     assert m["shard"]["spec"] == "1/2" and m["shard"]["n"] == len(one.queries) == 5
@@ -69,6 +69,11 @@ def test_sharded_runs_record_their_part_and_load_as_one(tmp_path):
     assert set(merged.queries["node"]) == {socket.gethostname()}
     assert merged.manifest["status"] == "complete" and merged.manifest["queryset"]["n"] == 10
     assert merged.queries["correct"].sum() == 5  # the engine answers the even ones right
+    full = merged.read_timeline()  # each shard's timeline, its domains prefixed by the shard, read when asked for
+    assert merged.has_timeline and merged.timeline_rows == len(full) > 0
+    assert {d.split("/")[0] for d in full["domain"]} == {"s0", "s1"}
+    lean = merged.read_timeline(("t_s", "domain"), lean=True)
+    assert list(lean.columns) == ["t_s", "domain"] and lean["domain"].astype(str).tolist() == full["domain"].tolist()
 
 
 def test_profile_refuses_a_bad_shard_before_loading_anything(tmp_path):

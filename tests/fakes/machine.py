@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from tests.fakes.nvml import FakeNvml, Trace, h200
-from tests.fakes.powercap import two_socket_tree
+from tests.fakes.powercap import PowercapTree, two_socket_tree
 
 PACKAGE_W = {"intel-rapl:0": 30.0, "intel-rapl:1": 45.0, "intel-rapl:0:2": 6.0, "intel-rapl:0:0": 20.0,
              "intel-rapl:0:1": 4.0, "intel-rapl:1:0": 33.0, "intel-rapl:2": 120.0}  # fmt: skip
@@ -23,11 +23,15 @@ RAPL_PERIOD_S = 0.001  # the real counters update about every millisecond
 
 
 class FakeMachine:
-    """Start with :meth:`start`, undo with :meth:`stop`; ``patch`` is a ``pytest.MonkeyPatch``."""
+    """Start with :meth:`start`, undo with :meth:`stop`; ``patch`` is a ``pytest.MonkeyPatch``.
+    ``zones`` (folder -> name, as :class:`~tests.fakes.powercap.PowercapTree` takes them) and
+    ``watts`` (folder -> W) make another RAPL tree; ``gpu=False`` a machine without NVML."""
 
-    def __init__(self, root: Path) -> None:
-        self.tree = two_socket_tree(root / "powercap")
-        self.nvml = FakeNvml([h200(Trace())], time.monotonic, cost="none")
+    def __init__(self, root: Path, zones: dict[str, str] | None = None, watts: dict[str, float] | None = None,
+                 gpu: bool = True) -> None:  # fmt: skip
+        self.tree = PowercapTree(root / "powercap", zones) if zones else two_socket_tree(root / "powercap")
+        self.watts = dict(watts or PACKAGE_W)
+        self.nvml = FakeNvml([h200(Trace())], time.monotonic, cost="none") if gpu else None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tick, name="fake-rapl", daemon=True)
 
@@ -36,12 +40,12 @@ class FakeMachine:
         reader never sees the empty file a truncate would leave). 120 W wraps after about 36 minutes."""
         import os
 
-        fds = {z: os.open(self.tree.energy_file(z), os.O_WRONLY) for z in PACKAGE_W}
+        fds = {z: os.open(self.tree.energy_file(z), os.O_WRONLY) for z in self.watts}
         t0 = time.monotonic()
         try:
             while not self._stop.wait(RAPL_PERIOD_S):
                 dt = time.monotonic() - t0
-                for zone, watts in PACKAGE_W.items():
+                for zone, watts in self.watts.items():
                     os.pwrite(fds[zone], f"{int(watts * dt * 1e6)}\n".encode(), 0)
         finally:
             for fd in fds.values():
@@ -51,10 +55,16 @@ class FakeMachine:
         from ipw.devices import rapl
         from ipw.devices.nvidia import nvml as nvml_access
 
-        patch.setattr(nvml_access, "import_pynvml", lambda: self.nvml)
+        patch.setattr(nvml_access, "import_pynvml", lambda: self.nvml if self.nvml is not None else _no_nvml())
         patch.setattr(rapl, "DEFAULT_ROOT", self.tree.root)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=1.0)
+
+
+def _no_nvml():
+    from ipw.core.errors import MeterUnavailable
+
+    raise MeterUnavailable("nvidia", "nvmlInit: NVML Shared Library Not Found (a fake machine without a GPU).")

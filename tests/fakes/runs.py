@@ -53,6 +53,7 @@ class SyntheticRun:
     accelerator_share: float = 0.7  # mean accelerator / system energy (each record jittered by +-0.1)
     hz: float = 10.0  # timeline rate; 0: no timeline
     model: str = "synthetic-model"
+    engine: str = "synthetic"
     hardware: str = "synthetic machine"
     outputs: tuple[str, ...] = ()
     ids: tuple[str, ...] = ()  # query ids (cycled); default q-000001, ...
@@ -160,8 +161,8 @@ def write_synthetic_run(runs_dir: Path | str, run_id: str, spec: SyntheticRun = 
     absent = [] if spec.measured else [{"family": "nvidia", "reason": "no GPU in a synthetic run", "fix": ""}]
     manifest = {
         "ipw_version": "synthetic", "created": "2026-01-01T00:00:00+00:00", "python": "3.11",
-        "config": {"engine": "synthetic", "engine_options": {"model": spec.model}},
-        "engine": {"engine": "synthetic", "model": spec.model, "versions": {"numpy": np.__version__}},
+        "config": {"engine": spec.engine, "engine_options": {"model": spec.model}},
+        "engine": {"engine": spec.engine, "model": spec.model, "versions": {"numpy": np.__version__}},
         "queryset": {"name": "synthetic", "sha256": "0" * 64, "n": spec.n_queries},
         "meters": meters, "absent": absent,
         "hardware": {"summary": spec.hardware, "platform": "synthetic"},
