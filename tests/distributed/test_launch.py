@@ -29,7 +29,8 @@ REPO = str(Path(__file__).resolve().parents[2])
 def ray_local():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ipw[ray]'): no launch tests")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throw-away instance on loopback
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 2**20,
+    # address="local": a fresh instance of its own, never a cluster that RAY_ADDRESS or another test started
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 2**20,
              _node_ip_address="127.0.0.1", runtime_env={"env_vars": {"PYTHONPATH": REPO}})
     yield ray
     ray.shutdown()
