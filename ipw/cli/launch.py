@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from ipw.cli.checks import number, retry_options, run_options, server_options
+from ipw.cli.resume import given
 from ipw.cli.face import command
 
 
@@ -58,9 +60,10 @@ def launch(**o) -> None:
     from ipw.run.config import RunConfig
 
     if o["resume_dir"]:
-        spec = launcher.resume_spec(o["resume_dir"], address=o["address"], max_retries=o["max_retries"],
-                             gpus_per_shard=o["gpus_per_shard"], connect_timeout_s=o["connect_timeout_s"],
-                             collect=o["collect"] or None)
+        spec = launcher.resume_spec(o["resume_dir"])
+        _check_resume(o, spec)
+        now = {k: o[k] for k in MAY_CHANGE if k in given(click.get_current_context())}  # the rest: the launch's
+        spec = replace(spec, **now | {"collect": o["collect"] or spec.collect})
     else:
         if not o["shards"]:
             raise click.UsageError("give --shards N (or --resume LAUNCH)")
@@ -83,9 +86,41 @@ def launch(**o) -> None:
                                    f"continue with: ipw launch --resume {result.path}")
 
 
-def _local(config):
-    from dataclasses import replace
+MAY_CHANGE = ("address", "connect_timeout_s", "gpus_per_shard", "cpus_per_shard", "max_retries", "collect")
+"""Options that say where and how the shards run, not what they measure: free to change on --resume."""
 
+
+def _same(name: str, value, spec) -> bool:
+    """Whether ``value`` of option ``name`` is what the launch being resumed holds (every cell)."""
+    from ipw.cli.resume import SAFE, SAME
+
+    configs = [c.config for c in spec.cells]
+    if name == "shards":
+        return value == spec.shards
+    if name in ("models", "engines"):
+        return False  # the grid of cells is the launch's own; its names are in launch.json
+    if name in SAFE:  # a server's waits and tries: recorded in each shard's manifest, which its resume reads
+        wanted = value + 1 if name == "retries" else value
+        return all(c.engine_options.get(SAFE[name]) == wanted for c in configs)
+    return name in SAME and all(SAME[name](value, c) for c in configs)
+
+
+def _check_resume(o: dict, spec) -> None:
+    """Refuse, naming them, the options given beside --resume that differ from the launch's own: a
+    resumed shard continues with the options of its manifest, so another value would be ignored."""
+    from ipw.cli.resume import flag
+
+    ctx = click.get_current_context()
+    differ = [n for n in given(ctx) if n not in (*MAY_CHANGE, "quiet", "resume_dir") and not _same(n, o[n], spec)]
+    if differ:
+        shown = ", ".join(flag(ctx, n) for n in differ)
+        raise click.UsageError(f"--resume {o['resume_dir']} continues the launch with the options of its launch.json "
+                               f"and shard manifests; these differ from them: {shown}. Start a new launch for other "
+                               f"options; with --resume only {', '.join(flag(ctx, n) for n in MAY_CHANGE)} "
+                               "may change")  # fmt: skip
+
+
+def _local(config):
     server = ("base_url", "api_key_env", "tries", "backoff_s", "timeout_s", "deadline_s")
     options = {k: v for k, v in config.engine_options.items() if k not in server}
     return replace(config, engine_options=options)

@@ -88,7 +88,7 @@ def given(ctx: click.Context) -> list[str]:
             if ctx.get_parameter_source(p.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]  # fmt: skip
 
 
-def _flag(ctx: click.Context, name: str) -> str:
+def flag(ctx: click.Context, name: str) -> str:
     param = next(p for p in ctx.command.params if p.name == name)
     return max(param.opts, key=len)
 
@@ -100,14 +100,14 @@ def check(ctx: click.Context, o: dict, run: Path, cfg) -> tuple[dict, str]:
     new_run = [n for n in names if n in NEW_RUN]
     contra = [n for n in names if n not in SAFE and n not in NEW_RUN and not SAME.get(n, lambda v, c: False)(o[n], cfg)]
     if new_run or contra:
-        shown = ", ".join(_flag(ctx, n) for n in new_run + contra)
+        shown = ", ".join(flag(ctx, n) for n in new_run + contra)
         why = " (--run-id and --runs-dir name a new run)" if new_run else ""
         raise click.UsageError(f"--resume {run} takes the run's options from its manifest; these differ from it: {shown}"
                                f"{why}. Start a new run for other options; with --resume only --timeout, --deadline, "
                                "--retries, --retry-backoff and --api-key-env may change")  # fmt: skip
     safe = [n for n in names if n in SAFE]
     if safe and cfg.engine != "openai":
-        raise click.UsageError(f"{', '.join(_flag(ctx, n) for n in safe)}: options of the openai engine; run {run} "
+        raise click.UsageError(f"{', '.join(flag(ctx, n) for n in safe)}: options of the openai engine; run {run} "
                                f"uses {cfg.engine}")  # fmt: skip
     changes, said = {}, []
     for n in safe:
@@ -115,7 +115,7 @@ def check(ctx: click.Context, o: dict, run: Path, cfg) -> tuple[dict, str]:
         before = cfg.engine_options.get(SAFE[n])
         if value != before:
             changes[SAFE[n]] = value
-            said.append(f"{_flag(ctx, n)} {o[n]:g}" if isinstance(o[n], float) else f"{_flag(ctx, n)} {o[n]}")
+            said.append(f"{flag(ctx, n)} {o[n]:g}" if isinstance(o[n], float) else f"{flag(ctx, n)} {o[n]}")
     return changes, _taken(run, cfg) + (f"; applied from the command line: {', '.join(said)}" if said else "")
 
 

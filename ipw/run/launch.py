@@ -338,7 +338,8 @@ def _collected(spec: LaunchSpec, record: dict, key: str) -> bool:
 
 
 def resume_spec(root: Path | str, **overrides) -> LaunchSpec:
-    """The spec of an earlier launch, from its ``launch.json`` (``overrides``: address, retries...)."""
+    """The spec of an earlier launch, from its ``launch.json``: its cells, shard count, retries,
+    ``collect`` and the resources each shard asked for (``overrides``: address, retries...)."""
     from ipw.run.config import RunConfig
 
     p = Path(root) / LAUNCH
@@ -346,8 +347,10 @@ def resume_spec(root: Path | str, **overrides) -> LaunchSpec:
         raise IpwError(f"{root} is not an ipw launch (no {LAUNCH})")
     d = json.loads(p.read_text())
     cells = tuple(Cell(c["name"], RunConfig.from_dict(c["config"])) for c in d["cells"])
+    resources = d.get("resources") or {}
     base = {"cells": cells, "shards": int(d["shards"]), "max_retries": int(d.get("max_retries", 3)),
-            "collect": bool(d.get("collect", False))}
+            "collect": bool(d.get("collect", False)), "gpus_per_shard": resources.get("num_gpus"),
+            "cpus_per_shard": float(resources.get("num_cpus", 1.0))}  # fmt: skip
     return LaunchSpec(**(base | {k: v for k, v in overrides.items() if v is not None}))
 
 

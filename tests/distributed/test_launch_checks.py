@@ -98,3 +98,50 @@ def test_the_library_refuses_them_too():
         L.LaunchSpec(cells=(cell,), shards=1)
     with pytest.raises(IpwError, match="connect_timeout_s"):
         L.LaunchSpec(cells=(L.Cell("a", RunConfig()),), shards=1, connect_timeout_s=math.inf)
+
+
+def _earlier_launch(tmp_path) -> Path:
+    """A launch folder as `ipw launch --shards 2 --max-tokens 8 --limit 6` leaves it (its launch.json)."""
+    import json
+
+    from ipw.engines import GenerationSettings
+    from ipw.run import launch as L
+
+    base = RunConfig(queries="default", settings=GenerationSettings(max_tokens=8), limit=6, warmup=0, idle_s=0.0)
+    root = tmp_path / "launches" / "earlier"
+    root.mkdir(parents=True)
+    record = {"shards": 2, "max_retries": 1, "collect": True, "resources": {"num_gpus": 0, "num_cpus": 1.0},
+              "cells": [c.to_dict() for c in L.grid(base, ["default"], ["llamacpp"])], "outcomes": {}}
+    (root / "launch.json").write_text(json.dumps(record))
+    return root
+
+
+def test_resume_refuses_options_that_differ_from_the_launch_and_names_them(tmp_path):
+    root = _earlier_launch(tmp_path)
+    result = CliRunner().invoke(main, ["launch", "--resume", str(root), "--shards", "3", "--max-tokens", "9",
+                                       "--limit", "6", "--model", "other.gguf", "--address", "127.0.0.1:9"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    said = result.output.splitlines()[-1]
+    refused = said.split("differ from them: ")[1].split(".")[0].split(", ")
+    assert sorted(refused) == ["--max-tokens", "--model", "--shards"]  # --limit 6 is the launch's own: accepted
+    assert "--address" in said.split("only")[1]  # what may change is named, and --address was not refused
+
+
+def test_resume_takes_the_launchs_options_and_the_ones_that_may_change(tmp_path, monkeypatch):
+    from ipw.run import launch as L
+
+    root = _earlier_launch(tmp_path)
+    seen = []
+
+    def launched(spec, progress=True, resume=None, engine_factory=None):
+        seen.append((spec, resume))
+        return L.LaunchResult(path=Path(resume), cells=[], shards={}, failed={})
+
+    monkeypatch.setattr(L, "launch", launched)  # what the command hands the launcher; no Ray here
+    result = CliRunner().invoke(main, ["launch", "--resume", str(root), "--shards", "2", "--max-tokens", "8",
+                                       "--address", "127.0.0.1:9", "--cpus-per-shard", "2", "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ((spec, resume),) = seen
+    assert Path(resume) == root and spec.shards == 2 and spec.address == "127.0.0.1:9" and spec.cpus_per_shard == 2.0
+    assert spec.max_retries == 1 and spec.collect and spec.gpus_per_shard == 0  # the launch's own, not the defaults
+    assert [c.config.settings.max_tokens for c in spec.cells] == [8] and spec.cells[0].config.limit == 6
