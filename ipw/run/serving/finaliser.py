@@ -12,6 +12,7 @@ from ipw.engines.retry import AuthError
 from ipw.profilers import attribution
 from ipw.profilers import steady as steady_state_of
 from ipw.profilers.measurement import DomainEnergy, Measurement
+from ipw.profilers.windows import SUB_UPDATE_PERIOD
 from ipw.queries import shards
 from ipw.run.config import rule_for
 from ipw.run.record import grade_answer, make_record, redact_record
@@ -67,6 +68,8 @@ class Finaliser:
             if not math.isfinite(bound):
                 flags.append(f"unbounded:{d}")
             domains[d] = DomainEnergy.of(info, infos, e, hi - lo, bound, idle_power_w=idle.get(d))
+            if hi - lo < info.update_period_s:  # its energy is a share of one counter step, as in a serial window
+                flags.append(f"{SUB_UPDATE_PERIOD}:{d}")
             if info.parent is None:
                 self.attributed[d] = self.attributed.get(d, 0.0) + e
         if any(not d.measured for d in domains.values()):
