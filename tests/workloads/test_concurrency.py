@@ -162,13 +162,6 @@ def stub():
     server.server_close()
 
 
-@pytest.fixture
-def queryset(tmp_path):
-    path = tmp_path / "q.jsonl"
-    path.write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
-    return path
-
-
 def _frame(run):
     """The run's query frame with ``engine_extra`` and ``flags`` as Python objects."""
     q = run.queries.copy()

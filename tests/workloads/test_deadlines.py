@@ -11,7 +11,6 @@ end-to-end time is held to the deadline plus 1 s (the promise), a seventh of the
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 
 import pytest
@@ -23,7 +22,6 @@ from ipw.engines.openai import EngineError, OpenAIEngine
 from ipw.engines.openai_async import AsyncOpenAIClient
 from ipw.store import load
 from tests.workloads import openai_stub
-from tests.workloads.openai_stub import StubServer
 
 DEADLINE_S = 1.5
 GAP_S = 1.0  # between chunks: shorter than the deadline, so no read timeout ends a try
@@ -33,20 +31,6 @@ QUERIES = [
     {"id": "b", "prompt": "Say Paris. ECHO: Paris", "answer": "Paris", "grader": "exact", "domain": "facts"},
     {"id": "c", "prompt": "Say five. ECHO: 5", "answer": "5", "grader": "numeric", "domain": "arithmetic"},
 ]
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = StubServer().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def queryset(tmp_path):
-    path = tmp_path / "q.jsonl"
-    path.write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
-    return path
 
 
 def profile(server, queryset, tmp_path, mode: str, *extra: str):

@@ -14,27 +14,12 @@ from click.testing import CliRunner
 
 from ipw.cli import main
 from ipw.store import load
-from tests.workloads.openai_stub import StubServer
 
 QUERIES = [
     {"id": "a", "prompt": "Say four. ECHO: 4", "answer": "4", "grader": "numeric", "domain": "arithmetic"},
     {"id": "b", "prompt": "Say Paris. ECHO: Paris", "answer": "Paris", "grader": "exact", "domain": "facts"},
     {"id": "c", "prompt": "Say five. ECHO: 6", "answer": "5", "grader": "numeric", "domain": "arithmetic"},
 ]
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = StubServer().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def queryset(tmp_path):
-    path = tmp_path / "q.jsonl"
-    path.write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
-    return path
 
 
 def profile(server, queryset, tmp_path, mode: str, *extra: str, run_id: str = "r"):

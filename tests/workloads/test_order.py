@@ -86,13 +86,6 @@ class Answering(Engine):
         return {"engine": self.name, "model": "scripted"}
 
 
-@pytest.fixture
-def queryset(tmp_path):
-    path = tmp_path / "q.jsonl"
-    path.write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
-    return path
-
-
 def _config(tmp_path, queryset, **kw):
     return runner.RunConfig(**({"engine": "scripted", "queries": str(queryset), "warmup": 0, "idle_s": 0.0,
                                 "runs_dir": str(tmp_path / "runs"), "run_id": "r"} | kw))  # fmt: skip

@@ -19,20 +19,12 @@ import sys
 import pytest
 
 from ipw.store import load
-from tests.workloads.openai_stub import StubServer
 
 QUERIES = [
     {"id": "city", "prompt": "ECHO: Mexico City", "answer": "Mexico City", "grader": "exact", "domain": "geo"},
     {"id": "five", "prompt": "ECHO: 5", "answer": "5", "grader": "numeric", "domain": "math"},
     {"id": "word", "prompt": "ECHO: the answer is 5 x 1", "answer": "5", "grader": "numeric", "domain": "math"},
 ]
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = StubServer().start()
-    yield s
-    s.stop()
 
 
 def profile(server, tmp_path, mode: str, run_id: str, key: str, queries: list[dict], *options: str):

@@ -17,19 +17,11 @@ from ipw.core.errors import IpwError
 from ipw.run import runner
 from ipw.run.config import RunConfig
 from ipw.store import load
-from tests.workloads.openai_stub import StubServer
 
 QUERIES = [
     {"id": "a", "prompt": "Say four. ECHO: 4", "answer": "4", "grader": "numeric", "domain": "arithmetic"},
     {"id": "b", "prompt": "Say Paris. ECHO: Paris", "answer": "Paris", "grader": "exact", "domain": "facts"},
 ]
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = StubServer().start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

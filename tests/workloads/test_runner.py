@@ -37,13 +37,6 @@ def engine():
     e.close()
 
 
-@pytest.fixture
-def queryset(tmp_path):
-    path = tmp_path / "mini.jsonl"
-    path.write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
-    return path
-
-
 def config(tmp_path, queryset, **kw):
     base = dict(engine="transformers", queries=str(queryset), settings=GenerationSettings(max_tokens=8),
                 warmup=1, idle_s=0.2, runs_dir=str(tmp_path / "runs"), run_id="r")  # fmt: skip

@@ -65,13 +65,6 @@ class Recorder(runner.RunObserver):
         self.closed += 1
 
 
-@pytest.fixture
-def queryset(tmp_path):
-    path = tmp_path / "mini.jsonl"
-    path.write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
-    return path
-
-
 def config(tmp_path, queryset, **kw):
     base = dict(engine="scripted", queries=str(queryset), settings=GenerationSettings(max_tokens=4),
                 warmup=1, idle_s=0.0, runs_dir=str(tmp_path / "runs"), run_id="r")  # fmt: skip

@@ -23,25 +23,11 @@ from ipw.cli import main
 from ipw.engines import server_timing
 from ipw.run import sweep
 from ipw.store import load
-from tests.workloads.openai_stub import DECODE_MS_PER_TOKEN, PREFILL_S, QUEUE_S, StubServer
+from tests.workloads.openai_stub import DECODE_MS_PER_TOKEN, PREFILL_S, QUEUE_S
 
 REAL_METRICS = Path(__file__).resolve().parents[1] / "data" / "vllm_0.32_metrics.txt"
 QUERIES = [{"id": f"q{i}", "prompt": f"Say. ECHO: {' '.join('w' * (j + 1) for j in range(i + 2))}", "answer": "w",
             "grader": "exact", "domain": "d"} for i in range(6)]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = StubServer().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def queryset(tmp_path):
-    path = tmp_path / "q.jsonl"
-    path.write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
-    return path
 
 
 def test_both_parsers_read_a_real_vllm_answer_alike():

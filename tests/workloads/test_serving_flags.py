@@ -13,7 +13,7 @@ from ipw.devices import discover as discover_module
 from ipw.devices.base import DomainInfo, Meter
 from ipw.cli.profile import print_summary
 from ipw.store import read_summary
-from tests.workloads.test_concurrency import N_QUERIES, _run, energy_j, queryset, stub  # noqa: F401 - fixtures
+from tests.workloads.test_concurrency import N_QUERIES, QUERIES, _run, energy_j, stub  # noqa: F401 - QUERIES (the queryset fixture), stub
 
 STEP_S = 0.5  # the counter's update period: longer than any stub query (60 ms + 5 x 20 ms)
 

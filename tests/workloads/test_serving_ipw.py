@@ -22,7 +22,7 @@ from ipw.devices import discover as discover_module
 from ipw.devices.base import DomainInfo, Meter
 from ipw.run import sweep
 from ipw.science.intelligence.metrics import serving_power_w, summarize
-from tests.workloads.test_concurrency import QUERIES, _run, energy_j, queryset, stub, trace_meter  # noqa: F401
+from tests.workloads.test_concurrency import QUERIES, _run, energy_j, stub, trace_meter  # noqa: F401 - QUERIES (the queryset fixture), fixtures
 
 FLAT_W = 40.0
 

@@ -22,24 +22,9 @@ from ipw.engines.openai import OpenAIEngine
 from ipw.engines.token_counts import MISMATCH, streamed_counts
 from ipw.store import load
 from tests.workloads.engines.test_openai_engine import needs_server, run_llama_server
-from tests.workloads.openai_stub import StubServer
 
 QUERIES = [{"id": f"q{i}", "prompt": f"Count. ECHO: {' '.join(str(j) for j in range(i + 3))}", "answer": "0",
             "grader": "exact", "domain": "count"} for i in range(4)]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = StubServer().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def queryset(tmp_path):
-    path = tmp_path / "q.jsonl"
-    path.write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
-    return path
 
 
 def test_the_count_is_the_chunks_and_a_disagreeing_server_is_flagged():
