@@ -88,7 +88,7 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, layout: st
             no_cov = str(e)
     reference = routing.reference
     savings = _routing(loaded, energy, routing)
-    trend = _trend(loaded, energy, routing)
+    trend = _trend(loaded, energy, routing, dict(zip(table["run"], table["ipw_per_w"])))
     if as_json:
         rows = table[cols + ["measured"]].to_dict(orient="records")
         out = {"runs": [r | ({"missing": w} if w else {}) for r, w in zip(rows, why)], "coverage": cov}
@@ -172,13 +172,15 @@ def _routing(loaded, energy: str, args: RoutingArgs):
     return table, savings_frame(table, args.accuracies, args.misroute)
 
 
-def _trend(loaded, energy: str, args: RoutingArgs):
+def _trend(loaded, energy: str, args: RoutingArgs, ipw_per_w: dict):
+    """The release-date trend, each run's IPW the one of the table of runs (a serving run's included)."""
     from ipw.science.intelligence.trend import model_points, release_trend
 
     dates = args.dates()
     if dates is None:
         return None
-    return release_trend(model_points(loaded, dates, energy), loaded if len(loaded) > 1 else None, args.trend_by)
+    points = model_points(loaded, dates, energy, ipw_per_w)
+    return release_trend(points, loaded if len(loaded) > 1 else None, args.trend_by)
 
 
 def _print_routing(reference, table, frame) -> None:

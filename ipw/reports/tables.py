@@ -393,5 +393,6 @@ def trend_tables(runs: Mapping[str, Run], release_dates: Mapping[str, str] | Non
     from ipw.science.intelligence.trend import model_points, release_trend
 
     frames = _query_frames(runs, "the release-date trend")
-    points = model_points(frames, release_dates, energy)
+    ipws = {name: _rows(runs[name], frame, energy)[0]["ipw_per_w"] for name, frame in frames.items()}  # as the table of runs
+    points = model_points(frames, release_dates, energy, ipws)
     return points, release_trend(points, frames if len(frames) > 1 else None, by)

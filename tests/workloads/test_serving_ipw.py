@@ -69,6 +69,15 @@ def test_the_same_answers_at_two_levels_give_the_same_ipw(tmp_path, queryset, st
     assert frame.loc[4, "ipw_attributed_per_w"] > 2 * frame.loc[1, "ipw_attributed_per_w"]
     text = CliRunner().invoke(main, ["compare", str(one.path), str(four.path)]).output
     assert "serving_power_w" in text and "ipw_attributed_per_w" in text
+    # the release-date trend shows the IPW of the table of runs, in compare and in the report
+    dates = ["--release-date", "c1=2024-01-01", "--release-date", "c4=2025-01-01"]
+    out = json.loads(CliRunner().invoke(main, ["compare", str(one.path), str(four.path), "--json", *dates]).output)
+    best = {p["period"]: p["best_ipw_per_w"] for p in out["trend"]["periods"]}
+    assert best["2024"] == pytest.approx(ipw["c1"], rel=1e-12) and best["2025"] == pytest.approx(max(ipw.values()), rel=1e-12)
+    from ipw.reports import tables as report_tables
+
+    points, _ = report_tables.trend_tables({"c1": one, "c4": four}, {"c1": "2024-01-01", "c4": "2025-01-01"})
+    assert dict(zip(points["run"], points["ipw_per_w"])) == pytest.approx(ipw, rel=1e-12)
 
 
 def test_serving_power_is_the_traces_mean_over_the_active_time(tmp_path, queryset, stub, trace_meter):  # noqa: F811

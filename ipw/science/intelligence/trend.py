@@ -59,10 +59,16 @@ class Trend:
 
 
 def model_points(runs: Mapping[str, pd.DataFrame], release_dates: Mapping[str, str | date] | None = None,
-                 energy: str = DEFAULT_ENERGY) -> pd.DataFrame:  # fmt: skip
+                 energy: str = DEFAULT_ENERGY, ipw_per_w: Mapping[str, float] | None = None) -> pd.DataFrame:  # fmt: skip
     """One row per run: ``run``, ``release_date`` (from ``release_dates`` or the frame's constant
     ``release_date`` column), ``scored``, ``accuracy``, ``ipw_per_w`` [1/W], ``ipj_per_j`` [1/J]
-    (:mod:`ipw.science.intelligence.metrics`: accuracy over mean per-query power and energy of the scored queries)."""
+    (:mod:`ipw.science.intelligence.metrics`: accuracy over mean per-query power and energy of the scored queries).
+
+    ``ipw_per_w``: each run's IPW [1/W] as its summary gives it, used instead of the per-query
+    definition where given. A run served with several queries in flight has its IPW over the
+    device's power while serving (the summary's ``ipw_per_w``), not over the mean of per-query
+    attributed powers, which grows with the number in flight; the trend then shows the same
+    figure as the table of runs beside it."""
     release_dates = release_dates or {}
     unknown = [k for k in release_dates if k not in runs]
     if unknown:
@@ -85,8 +91,11 @@ def model_points(runs: Mapping[str, pd.DataFrame], release_dates: Mapping[str, s
         acc = accuracy(s[Col.CORRECT])
         with np.errstate(divide="ignore", invalid="ignore"):
             power = (e / query_span_s(s)).mean()
-        rows.append({"run": name, "release_date": when, "scored": len(s), Col.ACCURACY: acc,
-                     Col.IPW: ipw(acc, float(power)) if len(s) else float("nan"),
+        if ipw_per_w is not None and name in ipw_per_w:  # None (n/a in the summary) stays n/a
+            run_ipw = float("nan") if ipw_per_w[name] is None else float(ipw_per_w[name])
+        else:
+            run_ipw = ipw(acc, float(power)) if len(s) else float("nan")
+        rows.append({"run": name, "release_date": when, "scored": len(s), Col.ACCURACY: acc, Col.IPW: run_ipw,
                      Col.IPJ: ipj(acc, float(e.mean())) if len(s) else float("nan")})  # fmt: skip
     return pd.DataFrame(rows)
 
