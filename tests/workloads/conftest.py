@@ -18,6 +18,12 @@ def server():
     s.stop()
 
 
+@pytest.fixture(scope="module")
+def stub(server):
+    """The base URL of the module's stub server (``http://127.0.0.1:PORT``; a mode's API root is ``{stub}/<mode>/v1``)."""
+    return server.url
+
+
 @pytest.fixture
 def queryset(tmp_path, request):
     """The test module's ``QUERIES`` written as a JSONL query set."""
