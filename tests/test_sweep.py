@@ -1,7 +1,7 @@
 """The serving sweep (ipw.run.sweep, ipw sweep, the report's serving section).
 
-Real parts: the runner at each level, the async client over HTTP to a stdlib server on 127.0.0.1
-with a known token schedule, the store, the efficiency metrics, the result file, the report's
+Real parts: the runner at each level, the async client over HTTP to the stub server on 127.0.0.1
+(tests/workloads/openai_stub.py, mode ``timed``: a known token schedule), the store, the efficiency metrics, the result file, the report's
 section and figure. The one fake is the meter (a known power trace), as in test_concurrency.
 """
 
@@ -20,7 +20,16 @@ from ipw.cli import main
 from ipw.run import runner
 from ipw.engines import GenerationSettings
 from ipw.engines.openai import OpenAIEngine
-from tests.workloads.test_concurrency import QUERIES, stub, trace_meter  # noqa: F401 - fixtures
+from tests.workloads.openai_stub import StubServer
+from tests.workloads.test_concurrency import QUERIES, trace_meter  # noqa: F401 - the fixture
+
+
+@pytest.fixture(scope="module")
+def stub():
+    """The stub server's base URL (tests/workloads/conftest.py's fixture is out of reach here)."""
+    server = StubServer().start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

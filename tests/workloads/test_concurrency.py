@@ -1,9 +1,9 @@
 """The serving regime end to end: N requests in flight, per-query energy by attribution.
 
 Real parts: the runner, the async client (``openai.AsyncOpenAI`` over real HTTP), the sampler, the
-store, grading. Fakes only at the boundaries: a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 that
-streams tokens on a known schedule (and, on other paths, refuses concurrent streams or drops one
-mid-answer), and a meter (:class:`TraceMeter`, a real ``Meter`` subclass) whose cumulative energy
+store, grading. Fakes only at the boundaries: the stub server on 127.0.0.1 (tests/workloads/openai_stub.py,
+the ``stub`` fixture) that streams tokens on a known schedule (mode ``timed``; ``refuse`` refuses
+concurrent streams, ``dropfirst`` and ``dropalways`` drop one mid-answer), and a meter (:class:`TraceMeter`, a real ``Meter`` subclass) whose cumulative energy
 follows a known function of time, so that the rule's exact expectation can be computed
 independently (a brute-force integral on a fine grid) and compared with what the run stored.
 llama-cpp-python's own server is driven at concurrency 2 and 4 (skipped where not installed).
@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -28,10 +25,9 @@ from ipw.store import load
 from ipw.run import config as run_config, runner
 from ipw.engines import GenerationSettings
 from ipw.engines.openai import OpenAIEngine
+from tests.workloads.openai_stub import PROMPT_TOKENS, TOKENS
 
 N_QUERIES = 8
-TTFT_S, GAP_S, TOKENS = 0.06, 0.02, 6  # the stub's schedule: first token after 60 ms, then one every 20 ms
-PROMPT_TOKENS = 7
 QUERIES = [{"id": f"q{i}", "prompt": f"What is {i} + {i}? Answer with the number only.", "answer": str(2 * i),
             "grader": "numeric", "domain": "arithmetic"} for i in range(N_QUERIES)]  # fmt: skip
 
@@ -69,99 +65,6 @@ def trace_meter(monkeypatch):
     return meter
 
 
-# -- a server with a known schedule -----------------------------------------------------------------
-
-def _chunk(content=None, finish=None, usage=None) -> bytes:
-    body = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "stub",
-            "choices": [] if usage else [{"index": 0, "delta": {"content": content} if content is not None else {},
-                                          "finish_reason": finish}]}  # fmt: skip
-    if usage:
-        body["usage"] = usage
-    return f"data: {json.dumps(body)}\n\n".encode()
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    active = 0
-    lock = threading.Lock()
-    seen: dict[str, int] = {}
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        script = self.path.strip("/").split("/")[0]
-        prompt = body["messages"][0]["content"]
-        with Handler.lock:
-            Handler.seen[prompt] = Handler.seen.get(prompt, 0) + 1
-            tries = Handler.seen[prompt]
-            if script == "refuse" and Handler.active >= 1:
-                self._status(429, "one stream at a time")
-                return
-            Handler.active += 1
-        try:
-            drop = script == "dropfirst" and "3 + 3" in prompt and tries == 1
-            drop |= script == "dropalways" and "3 + 3" in prompt
-            self._stream(prompt, drop)
-        finally:
-            with Handler.lock:
-                Handler.active -= 1
-
-    def _status(self, code: int, message: str) -> None:
-        data = json.dumps({"error": {"message": message}}).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _send(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def _stream(self, prompt: str, drop: bool) -> None:
-        n = int(prompt.split()[2])
-        answer = [str(2 * n)] + ["."] * (TOKENS - 1)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        time.sleep(TTFT_S)
-        for k, piece in enumerate(answer):
-            if k:
-                time.sleep(GAP_S)
-            self._send(_chunk(content=piece))
-            if drop and k == 1:
-                self.wfile.write(b"400\r\ndata: {\"trunc")
-                self.wfile.flush()
-                self.close_connection = True
-                self.connection.shutdown(2)
-                return
-        self._send(_chunk(finish="stop"))
-        self._send(_chunk(usage={"prompt_tokens": PROMPT_TOKENS, "completion_tokens": TOKENS, "total_tokens": PROMPT_TOKENS + TOKENS}))
-        self._send(b"data: [DONE]\n\n")
-        self.wfile.write(b"0\r\n\r\n")
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        if not isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
-            super().handle_error(request, client_address)
-
-
-@pytest.fixture(scope="module")
-def stub():
-    server = Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 def _frame(run):
     """The run's query frame with ``engine_extra`` and ``flags`` as Python objects."""
     q = run.queries.copy()
@@ -171,7 +74,6 @@ def _frame(run):
 
 
 def _run(tmp_path, queryset, url, concurrency=4, engine_options=None, **kw):
-    Handler.seen.clear()
     engine = OpenAIEngine(url, "stub", api_key_env="IPW_TEST_NO_KEY", **(engine_options or {}))
     config = runner.RunConfig(engine="openai", queries=str(queryset), settings=GenerationSettings(max_tokens=TOKENS),
                               warmup=0, idle_s=0.0, sampler_hz=50.0, runs_dir=str(tmp_path / "runs"),

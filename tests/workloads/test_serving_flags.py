@@ -13,7 +13,7 @@ from ipw.devices import discover as discover_module
 from ipw.devices.base import DomainInfo, Meter
 from ipw.cli.profile import print_summary
 from ipw.store import read_summary
-from tests.workloads.test_concurrency import N_QUERIES, QUERIES, _run, energy_j, stub  # noqa: F401 - QUERIES (the queryset fixture), stub
+from tests.workloads.test_concurrency import N_QUERIES, QUERIES, _run, energy_j  # noqa: F401 - QUERIES (the queryset fixture)
 
 STEP_S = 0.5  # the counter's update period: longer than any stub query (60 ms + 5 x 20 ms)
 
@@ -43,7 +43,7 @@ def stepped(monkeypatch):
 
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_a_query_shorter_than_the_update_period_is_flagged_at_any_concurrency(tmp_path, queryset, stub, stepped,
-                                                                              concurrency, capsys):  # noqa: F811
+                                                                              concurrency, capsys):
     run = _run(tmp_path, queryset, f"{stub}/timed/v1", concurrency=concurrency)
     q = run.queries
     assert len(q) == N_QUERIES and q["error"].isna().all()

@@ -22,7 +22,7 @@ from ipw.devices import discover as discover_module
 from ipw.devices.base import DomainInfo, Meter
 from ipw.run import sweep
 from ipw.science.intelligence.metrics import serving_power_w, summarize
-from tests.workloads.test_concurrency import QUERIES, _run, energy_j, stub, trace_meter  # noqa: F401 - QUERIES (the queryset fixture), fixtures
+from tests.workloads.test_concurrency import QUERIES, _run, energy_j, trace_meter  # noqa: F401 - QUERIES (the queryset fixture), trace_meter
 
 FLAT_W = 40.0
 
@@ -47,7 +47,7 @@ def flat_meter(monkeypatch):
     return meter
 
 
-def test_the_same_answers_at_two_levels_give_the_same_ipw(tmp_path, queryset, stub, flat_meter):  # noqa: F811
+def test_the_same_answers_at_two_levels_give_the_same_ipw(tmp_path, queryset, stub, flat_meter):
     one = _run(tmp_path, queryset, f"{stub}/timed/v1", concurrency=1, run_id="c1")
     four = _run(tmp_path, queryset, f"{stub}/timed/v1", concurrency=4, run_id="c4")
     for run in (one, four):
