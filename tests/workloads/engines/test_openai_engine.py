@@ -1,8 +1,8 @@
 """OpenAIEngine through the real ``openai`` client, against servers on loopback only.
 
-- A stdlib ``http.server`` in a thread plays scripted answers (a stream with usage, a 503, a
-  stream that breaks off, one that ends without a finish reason, one that never answers), so the
-  engine's error paths run through the real client and the real HTTP stack.
+- The stub server (tests/workloads/openai_stub.py, the ``stub`` fixture) plays scripted answers (a
+  stream with usage, a 503, a stream that breaks off, one that ends without a finish reason, one that
+  never answers), so the engine's error paths run through the real client and the real HTTP stack.
 - llama-cpp-python's own OpenAI-compatible server, started as a subprocess on the embedded default
   model with an API key, drives the engine end to end (skipped without ``llama-cpp-python[server]``).
 """
@@ -15,11 +15,9 @@ import secrets
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -28,157 +26,10 @@ from ipw.engines import GenerationSettings, get_engine
 from ipw.engines.openai import EngineError, OpenAIEngine, check_base_url, redact
 from ipw.engines.retry import AuthError
 from tests.workloads.engines.test_llamacpp_engine import installed
+from tests.workloads.openai_stub import HANG_S, TRICKLE_CHUNKS
 
 KEY_ENV = "IPW_TEST_OPENAI_KEY"
-SLOW_ANSWER_S = 3.0  # the "slow" script never waits longer than this
-TRICKLE_S = 0.3  # the "trickle" script's gap between chunks
-
-
-def _chunk(content=None, finish=None, role=None, usage=None) -> bytes:
-    delta = {k: v for k, v in (("role", role), ("content", content)) if v is not None}
-    body = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": "stub",
-        "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    if usage:
-        body["usage"] = usage
-    return f"data: {json.dumps(body)}\n\n".encode()
-
-
-class StubHandler(BaseHTTPRequestHandler):
-    """Answers according to the first path segment: /<script>/v1/chat/completions."""
-
-    protocol_version = "HTTP/1.1"
-    requests: list[dict] = []
-
-    def log_message(self, *args) -> None:  # keep pytest output clean
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        segment = self.path.strip("/").split("/")[0]  # "<script>" or "<script>-<argument>"
-        script, _, self.argument = segment.partition("-")
-        self.requests.append({"script": segment, "body": body, "authorization": self.headers.get("Authorization")})
-        getattr(self, f"answer_{script}")()
-
-    def _tries(self) -> int:
-        """How many requests this script's path has had, this one included."""
-        return sum(r["script"] == self.requests[-1]["script"] for r in self.requests)
-
-    def _start_stream(self, chunked: bool = True) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        if chunked:
-            self.send_header("Transfer-Encoding", "chunked")
-        else:
-            self.send_header("Connection", "close")
-        self.end_headers()
-
-    def _send(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def answer_usage(self) -> None:  # a well-behaved server that honours include_usage
-        self._start_stream()
-        self._send(_chunk(role="assistant", content=""))
-        for word in ("Hello", ",", " world"):
-            self._send(_chunk(content=word))
-        self._send(_chunk(finish="stop"))
-        self._send(_chunk(usage={"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}))
-        self._send(b"data: [DONE]\n\n")
-        self.wfile.write(b"0\r\n\r\n")
-
-    def answer_unavailable(self) -> None:  # 503, echoing the Authorization header it received
-        seen = self.headers.get("Authorization", "")
-        data = json.dumps({"error": {"message": f"model is loading (request had {seen})", "code": 503}}).encode()
-        self.send_response(503)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def answer_drop(self) -> None:  # streams, then the connection breaks inside the chunked body
-        self._start_stream()
-        self._send(_chunk(role="assistant", content="Hel"))
-        self._send(_chunk(content="lo"))
-        self.wfile.write(b"400\r\ndata: {\"trunc")
-        self.wfile.flush()
-        self.connection.shutdown(socket.SHUT_RDWR)
-        self.close_connection = True
-
-    def answer_unfinished(self) -> None:  # streams, then the body ends cleanly without finish_reason
-        self._start_stream(chunked=False)
-        self.wfile.write(_chunk(role="assistant", content="Hel") + _chunk(content="lo"))
-        self.wfile.flush()
-        self.close_connection = True
-
-    def answer_stall(self) -> None:  # streams, then goes quiet
-        self._start_stream()
-        self._send(_chunk(role="assistant", content="Hel"))
-        time.sleep(SLOW_ANSWER_S)
-        self.close_connection = True
-
-    def _status(self, code: int, body: bytes = b'{"error": {"message": "no"}}', kind: str = "application/json") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def answer_flaky(self) -> None:  # /flaky-N: 503 for the first N requests to this path, then an answer
-        if self._tries() <= int(self.argument.split(".")[0]):
-            return self._status(503, b'{"error": {"message": "overloaded"}}')
-        self.answer_usage()
-
-    def answer_status(self) -> None:  # /status-CODE.tag: always that status
-        self._status(int(self.argument.split(".")[0]))
-
-    def answer_html(self) -> None:  # a login page with status 200
-        self._status(200, b"<!doctype html><html><body>Please log in</body></html>", "text/html; charset=utf-8")
-
-    def answer_echo(self) -> None:  # streams the request headers back as the answer
-        self._start_stream()
-        self._send(_chunk(role="assistant", content=""))
-        self._send(_chunk(content=f"you sent {dict(self.headers)}"))
-        self._send(_chunk(finish="stop"))
-        self._send(b"data: [DONE]\n\n")
-        self.wfile.write(b"0\r\n\r\n")
-
-    def answer_trickle(self) -> None:  # one chunk every TRICKLE_S, ten of them
-        self._start_stream()
-        self._send(_chunk(role="assistant", content=""))
-        for _ in range(10):
-            time.sleep(TRICKLE_S)
-            self._send(_chunk(content="x"))
-        self._send(_chunk(finish="stop"))
-        self._send(b"data: [DONE]\n\n")
-        self.wfile.write(b"0\r\n\r\n")
-
-    def answer_slow(self) -> None:  # accepts, then says nothing for a while
-        time.sleep(SLOW_ANSWER_S)
-        self.close_connection = True
-
-
-class StubServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:  # clients hanging up are expected here
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-@pytest.fixture(scope="module")
-def stub():
-    server = StubServer(("127.0.0.1", 0), StubHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+TRICKLE_S = 0.3  # the gap between chunks of the stub's mode trickle-300
 
 
 @pytest.fixture
@@ -198,8 +49,8 @@ def _assert_no_key(key: str, *things: object) -> None:
         assert key not in repr(thing) and key not in str(thing)
 
 
-def test_streams_with_server_usage_and_sends_the_settings(stub, key):
-    StubHandler.requests.clear()
+def test_streams_with_server_usage_and_sends_the_settings(stub, server, key):
+    server.sent.clear()
     settings = GenerationSettings(max_tokens=9, temperature=0.5, top_p=0.9, seed=7, stop=("\n\n",))
     with _engine(stub, "usage") as engine:
         g = engine.generate("Say hello.", settings)
@@ -210,7 +61,7 @@ def test_streams_with_server_usage_and_sends_the_settings(stub, key):
     assert g.finish_reason == "stop"
     assert g.t_start_s < g.t_first_token_s < g.t_last_token_s < g.t_end_s
     assert g.tpot_s == (g.t_last_token_s - g.t_first_token_s) / 2  # two gaps between three chunks
-    (request,) = StubHandler.requests
+    (request,) = server.sent
     body = request["body"]
     assert body["messages"] == [{"role": "user", "content": "Say hello."}]
     assert {k: body[k] for k in ("max_tokens", "temperature", "top_p", "seed", "stop", "stream")} == {
@@ -227,8 +78,8 @@ def test_token_times_come_from_the_ipw_clock(stub, clock):
     assert 1000 < g.t_start_s < g.t_first_token_s < g.t_last_token_s < g.t_end_s < 1000.001
 
 
-def test_key_is_read_at_each_request_and_not_sent_when_unset(stub, key, monkeypatch):
-    StubHandler.requests.clear()
+def test_key_is_read_at_each_request_and_not_sent_when_unset(stub, server, key, monkeypatch):
+    server.sent.clear()
     engine = _engine(stub, "usage")
     engine.generate("a", GenerationSettings())
     monkeypatch.setenv(KEY_ENV, "sk-rotated")
@@ -236,7 +87,7 @@ def test_key_is_read_at_each_request_and_not_sent_when_unset(stub, key, monkeypa
     monkeypatch.delenv(KEY_ENV)
     engine.generate("c", GenerationSettings())
     engine.close()
-    assert [r["authorization"] for r in StubHandler.requests] == [f"Bearer {key}", "Bearer sk-rotated", None]
+    assert [r["authorization"] for r in server.sent] == [f"Bearer {key}", "Bearer sk-rotated", None]
 
 
 def test_503_is_an_error_with_its_status_and_never_shows_the_key(stub, key, caplog):
@@ -263,16 +114,16 @@ def test_a_stream_that_breaks_off_is_an_error_not_a_short_answer(stub, key):
 
 def test_a_stream_without_finish_reason_is_an_error(stub, key):
     with pytest.raises(EngineError, match=r"ended before the answer was finished \(no finish_reason after 2 chunks\)"):
-        _engine(stub, "unfinished").generate("Say hello.", GenerationSettings())
+        _engine(stub, "eof").generate("Say hello.", GenerationSettings())
 
 
 def test_timeout_is_a_clear_error(stub):
-    engine = _engine(stub, "slow", timeout_s=0.3)
+    engine = _engine(stub, "hang", timeout_s=0.3)
     started = time.monotonic()
     with pytest.raises(EngineError, match=r"no answer within 0.3 s") as info:
         engine.generate("Say hello.", GenerationSettings())
     assert info.value.status_code is None
-    assert time.monotonic() - started < SLOW_ANSWER_S  # it gave up on its own, before the server answered
+    assert time.monotonic() - started < HANG_S  # it gave up on its own, before the server answered
 
 
 def test_a_stream_that_goes_quiet_times_out(stub):
@@ -307,57 +158,57 @@ def _tag() -> str:
     return secrets.token_hex(4)
 
 
-def _sent(path: str) -> int:
-    return sum(r["script"] == path for r in StubHandler.requests)
+def _sent(server, path: str) -> int:
+    return sum(m == path for m, _ in server.requests)
 
 
-def test_a_transient_503_is_retried_and_the_tries_are_recorded(stub, key):
+def test_a_transient_503_is_retried_and_the_tries_are_recorded(stub, server, key):
     path = f"flaky-2.{_tag()}"
     g = _engine(stub, path, tries=3).generate("Say hello.", GenerationSettings())
-    assert g.text == "Hello, world" and g.extra["attempts"] == 3 and _sent(path) == 3
+    assert g.text == "ok" and g.extra["attempts"] == 3 and _sent(server, path) == 3
 
 
-def test_a_query_that_still_fails_says_how_often_it_was_tried(stub, key):
+def test_a_query_that_still_fails_says_how_often_it_was_tried(stub, server, key):
     path = f"flaky-5.{_tag()}"
-    with pytest.raises(EngineError, match=r"answered 503: .*overloaded \(after 3 tries\)") as info:
+    with pytest.raises(EngineError, match=r"answered 503: .*overloaded, try again \(after 3 tries\)") as info:
         _engine(stub, path, tries=3).generate("Say hello.", GenerationSettings())
-    assert info.value.attempts == 3 and _sent(path) == 3 and info.value.status_code == 503
+    assert info.value.attempts == 3 and _sent(server, path) == 3 and info.value.status_code == 503
 
 
 @pytest.mark.parametrize("code", [401, 403])
-def test_refused_credentials_stop_at_once_with_the_reason(stub, key, code):
+def test_refused_credentials_stop_at_once_with_the_reason(stub, server, key, code):
     path = f"status-{code}.{_tag()}"
     with pytest.raises(AuthError, match=rf"answered {code}: .*no -- the server refused the credentials; check the key in \${KEY_ENV}") as info:
         _engine(stub, path, tries=5).generate("Say hello.", GenerationSettings())
-    assert info.value.status_code == code and _sent(path) == 1
+    assert info.value.status_code == code and _sent(server, path) == 1
     _assert_no_key(key, info.value)
 
 
-def test_a_client_error_is_not_retried(stub, key):
+def test_a_client_error_is_not_retried(stub, server, key):
     path = f"status-400.{_tag()}"
     with pytest.raises(EngineError, match="answered 400"):
         _engine(stub, path, tries=5).generate("Say hello.", GenerationSettings())
-    assert _sent(path) == 1
+    assert _sent(server, path) == 1
 
 
-def test_an_html_page_with_status_200_is_a_clear_error(stub, key):
+def test_an_html_page_with_status_200_is_a_clear_error(stub, server, key):
     path = f"html-{_tag()}"
     with pytest.raises(EngineError, match=r"answered with an HTML page, not an event stream: is the base URL the API root"):
         _engine(stub, path, tries=3).generate("Say hello.", GenerationSettings())
-    assert _sent(path) == 1
+    assert _sent(server, path) == 1
 
 
-def test_a_trickling_answer_hits_the_per_query_deadline_and_is_not_retried(stub, key):
-    path = f"trickle-{_tag()}"
+def test_a_trickling_answer_hits_the_per_query_deadline_and_is_not_retried(stub, server, key):
+    path = f"trickle-{TRICKLE_S * 1e3:.0f}.{_tag()}"
     engine = _engine(stub, path, tries=3, timeout_s=10 * TRICKLE_S, deadline_s=3.5 * TRICKLE_S)
     with pytest.raises(EngineError, match=r"was not finished within 1.05 s \(deadline_s\) after (\d) chunks") as info:
         engine.generate("Say hello.", GenerationSettings())
     chunks = int(info.value.args[0].rsplit("after ", 1)[1].split()[0])
-    assert chunks < 10 and _sent(path) == 1  # the read timeout alone would have let all ten through
+    assert chunks < TRICKLE_CHUNKS and _sent(server, path) == 1  # the read timeout alone would have let all through
 
 
 def test_a_silent_server_is_cut_by_the_deadline_not_only_the_read_timeout(stub):
-    engine = _engine(stub, "slow", tries=3, timeout_s=30, deadline_s=0.3)
+    engine = _engine(stub, "hang", tries=3, timeout_s=30, deadline_s=0.3)
     with pytest.raises(EngineError, match=r"no answer within the query's 0.3 s deadline \(deadline_s\)"):
         engine.generate("Say hello.", GenerationSettings())
 
