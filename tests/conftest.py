@@ -62,3 +62,23 @@ def estimate_only(monkeypatch, tmp_path):
     monkeypatch.setattr(rapl, "DEFAULT_ROOT", tmp_path / "no-powercap")
     monkeypatch.setattr(jetson, "DEFAULT_ROOT", tmp_path / "no-jetson")
     monkeypatch.setattr(discover.sys, "platform", "linux")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Once pytest has reported (and its own faulthandler is off): free what the tests left alive
+    while every module is still whole, and keep faulthandler on through the interpreter's shutdown.
+
+    A CI run ended with a segmentation fault (exit 139) after every test had passed and been
+    reported: a native object (a llama.cpp model, a Ray client's threads) freed during interpreter
+    finalization, when the Python objects its destructor uses may be gone already. Freeing them here
+    makes that unlikely; if it happens still, the traceback of every thread is printed, naming it."""
+    import faulthandler
+    import gc
+    import sys
+
+    faulthandler.enable(file=sys.__stderr__, all_threads=True)
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+    gc.collect()
