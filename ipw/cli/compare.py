@@ -48,13 +48,12 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, layout: st
       ipw compare runs/a runs/b --release-date a=2024-07-23 --release-date b=2025-04-29
       ipw compare launches/grid-1/* --table grid
     """
-    import numpy as np
     import pandas as pd
 
     from ipw.cli.text import table as text_table
     from ipw.core.missing import reasons
     from ipw.core.records import finite
-    from ipw.reports.tables import hardware_name, model_name, summarized
+    from ipw.reports.tables import energy_label, run_names, summarized
     from ipw.science.intelligence.metrics import NoCoverageEnergy
     from ipw.store import load
 
@@ -68,13 +67,10 @@ def compare(runs: tuple[str, ...], energy: str, routing: RoutingArgs, layout: st
         if run.queries.empty:
             raise IpwError(f"run {path} has no query records yet; nothing to compare")
         loaded[name] = run.queries
-        rows.append(summarized(run, run.queries, energy).assign(  # the run's summary.json where valid for it
-            run=name, model=model_name(run), hardware=hardware_name(run),
-            engine=str((run.manifest.get("engine") or {}).get("engine", "?")),
-            status=run.unfinished or "complete"))
+        rows.append(summarized(run, run.queries, energy).assign(**run_names(run, name)))  # summary.json where valid
         unfinished[name] = run.unfinished
     table = pd.concat(rows, ignore_index=True)
-    table["energy"] = np.where(table["measured"].astype(bool), "measured", "estimate")
+    table["energy"] = energy_label(table["measured"])
     why = [reasons(r) for r in table.to_dict(orient="records")]
     cols = ["run", "status", "n", "accuracy", "ipw_per_w", "ipj_per_j", "energy_scope", "scope_energy_j_mean", "energy",
             "power_w_mean", "e2e_s_mean"]

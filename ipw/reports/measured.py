@@ -298,9 +298,11 @@ def routing(runs: Mapping[str, Run], request: RoutingRequest, energy: str = DEFA
     )
 
 
-def trend(runs: Mapping[str, Run], request: TrendRequest, energy: str = DEFAULT_ENERGY) -> Section:
-    """The best available run's accuracy and IPW per release-date period, with its figure."""
-    points, tr = report_tables.trend_tables(runs, request.release_dates, energy, request.by)
+def trend(runs: Mapping[str, Run], request: TrendRequest, energy: str = DEFAULT_ENERGY,
+          summary: pd.DataFrame | None = None) -> Section:
+    """The best available run's accuracy and IPW per release-date period, with its figure
+    (``summary``: the report's table of runs, whose IPW the trend shows)."""
+    points, tr = report_tables.trend_tables(runs, request.release_dates, energy, request.by, summary)
     points = points.assign(release_date=points["release_date"].dt.date)
     lines = [f"from {tr.first} to {tr.last}: best IPW {_g(tr.ipw_first, ' /W')} -> {_g(tr.ipw_last, ' /W')} "
              f"(x{_g(tr.ipw_ratio)}); best accuracy {_pct(tr.accuracy_first)} -> {_pct(tr.accuracy_last)} "
@@ -314,7 +316,8 @@ def trend(runs: Mapping[str, Run], request: TrendRequest, energy: str = DEFAULT_
     return Section(
         "Release-date trend", key="trend", summary=tuple(lines), warnings=tuple(warnings),
         intro=(f"Per {period}, among the runs whose model was released by then: the best accuracy, the best IPW "
-               f"(accuracy / mean per-query power [1/W], energy on the {energy} basis) and the union coverage. The "
+               f"(each run's IPW of the table of runs [1/W], energy on the {energy} basis: accuracy / mean per-query "
+               "power, or for a served run / the device's power while serving) and the union coverage. The "
                "IPW paper (arXiv 2511.07885) reports IPW up 5.3x from 2023 to 2025 and the best local accuracy up "
                "from 23.2% to 71.3%. A run is a model on a machine: runs on one accelerator trace models alone."),
         tables=(Table("Best available run per period", tr.table),

@@ -103,7 +103,7 @@ def build_report(runs: Iterable[Path | str | Run], extras: Iterable[Path | str] 
     if routing is not None:
         sections.append(measured.routing(loaded, routing, energy))
     if trend is not None:
-        sections.append(measured.trend(loaded, trend, energy))
+        sections.append(measured.trend(loaded, trend, energy, summary))
     if loaded:
         sections += [measured.energy(loaded, energy, summary), measured.samples(loaded, energy)]
     sections += [load_extra(p) for p in extras]

@@ -65,6 +65,19 @@ def hardware_name(run: Run) -> str:
     return str((run.manifest.get("hardware", {}) or {}).get("summary") or "?")
 
 
+def run_names(run: Run, name: str) -> dict:
+    """What names a run in a table of runs: ``run`` (its unique name), ``model``, ``hardware``,
+    ``engine`` and ``status`` (``complete``, or what :attr:`Run.unfinished` says)."""
+    return {"run": name, "model": model_name(run), "hardware": hardware_name(run),
+            "engine": str((run.manifest.get("engine", {}) or {}).get("engine", "?")),
+            "status": run.unfinished or "complete"}
+
+
+def energy_label(measured: pd.Series) -> np.ndarray:
+    """``measured`` or ``estimate`` for each of a summary's ``measured`` (or ``system_measured``) flags."""
+    return np.where(measured.astype(bool), MEASURED, ESTIMATE)
+
+
 def _ci(frame: pd.DataFrame, col: str) -> pd.DataFrame:
     lo_hi = np.array([tuple(v) if isinstance(v, (tuple, list)) else (np.nan, np.nan) for v in frame[col]], dtype=float)
     lo_hi = lo_hi.reshape(-1, 2)
@@ -87,8 +100,7 @@ def _labelled(summary: pd.DataFrame) -> pd.DataFrame:
     and ``system_measured`` (:func:`ipw.science.intelligence.metrics.summarize` computes them with
     the rule of :func:`energy_kind`; a valid ``summary.json`` holds them): no second pass over the
     records."""
-    out = summary.assign(energy=np.where(summary["measured"].astype(bool), MEASURED, ESTIMATE),
-                         system_energy=np.where(summary["system_measured"].astype(bool), MEASURED, ESTIMATE))
+    out = summary.assign(energy=energy_label(summary["measured"]), system_energy=energy_label(summary["system_measured"]))
     return out.drop(columns=["measured", "system_measured"])
 
 
@@ -161,10 +173,7 @@ def summary_table(runs: Mapping[str, Run], energy: str = DEFAULT_ENERGY) -> pd.D
             continue
         (row,) = _rows(run, q, energy)
         row.pop("group", None)
-        rows.append(row | {"run": name, "model": model_name(run), "hardware": hardware_name(run),
-                           "engine": str((run.manifest.get("engine", {}) or {}).get("engine", "?")),
-                           "errors": int(q["error"].notna().sum()) if "error" in q else 0,
-                           "status": run.unfinished or "complete"})
+        rows.append(row | run_names(run, name) | {"errors": int(q["error"].notna().sum()) if "error" in q else 0})
     if not rows:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     table = _labelled(_tidy(_numbers(pd.DataFrame(rows))))
@@ -386,13 +395,14 @@ def routing_tables(runs: Mapping[str, Run], reference: str, costs=None, accuraci
 
 
 def trend_tables(runs: Mapping[str, Run], release_dates: Mapping[str, str] | None = None,
-                 energy: str = DEFAULT_ENERGY, by: str = "year"):
+                 energy: str = DEFAULT_ENERGY, by: str = "year", summary: pd.DataFrame | None = None):
     """The release-date trend (:mod:`ipw.science.intelligence.routing`): one row per run (release date, accuracy, IPW
     [1/W], IPJ [1/J]; :func:`ipw.science.intelligence.trend.model_points`) and the :class:`~ipw.science.intelligence.trend.Trend` of the
-    best available run per period (union coverage where 2+ runs are given)."""
+    best available run per period (union coverage where 2+ runs are given). Each run's IPW is that of
+    ``summary`` (:func:`summary_table` of these runs on this basis; computed when not given)."""
     from ipw.science.intelligence.trend import model_points, release_trend
 
     frames = _query_frames(runs, "the release-date trend")
-    ipws = {name: _rows(runs[name], frame, energy)[0]["ipw_per_w"] for name, frame in frames.items()}  # as the table of runs
-    points = model_points(frames, release_dates, energy, ipws)
+    summary = summary_table(runs, energy) if summary is None else summary
+    points = model_points(frames, release_dates, energy, dict(zip(summary["run"], summary["ipw_per_w"])))
     return points, release_trend(points, frames if len(frames) > 1 else None, by)
