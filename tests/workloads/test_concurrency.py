@@ -3,7 +3,7 @@
 Real parts: the runner, the async client (``openai.AsyncOpenAI`` over real HTTP), the sampler, the
 store, grading. Fakes only at the boundaries: the stub server on 127.0.0.1 (tests/workloads/openai_stub.py,
 the ``stub`` fixture) that streams tokens on a known schedule (mode ``timed``; ``refuse`` refuses
-concurrent streams, ``dropfirst`` and ``dropalways`` drop one mid-answer), and a meter (:class:`TraceMeter`, a real ``Meter`` subclass) whose cumulative energy
+concurrent streams, ``dropfirst`` and ``dropalways`` drop one mid-answer), and a meter (:class:`ClockMeter`, a real ``Meter`` subclass) whose cumulative energy
 follows a known function of time, so that the rule's exact expectation can be computed
 independently (a brute-force integral on a fine grid) and compared with what the run stored.
 llama-cpp-python's own server is driven at concurrency 2 and 4 (skipped where not installed).
@@ -45,24 +45,30 @@ def energy_j(t):
             + 10.0 * 0.05 / (2 * np.pi) * (1 - np.cos(2 * np.pi * t / 0.05)))  # fmt: skip
 
 
-class TraceMeter(Meter):
-    """Cumulative energy = ``energy_j(now() - t0)``: an exact counter (no update period) at 1 uJ."""
+class ClockMeter(Meter):
+    """A real ``Meter`` whose cumulative energy [J] of each domain is ``energy_at(t)``, ``t`` [s]
+    since the meter opened (``infos``: its domains, with their update periods and resolutions)."""
 
-    family = "trace"
-
-    def __init__(self) -> None:
-        super().__init__([DomainInfo("gpu:0", "test.trace", True, 0.0, 1e-6, scope="accelerator")])
+    def __init__(self, infos: list[DomainInfo], energy_at, family: str = "trace") -> None:
+        super().__init__(infos)
+        self.family, self.energy_at = family, energy_at
         self.t0 = now()
 
     def _read_energy_j(self) -> dict[str, float]:
-        return {"gpu:0": float(energy_j(now() - self.t0))}
+        return self.energy_at(now() - self.t0)
+
+
+def only_meter(monkeypatch, meter: Meter) -> Meter:
+    """Make ``meter`` the one meter discovery finds."""
+    monkeypatch.setattr(discover_module, "discover", lambda *a, **k: discover_module.Discovery([meter], []))
+    return meter
 
 
 @pytest.fixture
 def trace_meter(monkeypatch):
-    meter = TraceMeter()
-    monkeypatch.setattr(discover_module, "discover", lambda *a, **k: discover_module.Discovery([meter], []))
-    return meter
+    """Cumulative energy = ``energy_j(t)``: an exact counter (no update period) at 1 uJ."""
+    info = DomainInfo("gpu:0", "test.trace", True, 0.0, 1e-6, scope="accelerator")
+    return only_meter(monkeypatch, ClockMeter([info], lambda t: {"gpu:0": float(energy_j(t))}))
 
 
 def _frame(run):

@@ -8,37 +8,22 @@ import math
 
 import pytest
 
-from ipw.core.clock import now
-from ipw.devices import discover as discover_module
-from ipw.devices.base import DomainInfo, Meter
+from ipw.devices.base import DomainInfo
 from ipw.cli.profile import print_summary
 from ipw.store import read_summary
-from tests.workloads.test_concurrency import N_QUERIES, QUERIES, _run, energy_j  # noqa: F401 - QUERIES (the queryset fixture)
+from tests.workloads.test_concurrency import N_QUERIES, QUERIES, ClockMeter, _run, energy_j, only_meter  # noqa: F401 - QUERIES (the queryset fixture)
 
 STEP_S = 0.5  # the counter's update period: longer than any stub query (60 ms + 5 x 20 ms)
 
 
-class SteppedMeter(Meter):
-    """The trace's counter, updated every STEP_S (the value holds between updates), and one that
-    updates every millisecond: only the first's domain is flagged."""
-
-    family = "stepped"
-
-    def __init__(self) -> None:
-        super().__init__([DomainInfo("gpu:0", "test.stepped", True, STEP_S, 1e-6, scope="accelerator"),
-                          DomainInfo("cpu:0", "test.fine", True, 1e-3, 1e-6, scope="host")])
-        self.t0 = now()
-
-    def _read_energy_j(self) -> dict[str, float]:
-        t = now() - self.t0
-        return {"gpu:0": float(energy_j(math.floor(t / STEP_S) * STEP_S)), "cpu:0": 12.0 * t}
-
-
 @pytest.fixture
 def stepped(monkeypatch):
-    meter = SteppedMeter()
-    monkeypatch.setattr(discover_module, "discover", lambda *a, **k: discover_module.Discovery([meter], []))
-    return meter
+    """The trace's counter, updated every STEP_S (the value holds between updates), and one that
+    updates every millisecond: only the first's domain is flagged."""
+    infos = [DomainInfo("gpu:0", "test.stepped", True, STEP_S, 1e-6, scope="accelerator"),
+             DomainInfo("cpu:0", "test.fine", True, 1e-3, 1e-6, scope="host")]
+    return only_meter(monkeypatch, ClockMeter(infos, lambda t: {"gpu:0": float(energy_j(math.floor(t / STEP_S) * STEP_S)),
+                                                                "cpu:0": 12.0 * t}, family="stepped"))
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])

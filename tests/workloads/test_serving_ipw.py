@@ -17,34 +17,19 @@ import pytest
 from click.testing import CliRunner
 
 from ipw.cli import main
-from ipw.core.clock import now
-from ipw.devices import discover as discover_module
-from ipw.devices.base import DomainInfo, Meter
+from ipw.devices.base import DomainInfo
 from ipw.run import sweep
 from ipw.science.intelligence.metrics import serving_power_w, summarize
-from tests.workloads.test_concurrency import QUERIES, _run, energy_j, trace_meter  # noqa: F401 - QUERIES (the queryset fixture), trace_meter
+from tests.workloads.test_concurrency import QUERIES, ClockMeter, _run, energy_j, only_meter, trace_meter  # noqa: F401 - QUERIES (the queryset fixture), trace_meter
 
 FLAT_W = 40.0
 
 
-class FlatMeter(Meter):
-    """Cumulative energy = 40 W x the time since the meter opened: an exact counter at 1 uJ."""
-
-    family = "trace"
-
-    def __init__(self) -> None:
-        super().__init__([DomainInfo("gpu:0", "test.flat", True, 0.0, 1e-6, scope="accelerator")])
-        self.t0 = now()
-
-    def _read_energy_j(self) -> dict[str, float]:
-        return {"gpu:0": FLAT_W * (now() - self.t0)}
-
-
 @pytest.fixture
 def flat_meter(monkeypatch):
-    meter = FlatMeter()
-    monkeypatch.setattr(discover_module, "discover", lambda *a, **k: discover_module.Discovery([meter], []))
-    return meter
+    """Cumulative energy = 40 W x the time since the meter opened: an exact counter at 1 uJ."""
+    info = DomainInfo("gpu:0", "test.flat", True, 0.0, 1e-6, scope="accelerator")
+    return only_meter(monkeypatch, ClockMeter([info], lambda t: {"gpu:0": FLAT_W * t}))
 
 
 def test_the_same_answers_at_two_levels_give_the_same_ipw(tmp_path, queryset, stub, flat_meter):
