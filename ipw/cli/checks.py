@@ -78,10 +78,18 @@ def server_options(f):
     ])(f)  # fmt: skip
 
 
+RETRY_OPTIONS = {"retries": "tries", "retry_backoff": "backoff_s", "timeout_s": "timeout_s", "deadline_s": "deadline_s"}
+""":func:`server_options`' waits and tries (parameter names) -> the engine option each sets."""
+
+
+def engine_option(name: str, value):
+    """(engine option, value) that the command-line option ``name`` sets: ``--retries N`` is N + 1 tries."""
+    return RETRY_OPTIONS.get(name, name), value + 1 if name == "retries" else value
+
+
 def retry_options(o: dict) -> dict:
     """The engine options of :func:`server_options`' retry values."""
-    return {"tries": o["retries"] + 1, "backoff_s": o["retry_backoff"], "timeout_s": o["timeout_s"],
-            "deadline_s": o["deadline_s"]}  # fmt: skip
+    return dict(engine_option(n, o[n]) for n in RETRY_OPTIONS)
 
 
 def distinct_runs(paths) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ipw.cli.checks import number, retry_options, run_options, server_options
+from ipw.cli.checks import engine_option, number, retry_options, run_options, server_options
 from ipw.cli.resume import given
 from ipw.cli.face import command
 
@@ -60,10 +60,7 @@ def launch(**o) -> None:
     from ipw.run.config import RunConfig
 
     if o["resume_dir"]:
-        spec = launcher.resume_spec(o["resume_dir"])
-        _check_resume(o, spec)
-        now = {k: o[k] for k in MAY_CHANGE if k in given(click.get_current_context())}  # the rest: the launch's
-        spec = replace(spec, **now | {"collect": o["collect"] or spec.collect})
+        spec = _resumed(o, launcher.resume_spec(o["resume_dir"]))
     else:
         if not o["shards"]:
             raise click.UsageError("give --shards N (or --resume LAUNCH)")
@@ -100,24 +97,28 @@ def _same(name: str, value, spec) -> bool:
     if name in ("models", "engines"):
         return False  # the grid of cells is the launch's own; its names are in launch.json
     if name in SAFE:  # a server's waits and tries: recorded in each shard's manifest, which its resume reads
-        wanted = value + 1 if name == "retries" else value
-        return all(c.engine_options.get(SAFE[name]) == wanted for c in configs)
+        key, wanted = engine_option(name, value)
+        return all(c.engine_options.get(key) == wanted for c in configs)
     return name in SAME and all(SAME[name](value, c) for c in configs)
 
 
-def _check_resume(o: dict, spec) -> None:
-    """Refuse, naming them, the options given beside --resume that differ from the launch's own: a
-    resumed shard continues with the options of its manifest, so another value would be ignored."""
+def _resumed(o: dict, spec):
+    """The launch being resumed with the options of :data:`MAY_CHANGE` given now. Refuses, naming
+    them, the other options given that differ from the launch's own: a resumed shard continues with
+    the options of its manifest, so another value would be ignored."""
     from ipw.cli.resume import flag
 
     ctx = click.get_current_context()
-    differ = [n for n in given(ctx) if n not in (*MAY_CHANGE, "quiet", "resume_dir") and not _same(n, o[n], spec)]
+    names = given(ctx)
+    differ = [n for n in names if n not in (*MAY_CHANGE, "quiet", "resume_dir") and not _same(n, o[n], spec)]
     if differ:
         shown = ", ".join(flag(ctx, n) for n in differ)
         raise click.UsageError(f"--resume {o['resume_dir']} continues the launch with the options of its launch.json "
                                f"and shard manifests; these differ from them: {shown}. Start a new launch for other "
                                f"options; with --resume only {', '.join(flag(ctx, n) for n in MAY_CHANGE)} "
                                "may change")  # fmt: skip
+    now = {k: o[k] for k in MAY_CHANGE if k in names}  # the rest: the launch's own
+    return replace(spec, **now | {"collect": o["collect"] or spec.collect})
 
 
 def _local(config):

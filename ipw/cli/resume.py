@@ -19,8 +19,9 @@ from pathlib import Path
 
 import click
 
-SAFE = {"timeout_s": "timeout_s", "deadline_s": "deadline_s", "retries": "tries", "retry_backoff": "backoff_s",
-        "api_key_env": "api_key_env"}  # fmt: skip
+from ipw.cli.checks import RETRY_OPTIONS, engine_option
+
+SAFE = RETRY_OPTIONS | {"api_key_env": "api_key_env"}
 """Options of the command line safe to change on resume -> the engine option each sets."""
 NEUTRAL = ("resume_run", "retry_errors", "quiet")
 NEW_RUN = ("run_id", "runs_dir")
@@ -111,10 +112,9 @@ def check(ctx: click.Context, o: dict, run: Path, cfg) -> tuple[dict, str]:
                                f"uses {cfg.engine}")  # fmt: skip
     changes, said = {}, []
     for n in safe:
-        value = o[n] + 1 if n == "retries" else o[n]
-        before = cfg.engine_options.get(SAFE[n])
-        if value != before:
-            changes[SAFE[n]] = value
+        key, value = engine_option(n, o[n])
+        if value != cfg.engine_options.get(key):
+            changes[key] = value
             said.append(f"{flag(ctx, n)} {o[n]:g}" if isinstance(o[n], float) else f"{flag(ctx, n)} {o[n]}")
     return changes, _taken(run, cfg) + (f"; applied from the command line: {', '.join(said)}" if said else "")
 
