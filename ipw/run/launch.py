@@ -47,7 +47,7 @@ from ipw.engines.openai import check_base_url
 from ipw.run import cluster
 from ipw.run import collect as collect_mod
 from ipw.store import MANIFEST, new_run_id, validate_run_id
-from ipw.store.files import write_atomic
+from ipw.store.files import write_json_atomic
 
 LAUNCH = "launch.json"
 RAY_INSTALL = "pip install 'ipw[ray]'  (or: pip install 'ray[default]>=2.9')"
@@ -277,7 +277,7 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
         earlier = json.loads((root / LAUNCH).read_text())
         record |= {"created": earlier.get("created"), "resumed": datetime.now(timezone.utc).isoformat(),
                    "outcomes": earlier.get("outcomes", {})}  # fmt: skip
-    write_atomic(root / LAUNCH, json.dumps(record, indent=2, default=str, allow_nan=False) + "\n")
+    write_json_atomic(root / LAUNCH, record, allow_nan=False)
 
     task = ray.remote(run_shard).options(max_retries=spec.max_retries, retry_exceptions=False, **resources)
     actor = _progress_actor(ray)
@@ -308,7 +308,7 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
                     failed[key] = _reason(e)
                     outcomes[key] = _home({"status": "failed", "error": failed[key]}, homes[key], getattr(e, "cause", None))
                 record["outcomes"] = outcomes
-                write_atomic(root / LAUNCH, json.dumps(record, indent=2, default=str, allow_nan=False) + "\n")
+                write_json_atomic(root / LAUNCH, record, allow_nan=False)
             try:
                 counts = ray.get(actor.snapshot.remote())
             except ray.exceptions.RayActorError:  # progress is for the bar alone: the shards go on without it
@@ -319,7 +319,7 @@ def launch(spec: LaunchSpec, engine_factory: Callable | None = None, progress: b
         bar.close()
         record |= {"status": "failed" if failed or pending else "complete", "ended": datetime.now(timezone.utc).isoformat(),
                    "outcomes": outcomes}  # fmt: skip
-        write_atomic(root / LAUNCH, json.dumps(record, indent=2, default=str, allow_nan=False) + "\n")
+        write_json_atomic(root / LAUNCH, record, allow_nan=False)
     return LaunchResult(root, [root / c.name for c in spec.cells], outcomes, failed)
 
 

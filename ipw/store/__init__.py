@@ -69,7 +69,7 @@ from ipw.store import columnar, damage
 from ipw.store.columnar import SEGMENT_RECORDS, SEGMENTS, decode_json
 from ipw.store.files import IDLE, MANIFEST, QUERIES, SUMMARY, TIMELINE
 from ipw.store.run import Run, TimelineSource
-from ipw.store.files import LOCK, FolderLock, RunLocked, StoreWriteError, append_durably, validate_run_id, write_atomic
+from ipw.store.files import LOCK, FolderLock, RunLocked, StoreWriteError, append_durably, validate_run_id, write_json_atomic
 
 log = logging.getLogger("ipw.store")
 
@@ -148,7 +148,7 @@ class RunStore:
 
     def write_json(self, name: str, obj) -> None:
         self.lock()
-        write_atomic(self.path / name, json.dumps(obj, indent=2, default=str) + "\n")
+        write_json_atomic(self.path / name, obj)
 
     @property
     def manifest(self) -> dict:

@@ -81,6 +81,11 @@ def write_atomic(path: Path, text: str) -> None:
         raise StoreWriteError(path, e) from e
 
 
+def write_json_atomic(path: Path, obj, allow_nan: bool = True) -> None:
+    """``obj`` as indented JSON (what JSON cannot hold as ``str``), replacing ``path`` whole or not at all."""
+    write_atomic(path, json.dumps(obj, indent=2, default=str, allow_nan=allow_nan) + "\n")
+
+
 def append_durably(path: Path, data: bytes) -> tuple[int, int]:
     """Append ``data`` with one write loop and one fsync; on failure cut the file back to its old
     size and raise :class:`StoreWriteError`. Returns the byte range written."""
